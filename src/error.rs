@@ -1,0 +1,186 @@
+//! The one error type of kiln. Every variant carries the object that failed (path, reference, registry URL with
+//! credentials redacted) so that the message alone tells the user what to fix; `exit_code` maps it to the CLI's
+//! contract (1 failure, 2 usage, 3 a version tag would be overwritten).
+
+use std::io;
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // ---- usage: the command line or a value on it is wrong (exit 2) ----
+    /// A flag value that does not parse. `flag` is the flag as typed, `expected` what would be valid.
+    #[error("invalid {flag} value {value:?}: {expected}")]
+    InvalidArg {
+        flag: &'static str,
+        value: String,
+        expected: String,
+    },
+    #[error("invalid digest {value:?}: {reason}")]
+    InvalidDigest { value: String, reason: String },
+    #[error("{0}")]
+    Usage(String),
+
+    // ---- input: the build directory and its files ----
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    /// Something in the input tree kiln refuses to put in a layer (device, socket, escape, changed file…).
+    #[error("{}: {reason}", path.display())]
+    Input { path: PathBuf, reason: String },
+
+    // ---- local OCI layout ----
+    #[error("OCI layout {}: {reason}", path.display())]
+    Layout { path: PathBuf, reason: String },
+    #[error("OCI layout {}: no image tagged {tag:?} (tags present: {available})", path.display())]
+    TagNotFound {
+        path: PathBuf,
+        tag: String,
+        available: String,
+    },
+
+    // ---- image content (config/manifest JSON) ----
+    #[error("{what}: {reason}")]
+    Image { what: String, reason: String },
+
+    // ---- registry ----
+    /// One failed HTTP exchange: `url` is already redacted. `code` is the registry's error code when it sent one.
+    #[error("{method} {url}: {}{message}", code.as_ref().map(|c| format!("{c}: ")).unwrap_or_default())]
+    Registry {
+        method: String,
+        url: String,
+        status: Option<u16>,
+        code: Option<String>,
+        message: String,
+    },
+    #[error("invalid image reference {value:?}: {reason}")]
+    InvalidReference { value: String, reason: String },
+
+    // ---- tags and versions ----
+    /// A tag exists with another digest; writing it would move it (exit 3).
+    #[error(
+        "tag {tag:?} in {repository} already points to {existing}, this build is {new}; refusing to move it. \
+         Use a new version (e.g. --version auto) or, if you really mean to move it, --force-tag"
+    )]
+    TagExists {
+        repository: String,
+        tag: String,
+        existing: String,
+        new: String,
+    },
+    #[error("{0}")]
+    Version(String),
+
+    /// Context added on the way up (what kiln was doing), keeping the cause as `source`.
+    #[error("{context}")]
+    Context {
+        context: String,
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::InvalidArg { .. }
+            | Error::InvalidDigest { .. }
+            | Error::Usage(_)
+            | Error::InvalidReference { .. } => 2,
+            Error::TagExists { .. } => 3,
+            Error::Context { source, .. } => source.exit_code(),
+            _ => 1,
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn input(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Input {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn layout(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
+        Error::Layout {
+            path: path.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub fn invalid_arg(
+        flag: &'static str,
+        value: impl Into<String>,
+        expected: impl Into<String>,
+    ) -> Self {
+        Error::InvalidArg {
+            flag,
+            value: value.into(),
+            expected: expected.into(),
+        }
+    }
+
+    /// Wrap with what kiln was doing.
+    pub fn context(self, context: impl Into<String>) -> Self {
+        Error::Context {
+            context: context.into(),
+            source: Box::new(self),
+        }
+    }
+}
+
+/// `.context("…")` on results, like anyhow's, but keeping our typed error.
+pub trait ResultExt<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> ResultExt<T> for Result<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| e.context(context()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_cli_contract() {
+        assert_eq!(Error::Usage("x".into()).exit_code(), 2);
+        assert_eq!(
+            Error::input("/x", "is a socket")
+                .context("building layer 1")
+                .exit_code(),
+            1
+        );
+        let e = Error::TagExists {
+            repository: "r".into(),
+            tag: "v1".into(),
+            existing: "a".into(),
+            new: "b".into(),
+        };
+        assert_eq!(e.context("publishing").exit_code(), 3);
+    }
+
+    #[test]
+    fn registry_error_shows_code() {
+        let e = Error::Registry {
+            method: "PUT".into(),
+            url: "https://h/v2/r/manifests/v1".into(),
+            status: Some(400),
+            code: Some("MANIFEST_INVALID".into()),
+            message: "manifest invalid".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "PUT https://h/v2/r/manifests/v1: MANIFEST_INVALID: manifest invalid"
+        );
+    }
+}

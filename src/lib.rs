@@ -1,0 +1,25 @@
+//! kiln: a daemonless, rootless OCI image builder.
+//!
+//! Data flows one way through one module per pipeline stage:
+//! `walk` (sorted, normalized entries) → `layer` (tar → diff_id → compress → digest, one pass) → `image` (config +
+//! manifest, raw bytes beside parsed values) → `store` (OCI layout) / `registry` (distribution API) →
+//! `versions`/`tags` (which tags to write, never moving one) → `output` (what stdout says).
+//! The `kiln` binary is a thin CLI over this library (`cli` turns flags into a typed plan, `commands` runs it).
+
+pub mod cli;
+pub mod commands;
+pub mod digest;
+pub mod error;
+pub mod image;
+pub mod layer;
+pub mod output;
+pub mod pin;
+pub mod reference;
+pub mod registry;
+pub mod store;
+pub mod target;
+pub mod versions;
+pub mod walk;
+
+pub use digest::Digest;
+pub use error::{Error, Result};

@@ -1,0 +1,2 @@
+//! Registry image references (`host[:port]/repo[:tag][@sha256:…]`) with docker's defaults.
+//! (Stub: being written.)
