@@ -17,6 +17,7 @@ pub mod pin;
 pub mod reference;
 pub mod registry;
 pub mod store;
+pub mod tag;
 pub mod target;
 pub mod versions;
 pub mod walk;
