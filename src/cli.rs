@@ -1,2 +1,359 @@
-//! stub
-pub fn main() -> i32 { 0 }
+//! The command line: clap definitions, and the step from raw flags to a typed plan. Nothing here touches disk or
+//! network; `commands` does the work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::commands::build::{BuildPlan, LayerSource};
+use crate::error::{Error, Result};
+use crate::image::{ConfigSpec, PlatformSpec};
+use crate::layer::Compression;
+use crate::tag::Tag;
+use crate::target::Target;
+use crate::walk::normalize_dest;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Build OCI images from build output, without a daemon, and give every build a unique version",
+    after_help = "Examples:\n  kiln build ./dist --prefix /app --entrypoint /app/server\n  \
+                  kiln build ./dist --to oci:./images --tag v1\n  kiln inspect oci:./images:v1"
+)]
+pub struct Cli {
+    /// Result format on stdout (logs always go to stderr)
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Only print results and errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More logging on stderr (-v: each step; -vv: more detail)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build an image from a directory of build output
+    #[command(after_help = "Examples:\n  kiln build ./dist\n  \
+        kiln build ./out --prefix /app --entrypoint /app/server --to oci:./images --tag v1\n  \
+        kiln build ./dist --layer ./node_modules:/app/node_modules --prefix /app/dist --cmd node --cmd /app/dist/index.js")]
+    Build(BuildArgs),
+    /// Show an image's manifest, config and layers
+    #[command(
+        after_help = "Examples:\n  kiln inspect oci:./kiln-images\n  kiln inspect oci:./images:v1 --output json"
+    )]
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Directory whose contents become the image's main layer
+    pub dir: PathBuf,
+    /// Where to publish: oci:PATH (a local OCI layout, created if absent)
+    #[arg(long, default_value = "oci:kiln-images")]
+    pub to: String,
+    /// Tag to publish (repeatable)
+    #[arg(long = "tag", short = 't')]
+    pub tags: Vec<String>,
+    /// Base image: scratch, or oci:PATH:TAG
+    #[arg(long, default_value = "scratch")]
+    pub base: String,
+    /// Absolute path in the image where DIR's contents land
+    #[arg(long, default_value = "/")]
+    pub prefix: String,
+    /// Entrypoint argument (repeat for each argument)
+    #[arg(long, allow_hyphen_values = true)]
+    pub entrypoint: Vec<String>,
+    /// Cmd argument (repeat for each argument)
+    #[arg(long, allow_hyphen_values = true)]
+    pub cmd: Vec<String>,
+    /// Environment variable K=V (merged into the base's by key)
+    #[arg(long)]
+    pub env: Vec<String>,
+    /// Working directory
+    #[arg(long)]
+    pub workdir: Option<String>,
+    /// User (name, UID or UID:GID)
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Config label K=V
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// Manifest annotation K=V
+    #[arg(long)]
+    pub annotation: Vec<String>,
+    /// Exposed port: PORT, PORT/tcp or PORT/udp
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// Target platform os/arch[/variant] (default: the base's, else this machine's)
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Extra layer SRC:DEST (a directory and where it lands), in order, after the main layer
+    #[arg(long)]
+    pub layer: Vec<String>,
+    /// Layer compression
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    pub compression: CompressionArg,
+    /// Compression level (gzip 1-9, default 1; zstd 1-19, default 3)
+    #[arg(long)]
+    pub compression_level: Option<i32>,
+    /// Owner of every file in the layers, UID:GID
+    #[arg(long, default_value = "0:0")]
+    pub chown: String,
+    /// Move a tag that already points at another image (never needed for new versions)
+    #[arg(long)]
+    pub force_tag: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompressionArg {
+    Gzip,
+    Zstd,
+    None,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// oci:PATH[:TAG|@DIGEST]
+    pub target: String,
+}
+
+/// Parse `K=V`; the key must be non-empty.
+pub fn parse_kv(flag: &'static str, s: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
+            Ok((k.to_string(), v.to_string()))
+        }
+        _ => Err(Error::invalid_arg(
+            flag,
+            s,
+            "expected KEY=VALUE with a non-empty key without spaces",
+        )),
+    }
+}
+
+/// `PORT[/tcp|udp]` → `PORT/proto` (tcp when absent).
+pub fn parse_expose(s: &str) -> Result<String> {
+    let (port, proto) = s.split_once('/').unwrap_or((s, "tcp"));
+    let valid_port = port.parse::<u16>().is_ok_and(|p| p > 0) && !port.starts_with('0');
+    if !valid_port || !matches!(proto, "tcp" | "udp" | "sctp") {
+        return Err(Error::invalid_arg(
+            "--expose",
+            s,
+            "expected PORT or PORT/tcp|udp|sctp with PORT in 1-65535, e.g. 8080 or 53/udp",
+        ));
+    }
+    Ok(format!("{port}/{proto}"))
+}
+
+fn parse_chown(s: &str) -> Result<(u64, u64)> {
+    let bad = || Error::invalid_arg("--chown", s, "expected numeric UID:GID, e.g. 1000:1000");
+    let (u, g) = s.split_once(':').ok_or_else(bad)?;
+    Ok((u.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?))
+}
+
+/// `SOURCE_DATE_EPOCH` (seconds since 1970, default 0): the time stamped on every entry and in the config.
+pub fn source_date_epoch() -> Result<u64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => v.trim().parse().map_err(|_| {
+            Error::invalid_arg(
+                "SOURCE_DATE_EPOCH",
+                v,
+                "expected a non-negative integer (seconds since 1970)",
+            )
+        }),
+        _ => Ok(0),
+    }
+}
+
+impl BuildArgs {
+    /// Validate every flag and turn them into a plan. Nothing is touched before this succeeds.
+    pub fn plan(&self) -> Result<BuildPlan> {
+        let target: Target = self.to.parse()?;
+        let tags = self
+            .tags
+            .iter()
+            .map(|t| t.parse::<Tag>())
+            .collect::<Result<Vec<_>>>()?;
+        let prefix = normalize_dest("--prefix", &self.prefix)?;
+        let mut layers = vec![LayerSource {
+            src: self.dir.clone(),
+            dest: prefix,
+            created_by: String::new(),
+        }];
+        for l in &self.layer {
+            let (src, dest) = l
+                .rsplit_once(':')
+                .filter(|(s, _)| !s.is_empty())
+                .ok_or_else(|| {
+                    Error::invalid_arg(
+                        "--layer",
+                        l,
+                        "expected SRC:DEST, e.g. ./node_modules:/app/node_modules",
+                    )
+                })?;
+            layers.push(LayerSource {
+                src: PathBuf::from(src),
+                dest: normalize_dest("--layer", dest)?,
+                created_by: String::new(),
+            });
+        }
+        let compression = match (self.compression, self.compression_level) {
+            (CompressionArg::Gzip, l) => {
+                let level = l.unwrap_or(1);
+                if !(1..=9).contains(&level) {
+                    return Err(Error::invalid_arg(
+                        "--compression-level",
+                        level.to_string(),
+                        "gzip levels are 1-9",
+                    ));
+                }
+                Compression::Gzip {
+                    level: level as u32,
+                }
+            }
+            (CompressionArg::Zstd, l) => {
+                let level = l.unwrap_or(3);
+                if !(1..=19).contains(&level) {
+                    return Err(Error::invalid_arg(
+                        "--compression-level",
+                        level.to_string(),
+                        "zstd levels are 1-19",
+                    ));
+                }
+                Compression::Zstd { level }
+            }
+            (CompressionArg::None, _) => Compression::None,
+        };
+        for l in &mut layers {
+            l.created_by = format!(
+                "kiln build: {} -> {} ({})",
+                l.src.display(),
+                if l.dest.is_empty() {
+                    "/".to_string()
+                } else {
+                    format!("/{}", l.dest)
+                },
+                compression_name(compression)
+            );
+        }
+        let config = ConfigSpec {
+            platform: self
+                .platform
+                .as_deref()
+                .map(str::parse::<PlatformSpec>)
+                .transpose()?,
+            entrypoint: (!self.entrypoint.is_empty()).then(|| self.entrypoint.clone()),
+            cmd: (!self.cmd.is_empty()).then(|| self.cmd.clone()),
+            env: self
+                .env
+                .iter()
+                .map(|e| parse_kv("--env", e))
+                .collect::<Result<_>>()?,
+            workdir: self.workdir.clone(),
+            user: self.user.clone(),
+            labels: self
+                .label
+                .iter()
+                .map(|e| parse_kv("--label", e))
+                .collect::<Result<_>>()?,
+            expose: self
+                .expose
+                .iter()
+                .map(|e| parse_expose(e))
+                .collect::<Result<_>>()?,
+            annotations: self
+                .annotation
+                .iter()
+                .map(|e| parse_kv("--annotation", e))
+                .collect::<Result<_>>()?,
+            created: source_date_epoch()?,
+        };
+        if let Some(w) = &config.workdir
+            && !w.starts_with('/')
+        {
+            return Err(Error::invalid_arg(
+                "--workdir",
+                w,
+                "expected an absolute path, e.g. /app",
+            ));
+        }
+        let base = match self.base.as_str() {
+            "scratch" => None,
+            b => Some(b.parse::<Target>()?),
+        };
+        let (uid, gid) = parse_chown(&self.chown)?;
+        Ok(BuildPlan {
+            target,
+            tags,
+            base,
+            layers,
+            config,
+            compression,
+            uid,
+            gid,
+            force_tag: self.force_tag,
+        })
+    }
+}
+
+fn compression_name(c: Compression) -> String {
+    match c {
+        Compression::Gzip { level } => format!("gzip -{level}"),
+        Compression::Zstd { level } => format!("zstd -{level}"),
+        Compression::None => "uncompressed".into(),
+    }
+}
+
+/// Run the CLI: parse, dispatch, print the error chain; returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match crate::commands::run(&cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("kiln: error: {e}");
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                eprintln!("  caused by: {s}");
+                src = s.source();
+            }
+            e.exit_code()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_and_expose() {
+        assert_eq!(
+            parse_kv("--env", "A=b=c").unwrap(),
+            ("A".into(), "b=c".into())
+        );
+        assert!(parse_kv("--env", "=x").is_err());
+        assert!(parse_kv("--env", "novalue").is_err());
+        assert_eq!(parse_expose("8080").unwrap(), "8080/tcp");
+        assert_eq!(parse_expose("53/udp").unwrap(), "53/udp");
+        for bad in ["0", "65536", "80/icmp", "x", "080"] {
+            assert!(parse_expose(bad).is_err(), "{bad}");
+        }
+    }
+}

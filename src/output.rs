@@ -1,1 +1,109 @@
-//! stub
+//! What kiln says: results on stdout (one reference per tag, or one JSON object), progress and logs on stderr.
+
+use std::fmt;
+use std::io::Write;
+
+use oci_spec::image::ImageManifest;
+use serde::Serialize;
+
+use crate::cli::OutputFormat;
+use crate::digest::Digest;
+use crate::image::{Json, PlatformSpec};
+use crate::tag::Tag;
+
+/// Logging to stderr, one plain line per finished step (never on stdout).
+#[derive(Debug, Clone, Copy)]
+pub struct Reporter {
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+impl Reporter {
+    pub fn step(&self, msg: fmt::Arguments<'_>) {
+        if !self.quiet {
+            eprintln!("kiln: {msg}");
+        }
+    }
+
+    pub fn debug(&self, msg: fmt::Arguments<'_>) {
+        if self.verbose > 0 && !self.quiet {
+            eprintln!("kiln: {msg}");
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerOut {
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+}
+
+/// The result of publishing one image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Published {
+    /// `oci:PATH` or `host/repo`, without tag.
+    pub repository: String,
+    pub digest: Digest,
+    pub tags: Vec<Tag>,
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    pub size: u64,
+    pub layers: Vec<LayerOut>,
+    pub platform: String,
+    /// `repository:tag@digest` per tag (or `repository@digest`), the lines text output prints.
+    pub references: Vec<String>,
+}
+
+impl Published {
+    pub fn new(
+        repository: String,
+        tags: Vec<Tag>,
+        manifest: &Json<ImageManifest>,
+        platform: PlatformSpec,
+    ) -> Self {
+        let digest = manifest.digest.clone();
+        let references = if tags.is_empty() {
+            vec![format!("{repository}@{digest}")]
+        } else {
+            tags.iter()
+                .map(|t| format!("{repository}:{t}@{digest}"))
+                .collect()
+        };
+        Published {
+            layers: manifest
+                .value
+                .layers()
+                .iter()
+                .map(|l| LayerOut {
+                    digest: Digest::from_oci(l.digest()).expect("we only write sha256 layers"),
+                    size: l.size(),
+                    media_type: l.media_type().to_string(),
+                })
+                .collect(),
+            repository,
+            digest,
+            tags,
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            size: manifest.bytes.len() as u64,
+            platform: platform.to_string(),
+            references,
+        }
+    }
+
+    pub fn print(&self, format: OutputFormat) {
+        let mut out = std::io::stdout().lock();
+        let _ = match format {
+            OutputFormat::Text => self
+                .references
+                .iter()
+                .try_for_each(|r| writeln!(out, "{r}")),
+            OutputFormat::Json => writeln!(
+                out,
+                "{}",
+                serde_json::to_string(self).expect("serializable")
+            ),
+        };
+    }
+}

@@ -1,1 +1,282 @@
-//! stub
+//! The local OCI image layout (`oci:PATH`), written with `ocidir`.
+//!
+//! Blobs are written through ocidir's `BlobWriter` (a temp file in the layout, renamed to its digest on
+//! `complete`), so a failed build leaves no half blob. `index.json` is only rewritten after every blob is in place,
+//! atomically (temp file + rename) and under an exclusive `flock` on the layout directory, so two kiln processes
+//! publishing into one layout never lose each other's tags.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
+use ocidir::OciDir;
+use ocidir::cap_std::{ambient_authority, fs::Dir};
+
+use crate::digest::{Digest, HashingWriter};
+use crate::error::{Error, Result};
+use crate::image::{ANNOTATION_REF_NAME, Json, canonical_json, descriptor};
+use crate::tag::Tag;
+
+pub struct Layout {
+    path: PathBuf,
+    oci: OciDir,
+}
+
+/// One entry of `index.json`: a manifest (or index) and the tag it carries, if any.
+#[derive(Debug, Clone)]
+pub struct IndexEntry {
+    pub tag: Option<String>,
+    pub descriptor: Descriptor,
+}
+
+impl Layout {
+    /// Open an existing layout; a missing or invalid one is an error naming the path.
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.join("oci-layout").is_file() {
+            return Err(Error::layout(
+                path,
+                "not an OCI image layout (no oci-layout file); build into it first with `kiln build DIR --to oci:PATH`",
+            ));
+        }
+        let dir =
+            Dir::open_ambient_dir(path, ambient_authority()).map_err(|e| Error::io(path, e))?;
+        let oci = OciDir::open(dir).map_err(|e| Error::layout(path, e))?;
+        Ok(Layout {
+            path: path.to_path_buf(),
+            oci,
+        })
+    }
+
+    /// Open a layout, creating it (and its parent directories) if absent. Returns whether it was created, so a
+    /// failed first build can remove it again.
+    pub fn open_or_create(path: &Path) -> Result<(Self, bool)> {
+        if path.join("oci-layout").is_file() {
+            return Ok((Self::open(path)?, false));
+        }
+        let existed = path.exists();
+        if existed
+            && fs::read_dir(path)
+                .map_err(|e| Error::io(path, e))?
+                .next()
+                .is_some()
+        {
+            return Err(Error::layout(
+                path,
+                "exists and is not an empty directory or an OCI layout; choose another --to oci:PATH",
+            ));
+        }
+        fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+        let dir =
+            Dir::open_ambient_dir(path, ambient_authority()).map_err(|e| Error::io(path, e))?;
+        let oci = OciDir::ensure(dir).map_err(|e| Error::layout(path, e))?;
+        Ok((
+            Layout {
+                path: path.to_path_buf(),
+                oci,
+            },
+            !existed,
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where a blob lives on disk (for streaming uploads and copies).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.path.join("blobs/sha256").join(digest.hex())
+    }
+
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// A writer for a new blob: a temp file in the layout; `finish_blob` names it by its digest.
+    pub fn blob_writer(&self) -> Result<ocidir::BlobWriter<'_>> {
+        self.oci
+            .create_blob()
+            .map_err(|e| Error::layout(&self.path, e))
+    }
+
+    /// Complete a blob written through `blob_writer`: returns its digest and size.
+    pub fn finish_blob(&self, w: ocidir::BlobWriter<'_>) -> Result<(Digest, u64)> {
+        let blob = w.complete().map_err(|e| Error::layout(&self.path, e))?;
+        let digest: Digest = format!("sha256:{}", blob.sha256().digest()).parse()?;
+        Ok((digest, blob.size()))
+    }
+
+    /// Store a small blob (config, manifest) whose digest is already known; a present blob is reused.
+    pub fn put_bytes(&self, bytes: &[u8], digest: &Digest) -> Result<()> {
+        if self.has_blob(digest) {
+            return Ok(());
+        }
+        let mut w = self.blob_writer()?;
+        w.write_all(bytes).map_err(|e| Error::io(&self.path, e))?;
+        let (got, _) = self.finish_blob(w)?;
+        debug_assert_eq!(&got, digest);
+        Ok(())
+    }
+
+    /// Read a blob whole (JSON documents only), verifying it hashes to `digest`.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let p = self.blob_path(digest);
+        let bytes = fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        if Digest::of(&bytes) != *digest {
+            return Err(Error::layout(
+                &self.path,
+                format!("blob {digest} is corrupt (its content has another digest)"),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Copy a blob from another layout (base images), verifying it on the way; hardlinked when possible.
+    pub fn import_blob(&self, from: &Layout, digest: &Digest) -> Result<()> {
+        if self.has_blob(digest) {
+            return Ok(());
+        }
+        let src = from.blob_path(digest);
+        if fs::hard_link(&src, self.blob_path(digest)).is_ok() {
+            return Ok(());
+        }
+        let mut f = File::open(&src).map_err(|e| Error::io(&src, e))?;
+        let mut w = HashingWriter::new(self.blob_writer()?);
+        io::copy(&mut f, &mut w).map_err(|e| Error::io(&src, e))?;
+        let (got, _, w) = w.finish();
+        if got != *digest {
+            return Err(Error::layout(
+                from.path(),
+                format!("blob {digest} is corrupt (its content has digest {got})"),
+            ));
+        }
+        self.finish_blob(w)?;
+        Ok(())
+    }
+
+    /// All entries of index.json (an absent index is empty).
+    pub fn entries(&self) -> Result<Vec<IndexEntry>> {
+        Ok(self
+            .read_index()?
+            .manifests()
+            .iter()
+            .map(|d| IndexEntry {
+                tag: d
+                    .annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(ANNOTATION_REF_NAME).cloned()),
+                descriptor: d.clone(),
+            })
+            .collect())
+    }
+
+    /// The manifest a tag points at.
+    pub fn resolve(&self, tag: &str) -> Result<Option<Descriptor>> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .find(|e| e.tag.as_deref() == Some(tag))
+            .map(|e| e.descriptor))
+    }
+
+    /// Tags present, in index order.
+    pub fn tags(&self) -> Result<Vec<String>> {
+        Ok(self.entries()?.into_iter().filter_map(|e| e.tag).collect())
+    }
+
+    fn read_index(&self) -> Result<ImageIndex> {
+        let p = self.path.join("index.json");
+        match fs::read(&p) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| Error::layout(&self.path, format!("index.json is not valid: {e}"))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(ImageIndexBuilder::default()
+                .schema_version(2u32)
+                .media_type(MediaType::ImageIndex)
+                .manifests(vec![])
+                .build()
+                .expect("empty index")),
+            Err(e) => Err(Error::io(p, e)),
+        }
+    }
+
+    /// Take the layout's lock for a read-check-write of index.json. Held until the guard drops.
+    pub fn lock(&self) -> Result<LayoutLock> {
+        let f = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        // SAFETY: flock on a valid, owned fd; no memory is involved.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(Error::io(&self.path, io::Error::last_os_error()));
+        }
+        Ok(LayoutLock { _file: f })
+    }
+
+    /// Point `tag` (or, with `None`, an untagged entry) at a manifest already stored. Caller holds the lock and has
+    /// decided the tag may be (re)written; any entry with the same tag is replaced.
+    pub fn set_tag(
+        &self,
+        _lock: &LayoutLock,
+        tag: Option<&Tag>,
+        manifest: &Json<oci_spec::image::ImageManifest>,
+        platform: Option<oci_spec::image::Platform>,
+    ) -> Result<()> {
+        let mut index = self.read_index()?;
+        let mut manifests = index.manifests().clone();
+        let mut desc = descriptor(
+            MediaType::ImageManifest,
+            &manifest.digest,
+            manifest.bytes.len(),
+        )?;
+        desc.set_platform(platform);
+        match tag {
+            Some(t) => {
+                manifests.retain(|d| {
+                    d.annotations()
+                        .as_ref()
+                        .and_then(|a| a.get(ANNOTATION_REF_NAME))
+                        != Some(&t.to_string())
+                });
+                let mut ann = std::collections::HashMap::new();
+                ann.insert(ANNOTATION_REF_NAME.to_string(), t.to_string());
+                desc.set_annotations(Some(ann));
+            }
+            None => {
+                if manifests.iter().any(|d| d.digest() == desc.digest()) {
+                    return Ok(());
+                }
+            }
+        }
+        manifests.push(desc);
+        index.set_manifests(manifests);
+        index.set_media_type(Some(MediaType::ImageIndex));
+        self.write_index(&index)
+    }
+
+    fn write_index(&self, index: &ImageIndex) -> Result<()> {
+        let bytes = canonical_json(index)?;
+        let tmp = self
+            .path
+            .join(format!(".index.json.kiln-{}", std::process::id()));
+        let res = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, self.path.join("index.json"))
+        })();
+        if let Err(e) = res {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io(self.path.join("index.json"), e));
+        }
+        Ok(())
+    }
+
+    /// Open a blob for streaming reads.
+    pub fn open_blob(&self, digest: &Digest) -> Result<impl Read> {
+        let p = self.blob_path(digest);
+        File::open(&p).map_err(|e| Error::io(&p, e))
+    }
+}
+
+/// Exclusive lock on a layout; released on drop (closing the fd releases the flock).
+pub struct LayoutLock {
+    _file: File,
+}

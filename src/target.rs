@@ -1,1 +1,127 @@
-//! stub
+//! Where an image is read from or written to: `oci:PATH[:TAG|@DIGEST]` (a local OCI layout, the convention skopeo
+//! and podman use) or a registry reference.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::tag::Tag;
+
+/// A local OCI layout, optionally narrowed to one image by tag or digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutRef {
+    /// As the user wrote it (printed back the same way).
+    pub path: PathBuf,
+    pub tag: Option<Tag>,
+    pub digest: Option<Digest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Layout(LayoutRef),
+    /// A registry reference as typed (`host/repo[:tag]`); parsed by `reference::Reference`.
+    Registry(String),
+}
+
+impl FromStr for Target {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if let Some(rest) = s.strip_prefix("oci:") {
+            return parse_layout(s, rest).map(Target::Layout);
+        }
+        if let Some((transport, _)) = s.split_once(':')
+            && !transport.contains(['/', '.'])
+            && matches!(
+                transport,
+                "docker" | "docker-archive" | "oci-archive" | "dir" | "containers-storage"
+            )
+        {
+            return Err(Error::invalid_arg(
+                "target",
+                s,
+                "expected oci:PATH[:TAG] for a local layout, or REGISTRY/REPO[:TAG] for a registry \
+                 (without a docker:// prefix)",
+            ));
+        }
+        if s.is_empty() {
+            return Err(Error::invalid_arg(
+                "target",
+                s,
+                "expected oci:PATH or REGISTRY/REPO",
+            ));
+        }
+        Ok(Target::Registry(s.to_string()))
+    }
+}
+
+fn parse_layout(whole: &str, rest: &str) -> Result<LayoutRef> {
+    let bad = |why: &str| Error::invalid_arg("target", whole, why.to_string());
+    let (rest, digest) = match rest.rsplit_once('@') {
+        Some((p, d)) => (p, Some(d.parse::<Digest>()?)),
+        None => (rest, None),
+    };
+    // Like skopeo's oci transport, the path ends at the first ':'; what follows is the tag.
+    let (path, tag) = match rest.split_once(':') {
+        Some((p, t)) => (p, Some(t)),
+        None => (rest, None),
+    };
+    if path.is_empty() {
+        return Err(bad(
+            "the layout path after oci: is empty; e.g. oci:./images or oci:/tmp/layout:v1",
+        ));
+    }
+    if tag.is_some() && digest.is_some() {
+        return Err(bad("give a tag or a digest, not both"));
+    }
+    let tag = match tag {
+        Some(t) => Some(t.parse::<Tag>().map_err(|_| {
+            bad("the part after the second ':' must be a tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})")
+        })?),
+        None => None,
+    };
+    Ok(LayoutRef {
+        path: PathBuf::from(path),
+        tag,
+        digest,
+    })
+}
+
+impl fmt::Display for LayoutRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "oci:{}", self.path.display())?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_forms() {
+        let t: Target = "oci:./out:v1".parse().unwrap();
+        let Target::Layout(l) = t else { panic!() };
+        assert_eq!(l.path, PathBuf::from("./out"));
+        assert_eq!(l.tag.unwrap().as_str(), "v1");
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let Target::Layout(l) = format!("oci:/x/y@{d}").parse().unwrap() else {
+            panic!()
+        };
+        assert_eq!(l.digest.unwrap().to_string(), d);
+        assert!("oci:".parse::<Target>().is_err());
+        assert!("oci:x:bad/tag".parse::<Target>().is_err());
+        assert!("docker://x/y".parse::<Target>().is_err());
+        assert_eq!(
+            "reg.example.com/a/b:v1".parse::<Target>().unwrap(),
+            Target::Registry("reg.example.com/a/b:v1".into())
+        );
+    }
+}

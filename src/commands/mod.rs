@@ -1,1 +1,24 @@
-//! stub
+//! The subcommands, each a thin driver over the pipeline modules.
+
+pub mod build;
+pub mod inspect;
+
+use crate::cli::{Cli, Command};
+use crate::error::Result;
+use crate::output::Reporter;
+
+pub fn run(cli: &Cli) -> Result<()> {
+    let report = Reporter {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    match &cli.command {
+        Command::Build(args) => {
+            let plan = args.plan()?;
+            let published = build::run(&plan, &report)?;
+            published.print(cli.output);
+            Ok(())
+        }
+        Command::Inspect(args) => inspect::run(&args.target, cli.output),
+    }
+}
