@@ -185,7 +185,7 @@ impl BuildArgs {
             .iter()
             .map(|t| t.parse::<Tag>())
             .collect::<Result<Vec<_>>>()?;
-        let prefix = normalize_dest("--prefix", &self.prefix)?;
+        let prefix = normalize_dest(&self.prefix, "--prefix")?;
         let mut layers = vec![LayerSource {
             src: self.dir.clone(),
             dest: prefix,
@@ -204,7 +204,7 @@ impl BuildArgs {
                 })?;
             layers.push(LayerSource {
                 src: PathBuf::from(src),
-                dest: normalize_dest("--layer", dest)?,
+                dest: normalize_dest(dest, "--layer")?,
                 created_by: String::new(),
             });
         }

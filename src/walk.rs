@@ -47,7 +47,7 @@ pub fn walk(root: &Path, dest: &str) -> Result<Vec<Entry>> {
 }
 
 /// Validate an absolute image path (`--prefix`, `--layer` DEST) → normalized relative form (`app/x`, `` for `/`).
-pub fn normalize_dest(flag: &'static str, s: &str) -> Result<String> {
+pub fn normalize_dest(s: &str, flag: &'static str) -> Result<String> {
     let _ = (flag, s);
     unimplemented!("normalize_dest")
 }
