@@ -47,7 +47,7 @@ pub enum Command {
     #[command(after_help = "Examples:\n  kiln build ./dist\n  \
         kiln build ./out --prefix /app --entrypoint /app/server --to oci:./images --tag v1\n  \
         kiln build ./dist --layer ./node_modules:/app/node_modules --prefix /app/dist --cmd node --cmd /app/dist/index.js")]
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Show an image's manifest, config and layers
     #[command(
         after_help = "Examples:\n  kiln inspect oci:./kiln-images\n  kiln inspect oci:./images:v1 --output json"

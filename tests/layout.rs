@@ -1,0 +1,393 @@
+//! `kiln build` into local OCI layouts, checked with independent tools (skopeo, umoci, oci-image-tool, GNU tar)
+//! and for determinism, plus every bad input: a clear error, the right exit code, and an untouched layout.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use support::*;
+
+const GOLDEN: &str = include_str!("../testdata/golden.txt");
+
+fn golden(key: &str) -> String {
+    GOLDEN
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} ")))
+        .unwrap_or_else(|| panic!("no {key} in testdata/golden.txt"))
+        .trim()
+        .to_string()
+}
+
+/// Build the fixture into `layout` with the flags the golden digests were recorded with.
+fn build_fixture(src: &Path, layout: &Path, extra: &[&str]) -> String {
+    let to = format!("oci:{}", layout.display());
+    let mut args = vec![
+        "build",
+        src.to_str().unwrap(),
+        "--to",
+        &to,
+        "--tag",
+        "v1",
+        "--prefix",
+        "/app",
+        "--entrypoint",
+        "/app/bin/hello",
+        "--env",
+        "GREETING=hello",
+        "--label",
+        "org.opencontainers.image.title=fixture",
+        "--expose",
+        "8080",
+        "--platform",
+        "linux/amd64",
+    ];
+    args.extend_from_slice(extra);
+    let out = kiln_ok(&args);
+    let line = out.lines().next().unwrap().to_string();
+    let digest = line.rsplit_once('@').unwrap().1.to_string();
+    assert_eq!(line, format!("{to}:v1@{digest}"));
+    digest
+}
+
+#[test]
+fn build_is_valid_and_unpacks_to_the_source_tree() {
+    let t = tempdir();
+    let src = fixture(t.path());
+    let layout = t.path().join("layout");
+    let digest = build_fixture(&src, &layout, &[]);
+
+    // skopeo reads it and agrees on the digest of the exact manifest bytes.
+    let raw = run_ok(
+        "skopeo",
+        &["inspect", "--raw", &format!("oci:{}:v1", layout.display())],
+    );
+    assert_eq!(format!("sha256:{}", sha256_hex(raw.as_bytes())), digest);
+    let info = run_ok(
+        "skopeo",
+        &["inspect", &format!("oci:{}:v1", layout.display())],
+    );
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["Architecture"], "amd64");
+    assert_eq!(info["Os"], "linux");
+
+    // The layout is valid per the OCI image-spec validator.
+    run_ok(
+        "oci-image-tool",
+        &[
+            "validate",
+            "--type",
+            "imageLayout",
+            "--ref",
+            "v1",
+            layout.to_str().unwrap(),
+        ],
+    );
+
+    // umoci unpacks a tree identical to the source: content, modes, symlink targets, hardlinks.
+    let bundle = t.path().join("bundle");
+    run_ok(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:v1", layout.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    let rootfs = bundle.join("rootfs/app");
+    assert_eq!(tree_listing(&src), tree_listing(&rootfs));
+    let a = fs::metadata(rootfs.join("bin/hello")).unwrap();
+    let b = fs::metadata(rootfs.join("bin/hello-again")).unwrap();
+    assert_eq!(a.ino(), b.ino(), "hardlink kept as a hardlink");
+    assert_eq!(
+        fs::metadata(rootfs.join("bin/suid-tool"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o4755
+    );
+}
+
+#[test]
+fn gnu_tar_reads_every_entry_back_exactly() {
+    let t = tempdir();
+    let src = fixture(t.path());
+    let layout = t.path().join("layout");
+    build_fixture(&src, &layout, &["--compression", "none"]);
+    let manifest: serde_json::Value = serde_json::from_str(&run_ok(
+        "skopeo",
+        &["inspect", "--raw", &format!("oci:{}:v1", layout.display())],
+    ))
+    .unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let blob = layout
+        .join("blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
+    let out = t.path().join("x");
+    fs::create_dir(&out).unwrap();
+    run_ok(
+        "tar",
+        &["-xpf", blob.to_str().unwrap(), "-C", out.to_str().unwrap()],
+    );
+    assert_eq!(tree_listing(&src), tree_listing(&out.join("app")));
+    let listing = run_ok("tar", &["--numeric-owner", "-tvf", blob.to_str().unwrap()]);
+    for line in listing.lines() {
+        assert!(line.contains(" 0/0 "), "owner normalized: {line}");
+        assert!(
+            line.contains("2023-11-14 22:13"),
+            "mtime from SOURCE_DATE_EPOCH: {line}"
+        );
+    }
+}
+
+#[test]
+fn same_input_same_digest_across_umask_mtimes_and_runs_golden() {
+    let t = tempdir();
+    let a = fixture(&t.path().join("a"));
+    let b = fixture_with_umask(&t.path().join("b"), 0o077);
+    touch_all(&b, 1_234_567_890);
+    let da = build_fixture(&a, &t.path().join("l1"), &[]);
+    let db = build_fixture(&b, &t.path().join("l2"), &[]);
+    let da2 = build_fixture(&a, &t.path().join("l3"), &[]);
+    assert_eq!(da, db);
+    assert_eq!(da, da2);
+    assert_eq!(
+        da,
+        golden("gzip"),
+        "golden digest moved: update testdata/golden.txt only for a deliberate change"
+    );
+    let dz = build_fixture(&a, &t.path().join("l4"), &["--compression", "zstd"]);
+    assert_eq!(dz, golden("zstd"));
+}
+
+/// Every file under a layout with its content hash: "unchanged" means this map is equal.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<Vec<u8>, String> {
+    if dir.exists() {
+        tree_listing(dir)
+    } else {
+        Default::default()
+    }
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_changes_nothing() {
+    let t = tempdir();
+    let src = fixture(t.path());
+    let layout = t.path().join("layout");
+    build_fixture(&src, &layout, &[]);
+    let to = format!("oci:{}", layout.display());
+    let s = src.to_str().unwrap();
+    let loop_dir = t.path().join("loop");
+    std::os::unix::fs::symlink(&loop_dir, &loop_dir).unwrap();
+    let with_fifo = t.path().join("fifo-src");
+    fs::create_dir(&with_fifo).unwrap();
+    fs::write(with_fifo.join("ok.txt"), "x").unwrap();
+    run_ok("mkfifo", &[with_fifo.join("pipe").to_str().unwrap()]);
+    let missing = t.path().join("missing");
+    let base_missing = format!("oci:{}:v1", t.path().join("nope").display());
+    let base_badtag = format!("{to}:v9");
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            vec![missing.to_str().unwrap()],
+            1,
+            "missing",
+        ),
+        (vec![loop_dir.to_str().unwrap()], 1, "loop"),
+        (vec![with_fifo.to_str().unwrap()], 1, "pipe"),
+        (vec![s, "--layer", "node_modules"], 2, "SRC:DEST"),
+        (vec![s, "--prefix", "app"], 2, "absolute"),
+        (vec![s, "--prefix", "/app/../.."], 2, ".."),
+        (vec![s, "--layer", "./x:/a/../../etc"], 2, ".."),
+        (vec![s, "--tag", "-bad"], 2, "-bad"),
+        (vec![s, "--tag", "a/b"], 2, "a/b"),
+        (vec![s, "--env", "NOVALUE"], 2, "NOVALUE"),
+        (vec![s, "--label", "=x"], 2, "=x"),
+        (vec![s, "--expose", "99999"], 2, "99999"),
+        (vec![s, "--expose", "80/icmp"], 2, "80/icmp"),
+        (vec![s, "--platform", "linux"], 2, "os/arch"),
+        (vec![s, "--compression-level", "12"], 2, "1-9"),
+        (vec![s, "--base", &base_missing], 1, "nope"),
+        (vec![s, "--base", &base_badtag], 1, "v9"),
+        (vec![s, "--chown", "root"], 2, "UID:GID"),
+    ];
+    for (args, code, needle) in cases {
+        for dest in [
+            to.clone(),
+            format!("oci:{}", t.path().join("fresh").display()),
+        ] {
+            let before = snapshot(&layout);
+            let mut full = vec!["build"];
+            full.extend(args.iter().copied());
+            full.extend(["--to", &dest, "--tag", "v2"]);
+            let out = kiln(&full);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(code), "{full:?}: {err}");
+            assert!(
+                err.contains(needle),
+                "{full:?}: message should name {needle:?}: {err}"
+            );
+            assert!(!err.contains("panicked"), "{err}");
+            assert!(out.stdout.is_empty(), "nothing on stdout on failure");
+            assert_eq!(before, snapshot(&layout), "{full:?} changed the layout");
+            assert!(
+                !t.path().join("fresh").exists(),
+                "{full:?} left a new layout behind"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_tag_is_never_moved_to_another_image() {
+    let t = tempdir();
+    let src = fixture(t.path());
+    let layout = t.path().join("layout");
+    let first = build_fixture(&src, &layout, &[]);
+    fs::write(src.join("public/index.html"), "changed\n").unwrap();
+    let before = snapshot(&layout);
+    let out = kiln(&[
+        "build",
+        src.to_str().unwrap(),
+        "--to",
+        &format!("oci:{}", layout.display()),
+        "--tag",
+        "v1",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("v1") && err.contains(&first), "{err}");
+    assert_eq!(before, snapshot(&layout), "refused build wrote nothing");
+    // The same image again is not a conflict.
+    fs::write(
+        src.join("public/index.html"),
+        fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/app/public/index.html"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(build_fixture(&src, &layout, &[]), first);
+}
+
+#[test]
+fn builds_on_a_base_from_a_layout() {
+    let t = tempdir();
+    let src = fixture(t.path());
+    let base_layout = t.path().join("base");
+    let base_digest = build_fixture(&src, &base_layout, &[]);
+    let extra = t.path().join("extra");
+    fs::create_dir(&extra).unwrap();
+    fs::write(extra.join("more.txt"), "more\n").unwrap();
+    let layout = t.path().join("app");
+    let base = format!("oci:{}:v1", base_layout.display());
+    let out = kiln_ok(&[
+        "build",
+        extra.to_str().unwrap(),
+        "--to",
+        &format!("oci:{}", layout.display()),
+        "--base",
+        &base,
+        "--prefix",
+        "/srv",
+        "--env",
+        "GREETING=hi",
+        "--env",
+        "MODE=prod",
+        "--output",
+        "json",
+    ]);
+    let res: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(res["layers"].as_array().unwrap().len(), 2);
+    assert_eq!(res["platform"], "linux/amd64");
+    let json = kiln_ok(&[
+        "inspect",
+        &format!("oci:{}", layout.display()),
+        "--output",
+        "json",
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let ann = &doc["manifest"]["annotations"];
+    assert_eq!(ann["org.opencontainers.image.base.name"], base.as_str());
+    assert_eq!(
+        ann["org.opencontainers.image.base.digest"],
+        base_digest.as_str()
+    );
+    let env: Vec<&str> = doc["config"]["config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(env, ["GREETING=hi", "MODE=prod"]);
+    assert_eq!(doc["config"]["config"]["Entrypoint"][0], "/app/bin/hello");
+    assert_eq!(doc["config"]["history"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        doc["config"]["rootfs"]["diff_ids"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // umoci sees both layers merged.
+    let bundle = t.path().join("bundle");
+    run_ok(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}", layout.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert!(bundle.join("rootfs/app/bin/hello").is_file());
+    assert!(bundle.join("rootfs/srv/more.txt").is_file());
+}
+
+#[test]
+fn extra_layers_and_text_output() {
+    let t = tempdir();
+    let src = fixture(t.path());
+    let deps = t.path().join("deps");
+    fs::create_dir_all(deps.join("left-pad")).unwrap();
+    fs::write(deps.join("left-pad/index.js"), "module.exports = 1\n").unwrap();
+    let layout = t.path().join("l");
+    let to = format!("oci:{}", layout.display());
+    let out = kiln_ok(&[
+        "build",
+        src.to_str().unwrap(),
+        "--to",
+        &to,
+        "--tag",
+        "a",
+        "--tag",
+        "b",
+        "--layer",
+        &format!("{}:/app/node_modules", deps.display()),
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].starts_with(&format!("{to}:a@sha256:")));
+    assert!(lines[1].starts_with(&format!("{to}:b@sha256:")));
+    let text = kiln_ok(&["inspect", &format!("{to}:a")]);
+    assert!(text.contains("node_modules"), "{text}");
+    assert_eq!(
+        text.matches("application/vnd.oci.image.layer.v1.tar+gzip")
+            .count(),
+        2,
+        "{text}"
+    );
+    // Untagged builds print repository@digest.
+    let out = kiln_ok(&[
+        "build",
+        src.to_str().unwrap(),
+        "--to",
+        &format!("oci:{}", t.path().join("u").display()),
+    ]);
+    assert!(
+        out.trim()
+            .starts_with(&format!("oci:{}@sha256:", t.path().join("u").display()))
+    );
+}

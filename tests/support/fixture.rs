@@ -1,0 +1,140 @@
+//! The build-output fixture (testdata/app plus what git cannot carry: exact modes, setuid, hardlinks, empty
+//! dirs), and a listing of a tree that two trees can be compared by.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+/// Copy `testdata/app` to `dir/src` with explicit modes, then add a 0600 file, a setuid file, a hardlink, an
+/// empty file and an empty directory. Returns the source dir.
+pub fn fixture(dir: &Path) -> PathBuf {
+    fixture_with_umask(dir, 0o022)
+}
+
+/// Same, created under another umask (the result must not depend on it).
+pub fn fixture_with_umask(dir: &Path, umask: u32) -> PathBuf {
+    // umask is process-wide; it only affects files created while it is set, and every mode the fixture relies on
+    // is set explicitly afterwards, which is the point of the test.
+    let old = unsafe { libc::umask(umask) };
+    let src = dir.join("src");
+    fs::create_dir_all(&src).unwrap();
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/app"),
+        &src,
+    );
+    fs::write(src.join("secret.key"), "not really a secret\n").unwrap();
+    fs::write(src.join("bin/suid-tool"), "#!/bin/sh\nid\n").unwrap();
+    fs::hard_link(src.join("bin/hello"), src.join("bin/hello-again")).unwrap();
+    fs::write(src.join("public/.keep"), "").unwrap();
+    fs::create_dir_all(src.join("var/empty")).unwrap();
+    set_modes(&src);
+    chmod(&src.join("secret.key"), 0o600);
+    chmod(&src.join("bin/suid-tool"), 0o4755);
+    unsafe { libc::umask(old) };
+    src
+}
+
+fn chmod(p: &Path, mode: u32) {
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let ft = e.file_type().unwrap();
+        if ft.is_symlink() {
+            symlink(fs::read_link(&src).unwrap(), &dst).unwrap();
+        } else if ft.is_dir() {
+            fs::create_dir(&dst).unwrap();
+            copy_tree(&src, &dst);
+        } else {
+            fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// Directories 0755, files 0644, files under bin/ 0755.
+fn set_modes(dir: &Path) {
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let md = fs::symlink_metadata(&p).unwrap();
+        if md.is_dir() {
+            chmod(&p, 0o755);
+            set_modes(&p);
+        } else if md.is_file() {
+            let exec = p.parent().is_some_and(|d| d.ends_with("bin"));
+            chmod(&p, if exec { 0o755 } else { 0o644 });
+        }
+    }
+    chmod(dir, 0o755);
+}
+
+/// Set every entry's mtime (not following symlinks).
+pub fn touch_all(dir: &Path, epoch: i64) {
+    let status = std::process::Command::new("find")
+        .arg(dir)
+        .args([
+            "-exec",
+            "touch",
+            "-h",
+            "-d",
+            &format!("@{epoch}"),
+            "{}",
+            "+",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// `relative path → "dir 755" | "file 644 <sha256>" | "link -> target"`, plus hardlink groups, for comparing trees.
+pub fn tree_listing(root: &Path) -> BTreeMap<Vec<u8>, String> {
+    let mut out = BTreeMap::new();
+    let mut inodes: BTreeMap<(u64, u64), Vec<u8>> = BTreeMap::new();
+    walk(root, root, &mut out, &mut inodes);
+    out
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    out: &mut BTreeMap<Vec<u8>, String>,
+    inodes: &mut BTreeMap<(u64, u64), Vec<u8>>,
+) {
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    for p in names {
+        let rel = p
+            .strip_prefix(root)
+            .unwrap()
+            .as_os_str()
+            .as_bytes()
+            .to_vec();
+        let md = fs::symlink_metadata(&p).unwrap();
+        let mode = md.permissions().mode() & 0o7777;
+        let desc = if md.file_type().is_symlink() {
+            format!("link -> {}", fs::read_link(&p).unwrap().display())
+        } else if md.is_dir() {
+            walk(root, &p, out, inodes);
+            format!("dir {mode:o}")
+        } else {
+            let sum = super::sha256_hex(&fs::read(&p).unwrap());
+            let link = if md.nlink() > 1 {
+                let first = inodes
+                    .entry((md.dev(), md.ino()))
+                    .or_insert_with(|| rel.clone());
+                format!(" hardlink-group {}", String::from_utf8_lossy(first))
+            } else {
+                String::new()
+            };
+            format!("file {mode:o} {sum}{link}")
+        };
+        out.insert(rel, desc);
+    }
+}
