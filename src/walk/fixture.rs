@@ -39,12 +39,6 @@ fn file(root: &Path, rel: impl AsRef<Path>, content: &[u8], mode: u32) -> PathBu
     p
 }
 
-fn dir(root: &Path, rel: &str, mode: u32) {
-    let p = root.join(rel);
-    fs::create_dir_all(&p).unwrap();
-    fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
-}
-
 /// Build the fixture in `tmp/root` and return that path. Modes are set explicitly (umask does not matter).
 pub fn build(tmp: &Path) -> PathBuf {
     let root = tmp.join("root");
@@ -57,9 +51,9 @@ pub fn build(tmp: &Path) -> PathBuf {
     // Byte-wise order puts "a-b" between "a" and "a/b".
     file(&root, "a/b", b"ab\n", 0o644);
     file(&root, "a-b", b"a-b\n", 0o644);
-    dir(&root, "tmp", 0o1777);
-    dir(&root, "private", 0o700);
-    dir(&root, "setgid", 0o2755);
+    for d in ["tmp", "private", "setgid"] {
+        fs::create_dir(root.join(d)).unwrap();
+    }
     symlink("bin/server", root.join("link-rel")).unwrap();
     symlink("does/not/exist", root.join("dangling")).unwrap();
     symlink("../../etc/passwd", root.join("escape")).unwrap();
@@ -76,7 +70,21 @@ pub fn build(tmp: &Path) -> PathBuf {
         0o644,
     );
     file(&root, OsStr::from_bytes(RAW_NAME), b"raw\n", 0o644);
-    // Directories last: set_permissions on a parent after its children are written.
+    // Directories created on the way get 0755 whatever the umask; then the explicit ones.
+    chmod_dirs(&root);
     fs::set_permissions(root.join("bin"), fs::Permissions::from_mode(0o751)).unwrap();
+    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::set_permissions(root.join("private"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::set_permissions(root.join("setgid"), fs::Permissions::from_mode(0o2755)).unwrap();
     root
+}
+
+fn chmod_dirs(dir: &Path) {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    for e in fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            chmod_dirs(&e.path());
+        }
+    }
 }
