@@ -1,11 +1,26 @@
 //! Turn walked entries into one layer blob in one pass: tar → sha256 (diff_id) → compressor → sink.
-//! (Stub: the interface is fixed, the implementation is being written.)
+//!
+//! The tar bytes depend only on the entries and `LayerOptions`: owners, times and names are normalized, headers
+//! are written by hand (`header`), and the encoders are pinned (gzip header without name or time, zstd always in
+//! multi-threaded mode whose output does not depend on the worker count). Files are read straight into one
+//! reused 1 MiB buffer that is handed to the hasher and compressor in big writes; a file that changes while it
+//! is read is an error, never a silently different layer.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
 
-use crate::digest::Digest;
-use crate::error::Result;
-use crate::walk::Entry;
+use crate::digest::{Digest, HashingWriter};
+use crate::error::{Error, Result};
+use crate::walk::{Entry, EntryKind};
+
+mod header;
+#[cfg(test)]
+mod tests;
+
+use header::{BLOCK, Fields};
 
 /// Layer compression. The encoder decides the blob digest, so it is pinned (see README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +60,13 @@ pub struct LayerInfo {
     pub tar_size: u64,
 }
 
+/// Size of the buffer files are read into and the tar stream is written from.
+const BUF_SIZE: usize = 1 << 20;
+/// Most zstd workers used; the output is the same for any count ≥ 1.
+const MAX_ZSTD_WORKERS: usize = 4;
+/// The gzip header's OS byte: 255 ("unknown"), flate2's default, set explicitly so the blob never depends on it.
+const GZIP_OS_UNKNOWN: u8 = 255;
+
 /// Write the layer for `entries` (from `walk`) as a compressed tar into `sink`, hashing the tar on the way.
 /// Returns the sink (finished compressor output fully written into it, not flushed further) and the diff_id.
 pub fn write_layer<W: Write>(
@@ -52,7 +74,276 @@ pub fn write_layer<W: Write>(
     opts: &LayerOptions,
     sink: W,
 ) -> Result<(LayerInfo, W)> {
-    let _ = (entries, opts);
-    let _ = sink;
-    unimplemented!("write_layer")
+    let mut out = TarOut {
+        buf: vec![0; BUF_SIZE].into_boxed_slice(),
+        len: 0,
+        inner: HashingWriter::new(Compressor::new(opts.compression, sink)?),
+    };
+    let mut headers = Vec::with_capacity(4 * BLOCK);
+    for e in entries {
+        write_entry(&mut out, &mut headers, e, opts)?;
+    }
+    // End of archive: two zero blocks.
+    out.put(&[0; 2 * BLOCK])?;
+    out.flush()?;
+    let (diff_id, tar_size, compressor) = out.inner.finish();
+    let sink = compressor.finish().map_err(write_error)?;
+    Ok((LayerInfo { diff_id, tar_size }, sink))
+}
+
+fn write_entry<W: Write>(
+    out: &mut TarOut<W>,
+    headers: &mut Vec<u8>,
+    e: &Entry,
+    opts: &LayerOptions,
+) -> Result<()> {
+    let path = e.path.as_os_str().as_bytes();
+    if path.is_empty() || path[0] == b'/' || path.contains(&0) {
+        return Err(Error::input(
+            &e.path,
+            "is not a valid path inside a layer (expected a relative path without NUL)",
+        ));
+    }
+    let mut dir_path;
+    let (typeflag, path, link, size) = match &e.kind {
+        EntryKind::Dir => {
+            dir_path = Vec::with_capacity(path.len() + 1);
+            dir_path.extend_from_slice(path);
+            dir_path.push(b'/');
+            (header::DIRECTORY, &dir_path[..], &b""[..], 0)
+        }
+        EntryKind::File { size } => (header::REGULAR, path, &b""[..], *size),
+        EntryKind::Symlink { target } => (header::SYMLINK, path, target.as_os_str().as_bytes(), 0),
+        EntryKind::Hardlink { target } => {
+            (header::HARDLINK, path, target.as_os_str().as_bytes(), 0)
+        }
+    };
+    if link.contains(&0)
+        || (typeflag != header::REGULAR && typeflag != header::DIRECTORY && link.is_empty())
+    {
+        return Err(Error::input(
+            &e.path,
+            "has an empty link target or one containing NUL",
+        ));
+    }
+    // Open before writing the header: a file that cannot be read fails cleanly.
+    let file = match &e.kind {
+        EntryKind::File { .. } => {
+            let src = e.source.as_deref().ok_or_else(|| {
+                Error::input(
+                    &e.path,
+                    "is a regular file without a source path to read it from",
+                )
+            })?;
+            Some((open_source(src)?, src))
+        }
+        _ => None,
+    };
+    headers.clear();
+    header::encode(
+        headers,
+        &Fields {
+            path,
+            link,
+            typeflag,
+            mode: e.mode,
+            size,
+            uid: opts.uid,
+            gid: opts.gid,
+            mtime: opts.mtime,
+        },
+    );
+    out.put(headers)?;
+    if let Some((mut f, src)) = file {
+        out.copy_file(&mut f, size, src)?;
+        check_unchanged(&f, size, e.stamp, src)?;
+        out.put(&[0; BLOCK][..header::padding(size)])?;
+    }
+    Ok(())
+}
+
+/// Open a walked regular file without following a symlink that replaced it, and without blocking if it was
+/// replaced by a FIFO (the fstat after reading notices either way).
+fn open_source(src: &Path) -> Result<File> {
+    File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(src)
+        .map_err(|e| Error::io(src, e))
+}
+
+/// After reading: the file must still be the one the walk saw, with the size that was read.
+fn check_unchanged(
+    f: &File,
+    size: u64,
+    stamp: (i64, i64, i64, i64, u64),
+    src: &Path,
+) -> Result<()> {
+    let md = f.metadata().map_err(|e| Error::io(src, e))?;
+    let now = (
+        md.mtime(),
+        md.mtime_nsec(),
+        md.ctime(),
+        md.ctime_nsec(),
+        md.ino(),
+    );
+    if !md.is_file() || md.len() != size || now != stamp {
+        let what = if !md.is_file() || md.ino() != stamp.4 {
+            "was replaced by another file".to_string()
+        } else if md.len() != size {
+            format!("size went from {size} to {} bytes", md.len())
+        } else {
+            "it was modified".to_string()
+        };
+        return Err(changed(src, &what));
+    }
+    Ok(())
+}
+
+fn changed(src: &Path, what: &str) -> Error {
+    Error::input(
+        src,
+        format!(
+            "changed while it was being read; {what}. Build the image once the build output is complete \
+             (nothing may write into it while kiln runs)"
+        ),
+    )
+}
+
+fn write_error(e: io::Error) -> Error {
+    Error::io("writing the layer", e)
+}
+
+/// The tar stream: a big buffer in front of hasher → compressor → sink, that files are read into directly.
+struct TarOut<W: Write> {
+    buf: Box<[u8]>,
+    len: usize,
+    inner: HashingWriter<Compressor<W>>,
+}
+
+impl<W: Write> TarOut<W> {
+    fn flush(&mut self) -> Result<()> {
+        self.inner
+            .write_all(&self.buf[..self.len])
+            .map_err(write_error)?;
+        self.len = 0;
+        Ok(())
+    }
+
+    fn put(&mut self, mut bytes: &[u8]) -> Result<()> {
+        while !bytes.is_empty() {
+            if self.len == self.buf.len() {
+                self.flush()?;
+            }
+            let n = bytes.len().min(self.buf.len() - self.len);
+            self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+            self.len += n;
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
+    /// Read exactly `size` bytes of `f` into the stream; fewer is an error (the file shrank).
+    fn copy_file(&mut self, f: &mut File, size: u64, src: &Path) -> Result<()> {
+        let mut left = size;
+        while left > 0 {
+            if self.len == self.buf.len() {
+                self.flush()?;
+            }
+            let room = (self.buf.len() - self.len).min(usize::try_from(left).unwrap_or(usize::MAX));
+            match f.read(&mut self.buf[self.len..self.len + room]) {
+                Ok(0) => {
+                    let what = format!("it ended after {} of {size} bytes", size - left);
+                    return Err(changed(src, &what));
+                }
+                Ok(n) => {
+                    self.len += n;
+                    left -= n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(src, e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The pinned encoders.
+enum Compressor<W: Write> {
+    Gzip(flate2::write::GzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+    None(W),
+}
+
+impl<W: Write> Compressor<W> {
+    fn new(c: Compression, sink: W) -> Result<Self> {
+        Ok(match c {
+            Compression::Gzip { level } => {
+                if level > 9 {
+                    return Err(Error::Usage(format!(
+                        "gzip compression level {level} is out of range (0-9)"
+                    )));
+                }
+                // No file name, no mtime, fixed OS byte: the header is a function of the level only.
+                let enc = flate2::GzBuilder::new()
+                    .mtime(0)
+                    .operating_system(GZIP_OS_UNKNOWN)
+                    .write(sink, flate2::Compression::new(level));
+                Compressor::Gzip(enc)
+            }
+            Compression::Zstd { level } => {
+                if !zstd::compression_level_range().contains(&level) {
+                    return Err(Error::Usage(format!(
+                        "zstd compression level {level} is out of range ({:?})",
+                        zstd::compression_level_range()
+                    )));
+                }
+                let mut enc =
+                    zstd::stream::write::Encoder::new(sink, level).map_err(write_error)?;
+                // Multi-threaded mode always (≥ 1 worker): its output is the same for any worker count, and differs
+                // from single-threaded mode, so the blob never depends on the machine.
+                enc.multithread(zstd_workers()).map_err(write_error)?;
+                enc.include_checksum(true).map_err(write_error)?;
+                Compressor::Zstd(enc)
+            }
+            Compression::None => Compressor::None(sink),
+        })
+    }
+
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Compressor::Gzip(e) => e.finish(),
+            Compressor::Zstd(e) => e.finish(),
+            Compressor::None(w) => Ok(w),
+        }
+    }
+}
+
+fn zstd_workers() -> u32 {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    n.clamp(1, MAX_ZSTD_WORKERS) as u32
+}
+
+impl<W: Write> Write for Compressor<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Compressor::Gzip(e) => e.write(buf),
+            Compressor::Zstd(e) => e.write(buf),
+            Compressor::None(w) => w.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Compressor::Gzip(e) => e.write_all(buf),
+            Compressor::Zstd(e) => e.write_all(buf),
+            Compressor::None(w) => w.write_all(buf),
+        }
+    }
+
+    /// Deliberately does not flush the encoders: a gzip sync flush or a zstd block end would change the bytes of
+    /// the blob depending on when it was called. Everything is written by `finish`.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
