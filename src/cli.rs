@@ -236,14 +236,13 @@ impl BuildArgs {
             (CompressionArg::None, _) => Compression::None,
         };
         for l in &mut layers {
+            // Only the directory's own name: an absolute path would make the config (and so the digest) depend
+            // on where the checkout lives.
+            let name = l.src.file_name().map(|n| n.to_string_lossy().into_owned());
             l.created_by = format!(
-                "kiln build: {} -> {} ({})",
-                l.src.display(),
-                if l.dest.is_empty() {
-                    "/".to_string()
-                } else {
-                    format!("/{}", l.dest)
-                },
+                "kiln build: {}/ -> {} ({})",
+                name.as_deref().unwrap_or("."),
+                l.dest,
                 compression_name(compression)
             );
         }

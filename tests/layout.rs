@@ -78,9 +78,9 @@ fn build_is_valid_and_unpacks_to_the_source_tree() {
         &[
             "validate",
             "--type",
-            "imageLayout",
+            "image",
             "--ref",
-            "v1",
+            "name=v1",
             layout.to_str().unwrap(),
         ],
     );
@@ -150,6 +150,7 @@ fn same_input_same_digest_across_umask_mtimes_and_runs_golden() {
     let a = fixture(&t.path().join("a"));
     let b = fixture_with_umask(&t.path().join("b"), 0o077);
     touch_all(&b, 1_234_567_890);
+    assert_eq!(tree_listing(&a), tree_listing(&b), "fixtures differ");
     let da = build_fixture(&a, &t.path().join("l1"), &[]);
     let db = build_fixture(&b, &t.path().join("l2"), &[]);
     let da2 = build_fixture(&a, &t.path().join("l3"), &[]);
@@ -191,18 +192,14 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
     let base_missing = format!("oci:{}:v1", t.path().join("nope").display());
     let base_badtag = format!("{to}:v9");
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
-        (
-            vec![missing.to_str().unwrap()],
-            1,
-            "missing",
-        ),
+        (vec![missing.to_str().unwrap()], 1, "missing"),
         (vec![loop_dir.to_str().unwrap()], 1, "loop"),
         (vec![with_fifo.to_str().unwrap()], 1, "pipe"),
         (vec![s, "--layer", "node_modules"], 2, "SRC:DEST"),
         (vec![s, "--prefix", "app"], 2, "absolute"),
         (vec![s, "--prefix", "/app/../.."], 2, ".."),
         (vec![s, "--layer", "./x:/a/../../etc"], 2, ".."),
-        (vec![s, "--tag", "-bad"], 2, "-bad"),
+        (vec![s, "--tag=-bad"], 2, "-bad"),
         (vec![s, "--tag", "a/b"], 2, "a/b"),
         (vec![s, "--env", "NOVALUE"], 2, "NOVALUE"),
         (vec![s, "--label", "=x"], 2, "=x"),
@@ -291,6 +288,8 @@ fn builds_on_a_base_from_a_layout() {
         &base,
         "--prefix",
         "/srv",
+        "--tag",
+        "v1",
         "--env",
         "GREETING=hi",
         "--env",
@@ -338,7 +337,7 @@ fn builds_on_a_base_from_a_layout() {
             "unpack",
             "--rootless",
             "--image",
-            &format!("{}", layout.display()),
+            &format!("{}:v1", layout.display()),
             bundle.to_str().unwrap(),
         ],
     );
