@@ -230,7 +230,11 @@ pub fn publish(
                 claim(target, &v, digest, plan.force, plan.settle)?.map_err(|existing| {
                     match existing {
                         Some(d) => tag_exists(target, &v, &d, digest),
-                        None => refused(target, &v, "it did not point at this image after writing"),
+                        None => Error::Version(format!(
+                            "{}: tag {v} did not point at this image after writing it (refused, deleted or \
+                             not yet visible); check the repository before retrying",
+                            target.describe()
+                        )),
                     }
                 })?;
             }
@@ -268,24 +272,33 @@ pub fn publish(
         out.version = Some(won);
     }
 
-    let written_so_far = |out: &Published| match &out.version {
-        Some(v) if !out.reused => {
-            format!("version {v} was already written; no other tag was changed")
-        }
-        _ => "no tag was changed".to_string(),
+    // Extra and floating tags. A failure here cannot be rolled back: say what is already in place.
+    let mut written: Vec<&str> = Vec::new();
+    if let Some(v) = out.version.as_ref().filter(|_| !out.reused) {
+        written.push(v.as_str());
+    }
+    let so_far = |w: &[&str]| match w {
+        [] => "nothing was written".to_string(),
+        w => format!("already written: {}", w.join(", ")),
     };
     for p in planned.iter().filter(|p| p.role != Role::Version) {
         if p.current.as_ref() != Some(digest) {
             if p.role == Role::Extra && !plan.force {
                 // taken since the check?
                 if let Some(d) = target.resolve(&p.tag)?.filter(|d| d != digest) {
-                    let note = written_so_far(&out);
+                    let note = format!(
+                        "tag {} in {} was taken by {d} while publishing {digest}; {}",
+                        p.tag,
+                        target.describe(),
+                        so_far(&written)
+                    );
                     return Err(tag_exists(target, &p.tag, &d, digest).context(note));
                 }
             }
             if target.write_tag(&p.tag)? == WriteOutcome::Refused {
-                return Err(refused(target, &p.tag, &written_so_far(&out)));
+                return Err(refused(target, &p.tag, &so_far(&written)));
             }
+            written.push(p.tag.as_str());
         }
         out.tags.push(p.tag.clone());
     }

@@ -252,3 +252,16 @@ fn no_version_scheme_just_tags() {
     let out = publish(&m, &d(0), &p, None).unwrap();
     assert_eq!((out.version, names(&out.tags)), (None, vec!["x"]));
 }
+
+#[test]
+fn a_refused_extra_tag_says_what_is_already_written() {
+    let mut m = Mem::new(&[]).race(&["x"], true);
+    m.immutable = true;
+    let e = publish(&m, &d(0), &plan("auto", &["a", "x"]), None).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("refused") && msg.contains("already written: v1, a"),
+        "{msg}"
+    );
+    assert_eq!(m.writes(), ["v1", "a"]);
+}
