@@ -70,6 +70,19 @@ pub enum Error {
     },
     #[error("{0}")]
     Version(String),
+    /// A `--tag` template whose placeholders cannot be filled here, or whose result is not a tag (exit 1; a
+    /// template that is malformed whatever the values is an `InvalidArg`).
+    #[error("--tag template {template:?}: {reason}")]
+    Template { template: String, reason: String },
+    /// The registry refused to write a tag (immutable tags: ECR, Harbor, Artifact Registry…).
+    #[error(
+        "{repository} refused to write tag {tag:?} (the registry treats tags as immutable): {reason}"
+    )]
+    TagRefused {
+        repository: String,
+        tag: String,
+        reason: String,
+    },
 
     /// Context added on the way up (what kiln was doing), keeping the cause as `source`.
     #[error("{context}")]

@@ -10,15 +10,18 @@ pub mod cli;
 pub mod commands;
 pub mod digest;
 pub mod error;
+pub mod git;
 pub mod image;
 pub mod layer;
 pub mod output;
 pub mod pin;
+pub mod publish;
 pub mod reference;
 pub mod registry;
 pub mod store;
 pub mod tag;
 pub mod target;
+pub mod template;
 pub mod versions;
 pub mod walk;
 

@@ -1,2 +1,361 @@
 //! Version schemes (`auto`, `semver:*`, `git`, explicit) and the next free version from a tag list.
-//! (Stub: being written.)
+//!
+//! * `auto`: `v<N>` tags, compared numerically (`v10` > `v9`). Only canonical numbers count: `v01`, `V3`, `v1.2`
+//!   are not `auto` versions and are ignored (`v01` would be ambiguous with `v1`). Nothing yet → `v1`.
+//! * `semver:patch|minor|major`: `X.Y.Z` or `vX.Y.Z` tags, semver precedence. The bump starts from the highest
+//!   *release* (pre-releases are ignored), from nothing `0.0.1` / `0.1.0` / `1.0.0`. With `--pre NAME` the result
+//!   is `X.Y.Z-NAME.N` for that same bumped `X.Y.Z`, `N` one above the highest existing `X.Y.Z-NAME.N` (else 1).
+//!   So a pre-release line continues until `X.Y.Z` itself is released: after `1.2.0`, `semver:minor --pre rc`
+//!   gives `1.3.0-rc.1`, then `1.3.0-rc.2`; once `1.3.0` exists it gives `1.4.0-rc.1`. The `v` prefix follows
+//!   the highest release (the highest pre-release when there is no release; ties prefer `v`; none → no prefix).
+//!   Build metadata (`+…`) cannot occur: `+` is not allowed in tags.
+//! * `git`: `git describe --tags --always --dirty` sanitized into the tag grammar; a dirty tree is refused
+//!   unless `--allow-dirty`.
+//! * explicit: the value itself, never changed or retried.
+
+use std::cmp::Ordering;
+
+use crate::error::{Error, Result};
+use crate::git::GitInfo;
+use crate::tag::Tag;
+
+/// Tags that are expected to move; never used as versions, written only with `--allow-floating`.
+pub const DEFAULT_FLOATING: &[&str] = &[
+    "latest", "stable", "edge", "main", "master", "head", "canary", "dev", "nightly",
+];
+
+/// Whether `tag` is in the floating list (case-insensitive).
+pub fn is_floating<S: AsRef<str>>(tag: &str, list: &[S]) -> bool {
+    list.iter().any(|f| f.as_ref().eq_ignore_ascii_case(tag))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bump {
+    Patch,
+    Minor,
+    Major,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Auto,
+    Semver { bump: Bump, pre: Option<String> },
+    Git { allow_dirty: bool },
+    Explicit(Tag),
+}
+
+impl Scheme {
+    /// Parse `--version auto|semver:patch|semver:minor|semver:major|git|VALUE` with `--pre` and `--allow-dirty`.
+    pub fn parse(s: &str, pre: Option<&str>, allow_dirty: bool) -> Result<Scheme> {
+        const EXPECTED: &str =
+            "auto, semver:patch, semver:minor, semver:major, git, or a literal version tag";
+        let scheme = match s {
+            "auto" => Scheme::Auto,
+            "git" => Scheme::Git { allow_dirty },
+            _ if s.starts_with("semver") => {
+                let bump = match s {
+                    "semver:patch" => Bump::Patch,
+                    "semver:minor" => Bump::Minor,
+                    "semver:major" => Bump::Major,
+                    _ => return Err(Error::invalid_arg("--version", s, EXPECTED)),
+                };
+                if let Some(p) = pre {
+                    let mut b = p.bytes();
+                    let ok = b.next().is_some_and(|c| c.is_ascii_alphabetic())
+                        && b.all(|c| c.is_ascii_alphanumeric() || c == b'-');
+                    if !ok {
+                        return Err(Error::invalid_arg(
+                            "--pre",
+                            p,
+                            "a letter followed by letters, digits or '-' (e.g. rc, beta)",
+                        ));
+                    }
+                }
+                return Ok(Scheme::Semver {
+                    bump,
+                    pre: pre.map(str::to_string),
+                });
+            }
+            _ => Scheme::Explicit(
+                s.parse()
+                    .map_err(|_| Error::invalid_arg("--version", s, EXPECTED))?,
+            ),
+        };
+        if let Some(p) = pre {
+            return Err(Error::invalid_arg(
+                "--pre",
+                p,
+                "--pre only applies to --version semver:*",
+            ));
+        }
+        Ok(scheme)
+    }
+}
+
+/// `v<N>` with a canonical decimal `N`.
+pub(crate) fn parse_vn(s: &str) -> Option<u64> {
+    let d = s.strip_prefix('v')?;
+    if d.is_empty() || !d.bytes().all(|c| c.is_ascii_digit()) || (d.len() > 1 && d.starts_with('0'))
+    {
+        return None;
+    }
+    d.parse().ok()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Ident {
+    Num(u64),
+    Alpha(String),
+}
+
+impl Ord for Ident {
+    fn cmp(&self, o: &Self) -> Ordering {
+        match (self, o) {
+            (Ident::Num(a), Ident::Num(b)) => a.cmp(b),
+            (Ident::Num(_), Ident::Alpha(_)) => Ordering::Less,
+            (Ident::Alpha(_), Ident::Num(_)) => Ordering::Greater,
+            (Ident::Alpha(a), Ident::Alpha(b)) => a.cmp(b),
+        }
+    }
+}
+impl PartialOrd for Ident {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SemVer {
+    core: (u64, u64, u64),
+    pre: Vec<Ident>,
+    v: bool,
+}
+
+impl SemVer {
+    /// `[v]X.Y.Z[-pre][+build]`, numbers without leading zeros.
+    fn parse(s: &str) -> Option<SemVer> {
+        let (v, s) = s.strip_prefix('v').map_or((false, s), |r| (true, r));
+        let s = s.split_once('+').map_or(s, |(a, _)| a);
+        let (core, pre) = s.split_once('-').map_or((s, None), |(a, b)| (a, Some(b)));
+        let num = |p: &str| {
+            let ok = !p.is_empty()
+                && p.bytes().all(|c| c.is_ascii_digit())
+                && (p == "0" || !p.starts_with('0'));
+            ok.then(|| p.parse::<u64>().ok()).flatten()
+        };
+        let mut it = core.split('.');
+        let (x, y, z) = (num(it.next()?)?, num(it.next()?)?, num(it.next()?)?);
+        if it.next().is_some() {
+            return None;
+        }
+        let mut ids = Vec::new();
+        for id in pre.map(|p| p.split('.').collect()).unwrap_or_else(Vec::new) {
+            if id.is_empty() || !id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+                return None;
+            }
+            ids.push(if id.bytes().all(|c| c.is_ascii_digit()) {
+                Ident::Num(num(id)?)
+            } else {
+                Ident::Alpha(id.into())
+            });
+        }
+        Some(SemVer {
+            core: (x, y, z),
+            pre: ids,
+            v,
+        })
+    }
+
+    fn precedence(&self, o: &Self) -> Ordering {
+        self.core
+            .cmp(&o.core)
+            .then_with(|| match (self.pre.is_empty(), o.pre.is_empty()) {
+                (true, true) => Ordering::Equal,
+                (true, false) => Ordering::Greater,
+                (false, true) => Ordering::Less,
+                (false, false) => self.pre.cmp(&o.pre),
+            })
+    }
+
+    /// `N` when this is `X.Y.Z-NAME.N`.
+    fn pre_number(&self, name: &str) -> Option<u64> {
+        match self.pre.as_slice() {
+            [Ident::Alpha(n), Ident::Num(k)] if n == name => Some(*k),
+            _ => None,
+        }
+    }
+}
+
+/// Semver tags with the tag, highest first (precedence, then tag text: `v1.0.0` before `1.0.0`).
+fn semvers(tags: &[Tag]) -> Vec<(SemVer, &Tag)> {
+    let mut v: Vec<_> = tags
+        .iter()
+        .filter_map(|t| Some((SemVer::parse(t.as_str())?, t)))
+        .collect();
+    v.sort_by(|a, b| b.0.precedence(&a.0).then_with(|| b.1.cmp(a.1)));
+    v
+}
+
+fn tag(s: String) -> Result<Tag> {
+    s.parse()
+        .map_err(|_| Error::Version(format!("computed version {s:?} is not a valid tag")))
+}
+
+/// The version the scheme gives next, given the tags that exist now (and, for `git`, the repository state).
+pub fn next_version(scheme: &Scheme, existing: &[Tag], git: Option<&GitInfo>) -> Result<Tag> {
+    match scheme {
+        Scheme::Explicit(t) => Ok(t.clone()),
+        Scheme::Auto => {
+            let max = existing.iter().filter_map(|t| parse_vn(t.as_str())).max();
+            let n = max.map_or(Some(1), |m| m.checked_add(1));
+            tag(format!(
+                "v{}",
+                n.ok_or_else(|| Error::Version("v<N> versions exhausted".into()))?
+            ))
+        }
+        Scheme::Semver { bump, pre } => {
+            let all = semvers(existing);
+            let base = all.iter().find(|(s, _)| s.pre.is_empty());
+            let v = base.or(all.first()).is_some_and(|(s, _)| s.v);
+            let (x, y, z) = base.map_or((0, 0, 0), |(s, _)| s.core);
+            let over = || Error::Version("semver component overflow".into());
+            let core = match bump {
+                Bump::Patch => (x, y, z.checked_add(1).ok_or_else(over)?),
+                Bump::Minor => (x, y.checked_add(1).ok_or_else(over)?, 0),
+                Bump::Major => (x.checked_add(1).ok_or_else(over)?, 0, 0),
+            };
+            let mut s = format!(
+                "{}{}.{}.{}",
+                if v { "v" } else { "" },
+                core.0,
+                core.1,
+                core.2
+            );
+            if let Some(name) = pre {
+                let n = all
+                    .iter()
+                    .filter(|(s, _)| s.core == core)
+                    .filter_map(|(s, _)| s.pre_number(name))
+                    .max();
+                let n = n.map_or(Some(1), |m| m.checked_add(1)).ok_or_else(over)?;
+                s = format!("{s}-{name}.{n}");
+            }
+            tag(s)
+        }
+        Scheme::Git { allow_dirty } => {
+            let g = git.ok_or_else(|| {
+                Error::Version(
+                    "--version git: the build context is not in a git repository; \
+                     use --version auto, semver:*, or an explicit version"
+                        .into(),
+                )
+            })?;
+            if g.dirty && !allow_dirty {
+                return Err(Error::Version(format!(
+                    "--version git: the working tree has uncommitted or untracked changes ({}); commit or \
+                     stash them, or pass --allow-dirty to publish a \"-dirty\" version",
+                    g.describe
+                )));
+            }
+            let mut d = g.describe.clone();
+            if g.dirty && !d.ends_with("-dirty") {
+                d.push_str("-dirty");
+            }
+            sanitize(&d)
+        }
+    }
+}
+
+/// Make `s` a tag: characters outside `[A-Za-z0-9_.-]` become `-`, a leading `.`/`-` becomes `_`, max 128.
+pub fn sanitize(s: &str) -> Result<Tag> {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(128)
+        .collect();
+    if out.starts_with(['.', '-']) {
+        out.replace_range(..1, "_");
+    }
+    tag(out)
+}
+
+/// The next version after `taken` was lost to another publisher. `existing` may lag behind (registries list
+/// eventually), so `taken` counts as existing. Explicit and git versions are fixed: they are never retried.
+pub fn next_after(scheme: &Scheme, taken: &Tag, existing: &[Tag]) -> Result<Tag> {
+    match scheme {
+        Scheme::Auto | Scheme::Semver { .. } => {
+            let mut all = existing.to_vec();
+            all.push(taken.clone());
+            next_version(scheme, &all, None)
+        }
+        Scheme::Explicit(_) | Scheme::Git { .. } => Err(Error::Version(format!(
+            "version {taken} is fixed by --version and was taken by another image; it is never retried"
+        ))),
+    }
+}
+
+/// Sort in version order: `v<N>` numerically, then semver by precedence, then everything else lexically.
+pub fn sort_tags(tags: &mut [Tag]) {
+    fn key(t: &Tag) -> (u8, u64, Option<SemVer>) {
+        if let Some(n) = parse_vn(t.as_str()) {
+            return (0, n, None);
+        }
+        match SemVer::parse(t.as_str()) {
+            Some(s) => (1, 0, Some(s)),
+            None => (2, 0, None),
+        }
+    }
+    tags.sort_by(|a, b| {
+        let (ka, kb) = (key(a), key(b));
+        ka.0.cmp(&kb.0)
+            .then(ka.1.cmp(&kb.1))
+            .then_with(|| match (&ka.2, &kb.2) {
+                (Some(x), Some(y)) => x.precedence(y),
+                _ => Ordering::Equal,
+            })
+            .then_with(|| a.cmp(b))
+    });
+}
+
+/// A version of the same scheme already on this digest (the highest), to reuse instead of minting a new one:
+/// a rebuild of unchanged output is not a release. `auto` reuses `v<N>`; `semver` a release `X.Y.Z`, or with
+/// `--pre NAME` an `X.Y.Z-NAME.N`. `git` and explicit versions are fixed, so `None` (the tag policy already
+/// treats "tag points at this digest" as nothing to do).
+pub fn reusable_version(scheme: &Scheme, tags_on_same_digest: &[Tag]) -> Option<Tag> {
+    match scheme {
+        Scheme::Auto => tags_on_same_digest
+            .iter()
+            .filter_map(|t| Some((parse_vn(t.as_str())?, t)))
+            .max()
+            .map(|x| x.1.clone()),
+        Scheme::Semver { pre, .. } => semvers(tags_on_same_digest)
+            .into_iter()
+            .find(|(s, _)| match pre {
+                None => s.pre.is_empty(),
+                Some(name) => s.pre_number(name).is_some(),
+            })
+            .map(|x| x.1.clone()),
+        Scheme::Git { .. } | Scheme::Explicit(_) => None,
+    }
+}
+
+/// Tags of `tags` that `scheme` would consider its versions, highest first (for reuse lookups).
+pub fn scheme_versions(scheme: &Scheme, tags: &[Tag]) -> Vec<Tag> {
+    let mut v: Vec<Tag> = tags
+        .iter()
+        .filter(|t| reusable_version(scheme, std::slice::from_ref(t)).is_some())
+        .cloned()
+        .collect();
+    sort_tags(&mut v);
+    v.reverse();
+    v
+}
+
+#[cfg(test)]
+mod tests;
