@@ -6,11 +6,13 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::build::{BuildPlan, LayerSource};
+use crate::commands::tagging::TagRequest;
 use crate::error::{Error, Result};
 use crate::image::{ConfigSpec, PlatformSpec};
 use crate::layer::Compression;
-use crate::tag::Tag;
+use crate::publish;
 use crate::target::Target;
+use crate::versions::Scheme;
 use crate::walk::normalize_dest;
 
 #[derive(Parser, Debug)]
@@ -110,9 +112,34 @@ pub struct BuildArgs {
     /// Owner of every file in the layers, UID:GID
     #[arg(long, default_value = "0:0")]
     pub chown: String,
+    /// Version to publish: auto (next v<N>), semver:patch|minor|major, git, or an explicit VALUE
+    #[arg(long = "version", value_name = "SCHEME")]
+    pub version_scheme: Option<String>,
+    /// With --version semver:*: publish a pre-release X.Y.Z-NAME.N
+    #[arg(long, value_name = "NAME")]
+    pub pre: Option<String>,
+    /// With --version git: accept a dirty work tree (the version gets -dirty)
+    #[arg(long)]
+    pub allow_dirty: bool,
+    /// Mint a new version even if this exact image already has one
+    #[arg(long)]
+    pub always_new: bool,
+    /// Allow floating tags (latest, main, …); they are written last, after the version
+    #[arg(long)]
+    pub allow_floating: bool,
+    /// Comma-separated tags treated as floating
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "latest,stable,edge,main,master,head,canary,dev,nightly"
+    )]
+    pub floating_tags: Vec<String>,
     /// Move a tag that already points at another image (never needed for new versions)
     #[arg(long)]
     pub force_tag: bool,
+    /// Also write the reference to deploy (first stdout line) to this file
+    #[arg(long, value_name = "PATH")]
+    pub ref_file: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,11 +207,28 @@ impl BuildArgs {
     /// Validate every flag and turn them into a plan. Nothing is touched before this succeeds.
     pub fn plan(&self) -> Result<BuildPlan> {
         let target: Target = self.to.parse()?;
-        let tags = self
-            .tags
-            .iter()
-            .map(|t| t.parse::<Tag>())
-            .collect::<Result<Vec<_>>>()?;
+        let epoch = std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(|_| source_date_epoch())
+            .transpose()?;
+        let tagging = TagRequest {
+            scheme: self
+                .version_scheme
+                .as_deref()
+                .map(|v| Scheme::parse(v, self.pre.as_deref(), self.allow_dirty))
+                .transpose()?,
+            templates: self.tags.clone(),
+            policy: publish::Plan {
+                floating_allowed: self.allow_floating,
+                floating_list: self.floating_tags.clone(),
+                force: self.force_tag,
+                always_new: self.always_new,
+                ..publish::Plan::default()
+            },
+            epoch: epoch.map(|e| e as i64),
+        };
+        tagging.validate()?;
         let prefix = normalize_dest(&self.prefix, "--prefix")?;
         let mut layers = vec![LayerSource {
             src: self.dir.clone(),
@@ -294,14 +338,13 @@ impl BuildArgs {
         let (uid, gid) = parse_chown(&self.chown)?;
         Ok(BuildPlan {
             target,
-            tags,
+            tagging,
             base,
             layers,
             config,
             compression,
             uid,
             gid,
-            force_tag: self.force_tag,
         })
     }
 }

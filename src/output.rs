@@ -7,6 +7,7 @@ use oci_spec::image::ImageManifest;
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
+use crate::commands::tagging::Tagged;
 use crate::digest::Digest;
 use crate::image::{Json, PlatformSpec};
 use crate::tag::Tag;
@@ -46,12 +47,18 @@ pub struct Published {
     /// `oci:PATH` or `host/repo`, without tag.
     pub repository: String,
     pub digest: Digest,
+    /// The unique version chosen for this build (also the first of `tags`).
+    pub version: Option<Tag>,
+    /// True when `version` already pointed at this image (an unchanged rebuild is not a new release).
+    pub reused: bool,
     pub tags: Vec<Tag>,
     #[serde(rename = "mediaType")]
     pub media_type: String,
     pub size: u64,
     pub layers: Vec<LayerOut>,
     pub platform: String,
+    /// Manifest digest per platform (`os/arch[/variant]` → digest).
+    pub platforms: std::collections::BTreeMap<String, Digest>,
     /// `repository:tag@digest` per tag (or `repository@digest`), the lines text output prints.
     pub references: Vec<String>,
 }
@@ -59,11 +66,12 @@ pub struct Published {
 impl Published {
     pub fn new(
         repository: String,
-        tags: Vec<Tag>,
+        tagged: &Tagged,
         manifest: &Json<ImageManifest>,
         platform: PlatformSpec,
     ) -> Self {
         let digest = manifest.digest.clone();
+        let tags = tagged.tags.clone();
         let references = if tags.is_empty() {
             vec![format!("{repository}@{digest}")]
         } else {
@@ -83,7 +91,10 @@ impl Published {
                 })
                 .collect(),
             repository,
+            platforms: [(platform.to_string(), digest.clone())].into(),
             digest,
+            version: tagged.version.clone(),
+            reused: tagged.reused,
             tags,
             media_type: "application/vnd.oci.image.manifest.v1+json".into(),
             size: manifest.bytes.len() as u64,
@@ -105,5 +116,19 @@ impl Published {
                 serde_json::to_string(self).expect("serializable")
             ),
         };
+    }
+
+    /// The reference to deploy: the version's (first line of the text output).
+    pub fn deploy_reference(&self) -> &str {
+        &self.references[0]
+    }
+
+    /// `--ref-file PATH`: the deploy reference and a newline, for later CI steps (written atomically).
+    pub fn write_ref_file(&self, path: &std::path::Path) -> crate::Result<()> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".kiln-tmp");
+        std::fs::write(&tmp, format!("{}\n", self.deploy_reference()))
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|e| crate::Error::io(path, e))
     }
 }

@@ -4,13 +4,13 @@ use std::path::PathBuf;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
+use crate::commands::tagging::{self, LayoutTags, TagRequest, Tagged};
 use crate::digest::Digest;
 use crate::error::{Error, Result, ResultExt};
 use crate::image::{self, Base, ConfigSpec, Json, LayerRecord, PlatformSpec};
 use crate::layer::{self, Compression, LayerOptions};
 use crate::output::{Published, Reporter};
 use crate::store::Layout;
-use crate::tag::Tag;
 use crate::target::{LayoutRef, Target};
 use crate::walk;
 
@@ -18,7 +18,8 @@ use crate::walk;
 #[derive(Debug, Clone)]
 pub struct BuildPlan {
     pub target: Target,
-    pub tags: Vec<Tag>,
+    /// Version scheme, `--tag` templates and the tag policy.
+    pub tagging: TagRequest,
     pub base: Option<Target>,
     /// The main layer first, then each `--layer`.
     pub layers: Vec<LayerSource>,
@@ -26,7 +27,6 @@ pub struct BuildPlan {
     pub compression: Compression,
     pub uid: u64,
     pub gid: u64,
-    pub force_tag: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -65,21 +65,13 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
         ));
         walked.push(entries);
     }
-    let mut tags: Vec<Tag> = plan.tags.clone();
-    if let Some(t) = &dest.tag
-        && !tags.contains(t)
-    {
-        tags.insert(0, t.clone());
-    }
-
     let (layout, created) = Layout::open_or_create(&dest.path)?;
     let mut txn = Txn {
         layout: &layout,
         new_blobs: Vec::new(),
     };
-    let result = write_image(&mut txn, plan, base.as_ref(), &walked, report).and_then(
-        |(manifest, config)| publish(&layout, &dest, &tags, &manifest, &config, plan, report),
-    );
+    let result = write_image(&mut txn, plan, base.as_ref(), &walked, report)
+        .and_then(|(manifest, config)| publish(&layout, &dest, &manifest, &config, plan, report));
     match result {
         Ok(p) => Ok(p),
         Err(e) => {
@@ -168,56 +160,68 @@ fn write_image(
     Ok((manifest, config))
 }
 
-/// Point the tags at the manifest: all checked under the layout lock before any is written.
+/// Choose and write the tags (version first), all checked before any is written.
 fn publish(
     layout: &Layout,
     dest: &LayoutRef,
-    tags: &[Tag],
     manifest: &Json<ImageManifest>,
     config: &Json<ImageConfiguration>,
     plan: &BuildPlan,
     report: &Reporter,
 ) -> Result<Published> {
-    let lock = layout.lock()?;
-    if !plan.force_tag {
-        for t in tags {
-            if let Some(existing) = layout.resolve(t.as_str())? {
-                let existing = Digest::from_oci(existing.digest())?;
-                if existing != manifest.digest {
-                    return Err(Error::TagExists {
-                        repository: LayoutRef {
-                            tag: None,
-                            digest: None,
-                            ..dest.clone()
-                        }
-                        .to_string(),
-                        tag: t.to_string(),
-                        existing: existing.to_string(),
-                        new: manifest.digest.to_string(),
-                    });
-                }
-            }
-        }
-    }
     let platform = PlatformSpec::of_config(&config.value);
-    if tags.is_empty() {
+    let repo = LayoutRef {
+        tag: None,
+        digest: None,
+        ..dest.clone()
+    }
+    .to_string();
+    let mut req = plan.tagging.clone();
+    if let Some(t) = &dest.tag
+        && !req.templates.iter().any(|x| x == t.as_str())
+    {
+        req.templates.insert(0, t.to_string());
+    }
+    // One lock-protected write per tag is atomic in a layout: no settle delay is needed to detect a race.
+    req.policy.settle = std::time::Duration::ZERO;
+    let target = LayoutTags {
+        layout,
+        display: repo.clone(),
+        manifest,
+        platform: platform.to_oci(),
+        policy: &req.policy,
+    };
+    let tagged = tagging::publish_tags(
+        &target,
+        &manifest.digest,
+        &req,
+        &plan.layers[0].src,
+        &mut || Ok(()),
+    )?;
+    if tagged.tags.is_empty() {
+        let lock = layout.lock()?;
         layout.set_tag(&lock, None, manifest, Some(platform.to_oci()))?;
     }
-    for t in tags {
-        layout.set_tag(&lock, Some(t), manifest, Some(platform.to_oci()))?;
-        report.step(format_args!("tagged {t}"));
+    report_tags(report, &tagged);
+    Ok(Published::new(repo, &tagged, manifest, platform))
+}
+
+/// One stderr line per decision: the version and why, versions lost to other publishers.
+pub fn report_tags(report: &Reporter, t: &Tagged) {
+    for lost in &t.raced {
+        report.step(format_args!(
+            "version {lost} was taken by another publisher meanwhile; trying the next"
+        ));
     }
-    Ok(Published::new(
-        LayoutRef {
-            tag: None,
-            digest: None,
-            ..dest.clone()
+    if let Some(v) = &t.version {
+        if t.reused {
+            report.step(format_args!(
+                "version {v} reused: it already points at this image"
+            ));
+        } else {
+            report.step(format_args!("version {v}: new"));
         }
-        .to_string(),
-        tags.to_vec(),
-        manifest,
-        platform,
-    ))
+    }
 }
 
 fn load_base(t: &Target) -> Result<LoadedBase> {

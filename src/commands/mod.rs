@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod inspect;
+pub mod tagging;
 
 use crate::cli::{Cli, Command};
 use crate::error::Result;
@@ -17,6 +18,9 @@ pub fn run(cli: &Cli) -> Result<()> {
             let plan = args.plan()?;
             let published = build::run(&plan, &report)?;
             published.print(cli.output);
+            if let Some(p) = &args.ref_file {
+                published.write_ref_file(p)?;
+            }
             Ok(())
         }
         Command::Inspect(args) => inspect::run(&args.target, cli.output),

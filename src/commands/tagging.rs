@@ -1,0 +1,204 @@
+//! From a built image to its tags: choose the version, render `--tag` templates, check every tag before
+//! anything is written (`publish::plan_tags`), then write them with the race-safe `publish::publish`.
+//! Works on any `TagTarget`; the local layout's implementation is here, the registry's in `commands::remote`.
+
+use std::path::Path;
+
+use oci_spec::image::{ImageManifest, Platform};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::git::GitInfo;
+use crate::image::Json;
+use crate::publish::{self, Plan, TagTarget, WriteOutcome};
+use crate::store::Layout;
+use crate::tag::Tag;
+use crate::template::{self, TemplateContext};
+use crate::versions::{self, Scheme};
+
+/// What the user asked for, before the version is known.
+#[derive(Debug, Clone, Default)]
+pub struct TagRequest {
+    pub scheme: Option<Scheme>,
+    /// `--tag` values, possibly with `{…}` placeholders.
+    pub templates: Vec<String>,
+    /// `--allow-floating`, the floating list, `--force-tag`, `--always-new`.
+    pub policy: Plan,
+    /// SOURCE_DATE_EPOCH if set, for `{date}`.
+    pub epoch: Option<i64>,
+}
+
+impl TagRequest {
+    /// Whether git must be asked (git versions and `{git_sha}`-style placeholders).
+    pub fn needs_git(&self) -> bool {
+        matches!(self.scheme, Some(Scheme::Git { .. }))
+            || self.templates.iter().any(|t| t.contains("{git_"))
+    }
+
+    /// Reject malformed templates before anything is built (a missing value is only known later).
+    pub fn validate(&self) -> Result<()> {
+        for t in &self.templates {
+            let fake = Digest::of(b"");
+            let ctx = TemplateContext {
+                version: Some("v1".parse()?),
+                git_sha: Some("0".repeat(40)),
+                git_short_sha: Some("0".repeat(7)),
+                epoch: Some(0),
+                digest: Some(fake),
+                env: &|_| Some("x".into()),
+            };
+            template::render(t, &ctx)?;
+        }
+        Ok(())
+    }
+}
+
+/// The outcome: version (if any) first, then the other tags, in the order they were written.
+#[derive(Debug, Clone)]
+pub struct Tagged {
+    pub version: Option<Tag>,
+    pub tags: Vec<Tag>,
+    pub reused: bool,
+    pub raced: Vec<Tag>,
+}
+
+fn render_all(
+    req: &TagRequest,
+    version: Option<&Tag>,
+    git: Option<&GitInfo>,
+    digest: &Digest,
+) -> Result<Vec<Tag>> {
+    let env = |name: &str| std::env::var(name).ok();
+    let ctx = TemplateContext {
+        version: version.cloned(),
+        git_sha: git.map(|g| g.sha.clone()),
+        git_short_sha: git.map(|g| g.short_sha.clone()),
+        epoch: Some(req.epoch.unwrap_or_else(now)),
+        digest: Some(digest.clone()),
+        env: &env,
+    };
+    req.templates
+        .iter()
+        .map(|t| template::render(t, &ctx))
+        .collect()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Check everything, run `before_write` (push blobs and the manifest by digest), then write the tags.
+/// Nothing is written — not even by `before_write` — when a tag would be refused.
+pub fn publish_tags(
+    target: &dyn TagTarget,
+    digest: &Digest,
+    req: &TagRequest,
+    build_dir: &Path,
+    before_write: &mut dyn FnMut() -> Result<()>,
+) -> Result<Tagged> {
+    let git = if req.needs_git() {
+        GitInfo::discover(build_dir)?
+    } else {
+        None
+    };
+    if matches!(req.scheme, Some(Scheme::Git { .. })) && git.is_none() {
+        return Err(Error::Version(format!(
+            "--version git: {} is not inside a git work tree; use --version auto or an explicit version",
+            build_dir.display()
+        )));
+    }
+    let listed = target.list_tags()?;
+    // The version this publish will most likely get; templates with {version} are checked with it now and
+    // rendered again below if a race or reuse changes it.
+    let predicted = match &req.scheme {
+        Some(s) => Some(versions::next_version(s, &listed, git.as_ref())?),
+        None => None,
+    };
+    let pre_tags = render_all(req, predicted.as_ref(), git.as_ref(), digest)?;
+    let uses_version = req.templates.iter().any(|t| t.contains("{version}"));
+    let check = Plan {
+        extra_tags: pre_tags.clone(),
+        ..req.policy.clone()
+    };
+    let fixed = match &req.scheme {
+        Some(Scheme::Explicit(_) | Scheme::Git { .. }) => predicted.as_ref(),
+        _ => None,
+    };
+    publish::plan_tags(target, digest, fixed, &check)?;
+    before_write()?;
+
+    let first = Plan {
+        version_scheme: req.scheme.clone(),
+        extra_tags: if uses_version { Vec::new() } else { pre_tags },
+        ..req.policy.clone()
+    };
+    let p = publish::publish(target, digest, &first, git.as_ref())?;
+    let mut out = Tagged {
+        version: p.version.clone(),
+        tags: p.tags,
+        reused: p.reused,
+        raced: p.raced,
+    };
+    if uses_version {
+        let extra = render_all(req, p.version.as_ref(), git.as_ref(), digest)?;
+        let second = Plan {
+            version_scheme: None,
+            extra_tags: extra,
+            ..req.policy.clone()
+        };
+        let q = publish::publish(target, digest, &second, git.as_ref())?;
+        out.tags
+            .extend(q.tags.into_iter().filter(|t| Some(t) != p.version.as_ref()));
+    }
+    Ok(out)
+}
+
+/// Tags in a local OCI layout. A write is create-if-absent under the layout's lock, so two kiln processes
+/// racing for one version in one layout cannot both win: the loser sees `Refused` and takes the next.
+pub struct LayoutTags<'a> {
+    pub layout: &'a Layout,
+    pub display: String,
+    pub manifest: &'a Json<ImageManifest>,
+    pub platform: Platform,
+    /// Which tags may be moved: floating ones when allowed, any with `--force-tag`.
+    pub policy: &'a Plan,
+}
+
+impl TagTarget for LayoutTags<'_> {
+    fn describe(&self) -> String {
+        self.display.clone()
+    }
+
+    fn list_tags(&self) -> Result<Vec<Tag>> {
+        Ok(self
+            .layout
+            .tags()?
+            .into_iter()
+            .filter_map(|t| t.parse().ok())
+            .collect())
+    }
+
+    fn resolve(&self, tag: &Tag) -> Result<Option<Digest>> {
+        self.layout
+            .resolve(tag.as_str())?
+            .map(|d| Digest::from_oci(d.digest()))
+            .transpose()
+    }
+
+    fn write_tag(&self, tag: &Tag) -> Result<WriteOutcome> {
+        let lock = self.layout.lock()?;
+        if let Some(cur) = self.resolve(tag)?
+            && cur != self.manifest.digest
+            && !self.policy.force
+            && !(self.policy.floating_allowed
+                && versions::is_floating(tag.as_str(), &self.policy.floating_list))
+        {
+            return Ok(WriteOutcome::Refused);
+        }
+        self.layout
+            .set_tag(&lock, Some(tag), self.manifest, Some(self.platform.clone()))?;
+        Ok(WriteOutcome::Written)
+    }
+}
