@@ -385,3 +385,18 @@ fn sink_errors_are_reported() {
         .unwrap();
     assert!(err.to_string().contains("disk full"), "{err}");
 }
+
+/// Not a test: `KILN_DUMP=/tmp/x cargo test --lib dump_fixture_layer -- --ignored` writes the fixture's layer
+/// (tar, tar.gz, tar.zst) for inspection with other tools (umoci, skopeo, bsdtar, python's tarfile).
+#[test]
+#[ignore]
+fn dump_fixture_layer() {
+    let dir = PathBuf::from(std::env::var_os("KILN_DUMP").expect("KILN_DUMP"));
+    let (_tmp, _root, entries, _info, tar) = fixture_tar();
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("layer.tar"), &tar).unwrap();
+    let gz = layer(&entries, &opts(Compression::Gzip { level: 1 })).1;
+    fs::write(dir.join("layer.tar.gz"), gz).unwrap();
+    let zst = layer(&entries, &opts(Compression::Zstd { level: 3 })).1;
+    fs::write(dir.join("layer.tar.zst"), zst).unwrap();
+}
