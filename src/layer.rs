@@ -11,15 +11,18 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::mpsc;
 
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
 use crate::walk::{Entry, EntryKind};
 
+mod compress;
 mod header;
 #[cfg(test)]
 mod tests;
 
+use compress::Compressor;
 use header::{BLOCK, Fields};
 
 /// Layer compression. The encoder decides the blob digest, so it is pinned (see README).
@@ -62,37 +65,73 @@ pub struct LayerInfo {
 
 /// Size of the buffer files are read into and the tar stream is written from.
 const BUF_SIZE: usize = 1 << 20;
-/// Most zstd workers used; the output is the same for any count ≥ 1.
-const MAX_ZSTD_WORKERS: usize = 4;
-/// The gzip header's OS byte: 255 ("unknown"), flate2's default, set explicitly so the blob never depends on it.
-const GZIP_OS_UNKNOWN: u8 = 255;
 
 /// Write the layer for `entries` (from `walk`) as a compressed tar into `sink`, hashing the tar on the way.
 /// Returns the sink (finished compressor output fully written into it, not flushed further) and the diff_id.
+///
+/// Two threads, one pass: a scoped thread reads the files into the tar stream and hashes it (the diff_id), this
+/// thread compresses and writes to `sink` (which therefore need not be `Send`); 1 MiB buffers go back and forth.
 pub fn write_layer<W: Write>(
     entries: &[Entry],
     opts: &LayerOptions,
     sink: W,
 ) -> Result<(LayerInfo, W)> {
-    let mut out = TarOut {
-        buf: vec![0; BUF_SIZE].into_boxed_slice(),
-        len: 0,
-        inner: HashingWriter::new(Compressor::new(opts.compression, sink)?),
-    };
+    let mut compressor = Compressor::new(opts.compression, sink)?;
+    let (full_tx, full_rx) = mpsc::sync_channel::<Chunk>(BUFFERS - 2);
+    let (empty_tx, empty_rx) = mpsc::channel::<Chunk>();
+    let (produced, written) = std::thread::scope(|s| {
+        let producer = s.spawn(move || {
+            let mut out = TarOut {
+                chunk: Chunk::new(),
+                allocated: 1,
+                hasher: HashingWriter::new(io::sink()),
+                full: full_tx,
+                empty: empty_rx,
+            };
+            produce(&mut out, entries, opts)?;
+            let (diff_id, tar_size, _) = out.hasher.finish();
+            Ok(LayerInfo { diff_id, tar_size })
+        });
+        // Consumer. On a write error, dropping `full_rx` (by leaving the loop) stops the producer.
+        let mut written = Ok(());
+        for chunk in full_rx {
+            if let Err(e) = compressor.write_all(&chunk.buf[..chunk.len]) {
+                written = Err(write_error(e));
+                break;
+            }
+            // The producer may be done and gone: nothing to recycle then.
+            let _ = empty_tx.send(chunk);
+        }
+        // Whatever happened, the producer must not wait for a buffer that will not come back.
+        drop(empty_tx);
+        let produced: Result<LayerInfo> = match producer.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        (produced, written)
+    });
+    // A sink error explains a producer that stopped because nobody was listening any more.
+    written?;
+    let info = produced?;
+    let sink = compressor.finish().map_err(write_error)?;
+    Ok((info, sink))
+}
+
+/// Buffers in flight: one being filled, one queued, one being compressed.
+const BUFFERS: usize = 3;
+
+fn produce(out: &mut TarOut, entries: &[Entry], opts: &LayerOptions) -> Result<()> {
     let mut headers = Vec::with_capacity(4 * BLOCK);
     for e in entries {
-        write_entry(&mut out, &mut headers, e, opts)?;
+        write_entry(out, &mut headers, e, opts)?;
     }
     // End of archive: two zero blocks.
     out.put(&[0; 2 * BLOCK])?;
-    out.flush()?;
-    let (diff_id, tar_size, compressor) = out.inner.finish();
-    let sink = compressor.finish().map_err(write_error)?;
-    Ok((LayerInfo { diff_id, tar_size }, sink))
+    out.flush()
 }
 
-fn write_entry<W: Write>(
-    out: &mut TarOut<W>,
+fn write_entry(
+    out: &mut TarOut,
     headers: &mut Vec<u8>,
     e: &Entry,
     opts: &LayerOptions,
@@ -214,30 +253,69 @@ fn write_error(e: io::Error) -> Error {
     Error::io("writing the layer", e)
 }
 
-/// The tar stream: a big buffer in front of hasher → compressor → sink, that files are read into directly.
-struct TarOut<W: Write> {
-    buf: Box<[u8]>,
-    len: usize,
-    inner: HashingWriter<Compressor<W>>,
+/// Only seen if the compressing side stopped without an error of its own (it cannot, short of a panic).
+fn consumer_gone() -> Error {
+    write_error(io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "the compressor stopped",
+    ))
 }
 
-impl<W: Write> TarOut<W> {
+/// A buffer of the tar stream, `len` bytes of it used.
+struct Chunk {
+    buf: Box<[u8]>,
+    len: usize,
+}
+
+impl Chunk {
+    fn new() -> Self {
+        Chunk {
+            buf: vec![0; BUF_SIZE].into_boxed_slice(),
+            len: 0,
+        }
+    }
+}
+
+/// The producing end of the tar stream: files are read straight into the current chunk; a full chunk is hashed
+/// and handed to the compressing thread.
+struct TarOut {
+    chunk: Chunk,
+    allocated: usize,
+    hasher: HashingWriter<io::Sink>,
+    full: mpsc::SyncSender<Chunk>,
+    empty: mpsc::Receiver<Chunk>,
+}
+
+impl TarOut {
     fn flush(&mut self) -> Result<()> {
-        self.inner
-            .write_all(&self.buf[..self.len])
+        if self.chunk.len == 0 {
+            return Ok(());
+        }
+        self.hasher
+            .write_all(&self.chunk.buf[..self.chunk.len])
             .map_err(write_error)?;
-        self.len = 0;
+        let next = match self.empty.try_recv() {
+            Ok(c) => c,
+            Err(_) if self.allocated < BUFFERS => {
+                self.allocated += 1;
+                Chunk::new()
+            }
+            Err(_) => self.empty.recv().map_err(|_| consumer_gone())?,
+        };
+        let full = std::mem::replace(&mut self.chunk, next);
+        self.chunk.len = 0;
+        self.full.send(full).map_err(|_| consumer_gone())?;
         Ok(())
     }
 
     fn put(&mut self, mut bytes: &[u8]) -> Result<()> {
         while !bytes.is_empty() {
-            if self.len == self.buf.len() {
+            if self.chunk.len == self.chunk.buf.len() {
                 self.flush()?;
             }
-            let n = bytes.len().min(self.buf.len() - self.len);
-            self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
-            self.len += n;
+            let n = bytes.len().min(self.chunk.buf.len() - self.chunk.len);
+            self.chunk.buf[self.chunk.len..self.chunk.len + n].copy_from_slice(&bytes[..n]);
+            self.chunk.len += n;
             bytes = &bytes[n..];
         }
         Ok(())
@@ -247,103 +325,24 @@ impl<W: Write> TarOut<W> {
     fn copy_file(&mut self, f: &mut File, size: u64, src: &Path) -> Result<()> {
         let mut left = size;
         while left > 0 {
-            if self.len == self.buf.len() {
+            if self.chunk.len == self.chunk.buf.len() {
                 self.flush()?;
             }
-            let room = (self.buf.len() - self.len).min(usize::try_from(left).unwrap_or(usize::MAX));
-            match f.read(&mut self.buf[self.len..self.len + room]) {
+            let room = (self.chunk.buf.len() - self.chunk.len)
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
+            match f.read(&mut self.chunk.buf[self.chunk.len..self.chunk.len + room]) {
                 Ok(0) => {
                     let what = format!("it ended after {} of {size} bytes", size - left);
                     return Err(changed(src, &what));
                 }
                 Ok(n) => {
-                    self.len += n;
+                    self.chunk.len += n;
                     left -= n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Error::io(src, e)),
             }
         }
-        Ok(())
-    }
-}
-
-/// The pinned encoders.
-enum Compressor<W: Write> {
-    Gzip(flate2::write::GzEncoder<W>),
-    Zstd(zstd::stream::write::Encoder<'static, W>),
-    None(W),
-}
-
-impl<W: Write> Compressor<W> {
-    fn new(c: Compression, sink: W) -> Result<Self> {
-        Ok(match c {
-            Compression::Gzip { level } => {
-                if level > 9 {
-                    return Err(Error::Usage(format!(
-                        "gzip compression level {level} is out of range (0-9)"
-                    )));
-                }
-                // No file name, no mtime, fixed OS byte: the header is a function of the level only.
-                let enc = flate2::GzBuilder::new()
-                    .mtime(0)
-                    .operating_system(GZIP_OS_UNKNOWN)
-                    .write(sink, flate2::Compression::new(level));
-                Compressor::Gzip(enc)
-            }
-            Compression::Zstd { level } => {
-                if !zstd::compression_level_range().contains(&level) {
-                    return Err(Error::Usage(format!(
-                        "zstd compression level {level} is out of range ({:?})",
-                        zstd::compression_level_range()
-                    )));
-                }
-                let mut enc =
-                    zstd::stream::write::Encoder::new(sink, level).map_err(write_error)?;
-                // Multi-threaded mode always (≥ 1 worker): its output is the same for any worker count, and differs
-                // from single-threaded mode, so the blob never depends on the machine.
-                enc.multithread(zstd_workers()).map_err(write_error)?;
-                enc.include_checksum(true).map_err(write_error)?;
-                Compressor::Zstd(enc)
-            }
-            Compression::None => Compressor::None(sink),
-        })
-    }
-
-    fn finish(self) -> io::Result<W> {
-        match self {
-            Compressor::Gzip(e) => e.finish(),
-            Compressor::Zstd(e) => e.finish(),
-            Compressor::None(w) => Ok(w),
-        }
-    }
-}
-
-fn zstd_workers() -> u32 {
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-    n.clamp(1, MAX_ZSTD_WORKERS) as u32
-}
-
-impl<W: Write> Write for Compressor<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Compressor::Gzip(e) => e.write(buf),
-            Compressor::Zstd(e) => e.write(buf),
-            Compressor::None(w) => w.write(buf),
-        }
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self {
-            Compressor::Gzip(e) => e.write_all(buf),
-            Compressor::Zstd(e) => e.write_all(buf),
-            Compressor::None(w) => w.write_all(buf),
-        }
-    }
-
-    /// Deliberately does not flush the encoders: a gzip sync flush or a zstd block end would change the bytes of
-    /// the blob depending on when it was called. Everything is written by `finish`.
-    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }

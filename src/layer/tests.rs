@@ -385,3 +385,49 @@ fn sink_errors_are_reported() {
         .unwrap();
     assert!(err.to_string().contains("disk full"), "{err}");
 }
+
+/// Not a test: `KILN_DUMP=/tmp/x cargo test --lib dump_fixture_layer -- --ignored` writes the fixture's layer
+/// (tar, tar.gz, tar.zst) for inspection with other tools (umoci, skopeo, bsdtar, python's tarfile).
+#[test]
+#[ignore]
+fn dump_fixture_layer() {
+    let dir = PathBuf::from(std::env::var_os("KILN_DUMP").expect("KILN_DUMP"));
+    let (_tmp, _root, entries, _info, tar) = fixture_tar();
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("layer.tar"), &tar).unwrap();
+    let gz = layer(&entries, &opts(Compression::Gzip { level: 1 })).1;
+    fs::write(dir.join("layer.tar.gz"), gz).unwrap();
+    let zst = layer(&entries, &opts(Compression::Zstd { level: 3 })).1;
+    fs::write(dir.join("layer.tar.zst"), zst).unwrap();
+}
+
+#[test]
+fn a_sink_failing_mid_stream_stops_the_reader() {
+    struct FailAfter(usize);
+    impl Write for FailAfter {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            // Slow: the reader fills every buffer and waits for one to come back.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            if self.0 < b.len() {
+                return Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"));
+            }
+            self.0 -= b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let big = fixture::big_content();
+    for i in 0..6 {
+        fs::write(tmp.path().join(format!("f{i}")), &big).unwrap();
+    }
+    let entries = walk::walk(tmp.path(), "/").unwrap();
+    for c in [Compression::None, Compression::Gzip { level: 1 }] {
+        let err = write_layer(&entries, &opts(c), FailAfter(10))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("disk full"), "{err}");
+    }
+}

@@ -18,6 +18,14 @@ pub fn long_path() -> String {
     format!("deep/{SEG}/{SEG}/{SEG}/{}.txt", "n".repeat(120))
 }
 
+/// A non-UTF-8 name over 100 bytes (a PAX `path` with raw bytes), next to `long_path`.
+pub fn long_raw_path() -> Vec<u8> {
+    let mut p = format!("deep/{SEG}/{SEG}/{SEG}/").into_bytes();
+    p.extend_from_slice(RAW_NAME);
+    p.extend_from_slice("x".repeat(100).as_bytes());
+    p
+}
+
 /// Deterministic pseudo-random content (incompressible enough to exercise the compressors).
 pub fn big_content() -> Vec<u8> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -61,6 +69,12 @@ pub fn build(tmp: &Path) -> PathBuf {
     fs::hard_link(&first, root.join("hard/a")).unwrap();
     fs::hard_link(&first, root.join("hard/c")).unwrap();
     file(&root, long_path(), b"long name\n", 0o644);
+    file(
+        &root,
+        OsStr::from_bytes(&long_raw_path()),
+        b"long raw\n",
+        0o644,
+    );
     // A symlink target over 100 bytes.
     symlink(long_path(), root.join("long-link")).unwrap();
     file(

@@ -41,6 +41,7 @@ fn walk_order_kinds_and_modes() {
         &format!("deep/{SEG}/{SEG}"),
         &format!("deep/{SEG}/{SEG}/{SEG}"),
         &long,
+        "\u{0}", // placeholder for fixture::long_raw_path()
         "empty",
         "escape",
         "etc",
@@ -54,7 +55,10 @@ fn walk_order_kinds_and_modes() {
         "private",
     ]
     .iter()
-    .map(|s| s.as_bytes().to_vec())
+    .map(|s| match *s {
+        "\u{0}" => fixture::long_raw_path(),
+        s => s.as_bytes().to_vec(),
+    })
     .collect();
     expected.push(RAW_NAME.to_vec());
     expected.push(b"setgid".to_vec());
@@ -190,7 +194,7 @@ fn unreadable_directory_is_an_error_naming_it() {
     let tmp = tempfile::tempdir().unwrap();
     let locked = tmp.path().join("locked");
     fs::create_dir(&locked).unwrap();
-    fs::set_permissions(&locked, fs::Permissions::from_mode(0)).unwrap();
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
     let err = walk(tmp.path(), "/").unwrap_err().to_string();
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o700)).unwrap();
     assert!(err.contains(locked.to_str().unwrap()), "{err}");

@@ -1,0 +1,91 @@
+//! The pinned layer encoders: the compressed bytes must be a function of the tar and the level only.
+
+use std::io::{self, Write};
+
+use super::{Compression, write_error};
+use crate::error::{Error, Result};
+
+/// Most zstd workers used; the output is the same for any count ≥ 1.
+const MAX_ZSTD_WORKERS: usize = 4;
+/// The gzip header's OS byte: 255 ("unknown"), flate2's default, set explicitly so the blob never depends on it.
+const GZIP_OS_UNKNOWN: u8 = 255;
+
+/// The pinned encoders.
+pub(super) enum Compressor<W: Write> {
+    Gzip(flate2::write::GzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+    None(W),
+}
+
+impl<W: Write> Compressor<W> {
+    pub(super) fn new(c: Compression, sink: W) -> Result<Self> {
+        Ok(match c {
+            Compression::Gzip { level } => {
+                if level > 9 {
+                    return Err(Error::Usage(format!(
+                        "gzip compression level {level} is out of range (0-9)"
+                    )));
+                }
+                // No file name, no mtime, fixed OS byte: the header is a function of the level only.
+                let enc = flate2::GzBuilder::new()
+                    .mtime(0)
+                    .operating_system(GZIP_OS_UNKNOWN)
+                    .write(sink, flate2::Compression::new(level));
+                Compressor::Gzip(enc)
+            }
+            Compression::Zstd { level } => {
+                if !zstd::compression_level_range().contains(&level) {
+                    return Err(Error::Usage(format!(
+                        "zstd compression level {level} is out of range ({:?})",
+                        zstd::compression_level_range()
+                    )));
+                }
+                let mut enc =
+                    zstd::stream::write::Encoder::new(sink, level).map_err(write_error)?;
+                // Multi-threaded mode always (≥ 1 worker): its output is the same for any worker count, and differs
+                // from single-threaded mode, so the blob never depends on the machine.
+                enc.multithread(zstd_workers()).map_err(write_error)?;
+                enc.include_checksum(true).map_err(write_error)?;
+                Compressor::Zstd(enc)
+            }
+            Compression::None => Compressor::None(sink),
+        })
+    }
+
+    pub(super) fn finish(self) -> io::Result<W> {
+        match self {
+            Compressor::Gzip(e) => e.finish(),
+            Compressor::Zstd(e) => e.finish(),
+            Compressor::None(w) => Ok(w),
+        }
+    }
+}
+
+fn zstd_workers() -> u32 {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    n.clamp(1, MAX_ZSTD_WORKERS) as u32
+}
+
+impl<W: Write> Write for Compressor<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Compressor::Gzip(e) => e.write(buf),
+            Compressor::Zstd(e) => e.write(buf),
+            Compressor::None(w) => w.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Compressor::Gzip(e) => e.write_all(buf),
+            Compressor::Zstd(e) => e.write_all(buf),
+            Compressor::None(w) => w.write_all(buf),
+        }
+    }
+
+    /// Deliberately does not flush the encoders: a gzip sync flush or a zstd block end would change the bytes of
+    /// the blob depending on when it was called. Everything is written by `finish`.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
