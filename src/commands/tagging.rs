@@ -47,7 +47,15 @@ impl TagRequest {
                 digest: Some(fake),
                 env: &|_| Some("x".into()),
             };
-            template::render(t, &ctx)?;
+            // With every value present, a failure is the template's own fault: a usage error (exit 2).
+            template::render(t, &ctx).map_err(|e| match e {
+                Error::Template { template, reason } => Error::InvalidArg {
+                    flag: "--tag",
+                    value: template,
+                    expected: reason,
+                },
+                e => e,
+            })?;
         }
         Ok(())
     }
