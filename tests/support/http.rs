@@ -13,12 +13,18 @@ pub struct Head {
 
 impl Head {
     pub fn new(start: impl Into<String>) -> Head {
-        Head { start: start.into(), headers: Vec::new() }
+        Head {
+            start: start.into(),
+            headers: Vec::new(),
+        }
     }
 
     /// First value of header `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn has_token(&self, name: &str, token: &str) -> bool {
@@ -45,12 +51,20 @@ impl Head {
     /// Request line parts: method, target, version.
     pub fn request_parts(&self) -> (&str, &str, &str) {
         let mut it = self.start.splitn(3, ' ');
-        (it.next().unwrap_or(""), it.next().unwrap_or(""), it.next().unwrap_or(""))
+        (
+            it.next().unwrap_or(""),
+            it.next().unwrap_or(""),
+            it.next().unwrap_or(""),
+        )
     }
 
     /// Status code of a response head (0 if unparsable).
     pub fn status(&self) -> u16 {
-        self.start.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+        self.start
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
     }
 
     pub fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
@@ -72,8 +86,15 @@ impl Head {
     pub fn body_kind(&self, is_request: bool) -> BodyKind {
         if self.has_token("transfer-encoding", "chunked") {
             BodyKind::Chunked
-        } else if let Some(n) = self.get("content-length").and_then(|v| v.trim().parse().ok()) {
-            if n == 0 { BodyKind::None } else { BodyKind::Length(n) }
+        } else if let Some(n) = self
+            .get("content-length")
+            .and_then(|v| v.trim().parse().ok())
+        {
+            if n == 0 {
+                BodyKind::None
+            } else {
+                BodyKind::Length(n)
+            }
         } else if is_request {
             BodyKind::None
         } else {
@@ -93,7 +114,10 @@ pub enum BodyKind {
 fn read_line_limited(r: &mut impl BufRead, out: &mut String) -> io::Result<usize> {
     let n = r.take(64 * 1024).read_line(out)?;
     if n > 0 && !out.ends_with('\n') {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "header line too long or truncated"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "header line too long or truncated",
+        ));
     }
     Ok(n)
 }
@@ -122,7 +146,8 @@ pub fn read_head(r: &mut impl BufRead) -> io::Result<Option<Head>> {
             return Ok(Some(head));
         }
         if let Some((k, v)) = l.split_once(':') {
-            head.headers.push((k.trim().to_string(), v.trim().to_string()));
+            head.headers
+                .push((k.trim().to_string(), v.trim().to_string()));
         }
     }
 }
@@ -139,7 +164,12 @@ fn copy_exact(r: &mut impl BufRead, w: &mut impl Write, n: u64) -> io::Result<u6
 /// Stream a body of the given kind from `r` to `w`, re-emitting chunked framing as-is.
 /// With `limit`, stop after that many payload bytes (returns early, body incomplete).
 /// Returns the number of payload bytes copied.
-pub fn copy_body(r: &mut impl BufRead, w: &mut impl Write, kind: BodyKind, limit: Option<u64>) -> io::Result<u64> {
+pub fn copy_body(
+    r: &mut impl BufRead,
+    w: &mut impl Write,
+    kind: BodyKind,
+    limit: Option<u64>,
+) -> io::Result<u64> {
     let cap = |n: u64, done: u64| limit.map_or(n, |l| n.min(l.saturating_sub(done)));
     match kind {
         BodyKind::None => Ok(0),
@@ -154,8 +184,12 @@ pub fn copy_body(r: &mut impl BufRead, w: &mut impl Write, kind: BodyKind, limit
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }
                 let size_str = line.trim_end().split(';').next().unwrap_or("").trim();
-                let size = u64::from_str_radix(size_str, 16)
-                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("bad chunk size {line:?}")))?;
+                let size = u64::from_str_radix(size_str, 16).map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("bad chunk size {line:?}"),
+                    )
+                })?;
                 if let Some(l) = limit {
                     if total + size > l {
                         // Partial chunk: forward nothing of the framing, just consume the bytes.
@@ -186,7 +220,13 @@ pub fn copy_body(r: &mut impl BufRead, w: &mut impl Write, kind: BodyKind, limit
 }
 
 /// Write a complete small response with a `Content-Length` body.
-pub fn write_response(w: &mut impl Write, status: u16, headers: &[(&str, String)], body: &[u8], close: bool) -> io::Result<()> {
+pub fn write_response(
+    w: &mut impl Write,
+    status: u16,
+    headers: &[(&str, String)],
+    body: &[u8],
+    close: bool,
+) -> io::Result<()> {
     let mut head = Head::new(format!("HTTP/1.1 {status} {}", reason(status)));
     for (k, v) in headers {
         head.add(k, v.clone());
@@ -230,7 +270,10 @@ pub fn percent_decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit() => {
+            b'%' if i + 2 < b.len()
+                && b[i + 1].is_ascii_hexdigit()
+                && b[i + 2].is_ascii_hexdigit() =>
+            {
                 let hex = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
                 out.push(hex(b[i + 1]) * 16 + hex(b[i + 2]));
                 i += 2;

@@ -85,7 +85,12 @@ pub fn isolate_env(cmd: &mut Command, home: &Path) {
         if ku.starts_with("KILN_")
             || matches!(
                 ku.as_str(),
-                "HTTP_PROXY" | "HTTPS_PROXY" | "ALL_PROXY" | "REGISTRY_AUTH_FILE" | "SSL_CERT_FILE" | "SSL_CERT_DIR"
+                "HTTP_PROXY"
+                    | "HTTPS_PROXY"
+                    | "ALL_PROXY"
+                    | "REGISTRY_AUTH_FILE"
+                    | "SSL_CERT_FILE"
+                    | "SSL_CERT_DIR"
             )
         {
             cmd.env_remove(k.as_ref());
@@ -127,7 +132,9 @@ pub fn write_docker_config(home: &Path, host: &str, user: &str, password: &str) 
 
 /// Run `cmd`; panic with its stderr/stdout unless it succeeds. Returns stdout.
 pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     if !out.status.success() {
         panic!(
             "{cmd:?} failed ({}):\n--- stderr ---\n{}\n--- stdout ---\n{}",
@@ -192,7 +199,12 @@ pub fn skopeo_list_tags(reg: &Registry, repo: &str) -> Vec<String> {
     args.extend(flags.iter().map(String::as_str));
     args.push(&r);
     let v: serde_json::Value = serde_json::from_str(&skopeo(&args)).unwrap();
-    v["Tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect()
+    v["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
 }
 
 /// `skopeo copy <src> docker://<host>/<dest>` (src e.g. `oci:/path/layout:tag`).
@@ -239,8 +251,18 @@ pub fn write_fixture_tree(root: &Path) {
     std::os::unix::fs::symlink("etc/app.conf", root.join("link")).unwrap();
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(FIXTURE_MTIME);
     let mut dirs = Vec::new();
-    for rel in ["bin/tool", "etc/app.conf", "secret.txt", "data/nested/deep.txt"] {
-        std::fs::File::options().write(true).open(root.join(rel)).unwrap().set_modified(t).unwrap();
+    for rel in [
+        "bin/tool",
+        "etc/app.conf",
+        "secret.txt",
+        "data/nested/deep.txt",
+    ] {
+        std::fs::File::options()
+            .write(true)
+            .open(root.join(rel))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
     }
     for d in ["bin", "etc", "data", "data/nested", "data/empty"] {
         let p = root.join(d);
@@ -255,7 +277,10 @@ pub fn write_fixture_tree(root: &Path) {
 
 /// A fresh temp dir containing `write_fixture_tree`.
 pub fn fixture_tree() -> tempfile::TempDir {
-    let d = tempfile::Builder::new().prefix("kiln-fixture.").tempdir().unwrap();
+    let d = tempfile::Builder::new()
+        .prefix("kiln-fixture.")
+        .tempdir()
+        .unwrap();
     write_fixture_tree(d.path());
     d
 }

@@ -44,18 +44,29 @@ impl Registry {
 impl<'a> Api<'a> {
     /// A client talking to `base` (e.g. `proxy.url()`) but authenticating like `reg`.
     pub fn via(reg: &'a Registry, base: &str) -> Api<'a> {
-        Api { reg, base: base.trim_end_matches('/').to_string(), client: reg.client() }
+        Api {
+            reg,
+            base: base.trim_end_matches('/').to_string(),
+            client: reg.client(),
+        }
     }
 
     fn authed(&self, rb: RequestBuilder, repo: &str) -> RequestBuilder {
-        match self.reg.auth_header(&[&format!("repository:{repo}:pull,push")]) {
+        match self
+            .reg
+            .auth_header(&[&format!("repository:{repo}:pull,push")])
+        {
             Some(h) => rb.header(AUTHORIZATION, h),
             None => rb,
         }
     }
 
     fn abs(&self, loc: &str) -> String {
-        if loc.starts_with('/') { format!("{}{loc}", self.base) } else { loc.to_string() }
+        if loc.starts_with('/') {
+            format!("{}{loc}", self.base)
+        } else {
+            loc.to_string()
+        }
     }
 
     fn check(resp: Response, what: &str) -> Response {
@@ -69,7 +80,14 @@ impl<'a> Api<'a> {
     /// Monolithic upload (POST, then PUT `?digest=` with the whole body). Returns the digest.
     pub fn push_blob(&self, repo: &str, data: &[u8]) -> String {
         let digest = format!("sha256:{}", sha256_hex(data));
-        let r = self.authed(self.client.post(format!("{}/v2/{repo}/blobs/uploads/", self.base)), repo).send().unwrap();
+        let r = self
+            .authed(
+                self.client
+                    .post(format!("{}/v2/{repo}/blobs/uploads/", self.base)),
+                repo,
+            )
+            .send()
+            .unwrap();
         let r = Self::check(r, "POST blob upload");
         assert_eq!(r.status().as_u16(), 202, "POST blob upload status");
         let loc = self.abs(r.headers()[LOCATION].to_str().unwrap());
@@ -87,19 +105,43 @@ impl<'a> Api<'a> {
 
     /// `HEAD /v2/<repo>/blobs/<digest>` is 200.
     pub fn blob_exists(&self, repo: &str, digest: &str) -> bool {
-        let r = self.authed(self.client.head(format!("{}/v2/{repo}/blobs/{digest}", self.base)), repo).send().unwrap();
+        let r = self
+            .authed(
+                self.client
+                    .head(format!("{}/v2/{repo}/blobs/{digest}", self.base)),
+                repo,
+            )
+            .send()
+            .unwrap();
         r.status().as_u16() == 200
     }
 
     pub fn get_blob(&self, repo: &str, digest: &str) -> Vec<u8> {
-        let r = self.authed(self.client.get(format!("{}/v2/{repo}/blobs/{digest}", self.base)), repo).send().unwrap();
+        let r = self
+            .authed(
+                self.client
+                    .get(format!("{}/v2/{repo}/blobs/{digest}", self.base)),
+                repo,
+            )
+            .send()
+            .unwrap();
         Self::check(r, "GET blob").bytes().unwrap().to_vec()
     }
 
     /// PUT a manifest under `reference` (tag or digest). Returns its digest.
-    pub fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> String {
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> String {
         let r = self
-            .authed(self.client.put(format!("{}/v2/{repo}/manifests/{reference}", self.base)), repo)
+            .authed(
+                self.client
+                    .put(format!("{}/v2/{repo}/manifests/{reference}", self.base)),
+                repo,
+            )
             .header(CONTENT_TYPE, media_type)
             .body(body.to_vec())
             .send()
@@ -119,7 +161,11 @@ impl<'a> Api<'a> {
         ]
         .join(", ");
         let r = self
-            .authed(self.client.get(format!("{}/v2/{repo}/manifests/{reference}", self.base)), repo)
+            .authed(
+                self.client
+                    .get(format!("{}/v2/{repo}/manifests/{reference}", self.base)),
+                repo,
+            )
             .header("Accept", accept)
             .send()
             .unwrap();
@@ -127,18 +173,33 @@ impl<'a> Api<'a> {
             return None;
         }
         let r = Self::check(r, "GET manifest");
-        let ct = r.headers().get(CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let ct = r
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
         Some((ct, r.bytes().unwrap().to_vec()))
     }
 
     /// All tags (one unpaged request; through a paging proxy this is only the first page).
     pub fn tags(&self, repo: &str) -> Vec<String> {
-        let r = self.authed(self.client.get(format!("{}/v2/{repo}/tags/list", self.base)), repo).send().unwrap();
+        let r = self
+            .authed(
+                self.client
+                    .get(format!("{}/v2/{repo}/tags/list", self.base)),
+                repo,
+            )
+            .send()
+            .unwrap();
         if r.status().as_u16() == 404 {
             return Vec::new();
         }
-        let v: serde_json::Value = serde_json::from_slice(&Self::check(r, "GET tags").bytes().unwrap()).unwrap();
-        v["tags"].as_array().map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+        let v: serde_json::Value =
+            serde_json::from_slice(&Self::check(r, "GET tags").bytes().unwrap()).unwrap();
+        v["tags"]
+            .as_array()
+            .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
     }
 
     /// Push a one-layer OCI image (layer: `hello.txt` containing `content`) tagged `tag`.
@@ -161,7 +222,15 @@ impl<'a> Api<'a> {
         }))
         .unwrap();
         let manifest_digest = self.put_manifest(repo, tag, OCI_MANIFEST, &manifest);
-        TestImage { manifest, manifest_digest, config, config_digest, layer, layer_digest, diff_id }
+        TestImage {
+            manifest,
+            manifest_digest,
+            config,
+            config_digest,
+            layer,
+            layer_digest,
+            diff_id,
+        }
     }
 
     /// `push_image_with(repo, tag, "hello from <repo>:<tag>\n")`.
@@ -180,7 +249,8 @@ pub fn tiny_layer(content: &str) -> (Vec<u8>, String) {
     h.set_uid(0);
     h.set_gid(0);
     h.set_entry_type(tar::EntryType::Regular);
-    tar.append_data(&mut h, "hello.txt", content.as_bytes()).unwrap();
+    tar.append_data(&mut h, "hello.txt", content.as_bytes())
+        .unwrap();
     let raw = tar.into_inner().unwrap();
     let diff_id = format!("sha256:{}", sha256_hex(&raw));
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

@@ -18,7 +18,7 @@
 //! assert_eq!(proxy.count("PUT", "/v2/app/manifests/"), 2);
 //! ```
 
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,14 +38,23 @@ pub struct Matcher {
 
 impl Matcher {
     pub fn new(method: &str, path_contains: &str) -> Matcher {
-        Matcher { method: Some(method.to_string()), path_contains: path_contains.to_string() }
+        Matcher {
+            method: Some(method.to_string()),
+            path_contains: path_contains.to_string(),
+        }
     }
     /// Any method.
     pub fn path(path_contains: &str) -> Matcher {
-        Matcher { method: None, path_contains: path_contains.to_string() }
+        Matcher {
+            method: None,
+            path_contains: path_contains.to_string(),
+        }
     }
     pub fn matches(&self, method: &str, target: &str) -> bool {
-        self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method)) && target.contains(&self.path_contains)
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && target.contains(&self.path_contains)
     }
 }
 
@@ -54,12 +63,24 @@ impl Matcher {
 pub enum Fault {
     /// Answer `status` (with a distribution-style JSON error body) instead of forwarding. The
     /// request body is read and discarded first, so the client sees the status, not a reset.
-    Status { status: u16, matching: Matcher, times: usize },
+    Status {
+        status: u16,
+        matching: Matcher,
+        times: usize,
+    },
     /// Answer 429 with `Retry-After: <retry_after>` (seconds) instead of forwarding.
-    TooManyRequests { retry_after: u32, matching: Matcher, times: usize },
+    TooManyRequests {
+        retry_after: u32,
+        matching: Matcher,
+        times: usize,
+    },
     /// Read `after_bytes` of the request body (or all of it if shorter), then close the connection
     /// without answering. Nothing is forwarded upstream.
-    DropConnection { after_bytes: u64, matching: Matcher, times: usize },
+    DropConnection {
+        after_bytes: u64,
+        matching: Matcher,
+        times: usize,
+    },
     /// Answer `307 Temporary Redirect` to the same path on the secondary listener
     /// (`http://localhost:P2/…`), e.g. for blob GETs.
     Redirect { matching: Matcher, times: usize },
@@ -135,7 +156,10 @@ pub struct ProxyRequest {
 
 impl ProxyRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or("")
@@ -163,7 +187,10 @@ pub struct Proxy {
 impl Proxy {
     /// Proxy in front of `registry`, which must be plain HTTP.
     pub fn start(registry: &Registry) -> Proxy {
-        assert!(!registry.is_tls(), "Proxy forwards to plain-HTTP registries only");
+        assert!(
+            !registry.is_tls(),
+            "Proxy forwards to plain-HTTP registries only"
+        );
         Proxy::to_upstream(&registry.host())
     }
 
@@ -171,7 +198,10 @@ impl Proxy {
     pub fn to_upstream(upstream: &str) -> Proxy {
         let l1 = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let l2 = TcpListener::bind("127.0.0.1:0").expect("bind secondary proxy listener");
-        let ports = [l1.local_addr().unwrap().port(), l2.local_addr().unwrap().port()];
+        let ports = [
+            l1.local_addr().unwrap().port(),
+            l2.local_addr().unwrap().port(),
+        ];
         let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
             primary_host: format!("127.0.0.1:{}", ports[0]),
@@ -192,7 +222,11 @@ impl Proxy {
                     .unwrap()
             })
             .collect();
-        Proxy { shared, ports, threads }
+        Proxy {
+            shared,
+            ports,
+            threads,
+        }
     }
 
     /// `127.0.0.1:P1` — point clients here.
@@ -238,18 +272,27 @@ impl Proxy {
         self.shared.log.lock().unwrap().clone()
     }
     pub fn secondary_requests(&self) -> Vec<ProxyRequest> {
-        self.requests().into_iter().filter(|r| r.via == Listener::Secondary).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.via == Listener::Secondary)
+            .collect()
     }
     pub fn clear_requests(&self) {
         self.shared.log.lock().unwrap().clear();
     }
     /// Requests (either listener) with this method whose target starts with `path_prefix`.
     pub fn count(&self, method: &str, path_prefix: &str) -> usize {
-        self.requests().iter().filter(|r| r.method.eq_ignore_ascii_case(method) && r.target.starts_with(path_prefix)).count()
+        self.requests()
+            .iter()
+            .filter(|r| r.method.eq_ignore_ascii_case(method) && r.target.starts_with(path_prefix))
+            .count()
     }
     /// Requests (either listener) matched by `m`.
     pub fn count_matching(&self, m: &Matcher) -> usize {
-        self.requests().iter().filter(|r| m.matches(&r.method, &r.target)).count()
+        self.requests()
+            .iter()
+            .filter(|r| m.matches(&r.method, &r.target))
+            .count()
     }
 }
 
@@ -283,15 +326,23 @@ fn take_fault(s: &Shared, via: Listener, method: &str, target: &str) -> Option<F
         return None;
     }
     let mut faults = s.faults.lock().unwrap();
-    let i = faults.iter().position(|f| f.matcher().matches(method, target))?;
+    let i = faults
+        .iter()
+        .position(|f| f.matcher().matches(method, target))?;
     let t = faults[i].times_mut();
     *t = t.saturating_sub(1);
-    let f = if *t == 0 { faults.remove(i) } else { faults[i].clone() };
+    let f = if *t == 0 {
+        faults.remove(i)
+    } else {
+        faults[i].clone()
+    };
     Some(f)
 }
 
 fn error_body(code: &str, message: &str) -> Vec<u8> {
-    serde_json::json!({"errors": [{"code": code, "message": message, "detail": null}]}).to_string().into_bytes()
+    serde_json::json!({"errors": [{"code": code, "message": message, "detail": null}]})
+        .to_string()
+        .into_bytes()
 }
 
 /// Handle requests on one client connection until it closes (or we must close it).
@@ -302,7 +353,9 @@ fn serve_conn(s: &Shared, conn: TcpStream, via: Listener) -> io::Result<()> {
     let mut writer = conn.try_clone()?;
     let own_host = own_host(s, via).to_string();
     loop {
-        let Some(mut head) = http::read_head(&mut reader)? else { return Ok(()) };
+        let Some(mut head) = http::read_head(&mut reader)? else {
+            return Ok(());
+        };
         let (method, target, version) = head.request_parts();
         let (method, target) = (method.to_string(), target.to_string());
         let client_close = head.has_token("connection", "close") || version == "HTTP/1.0";
@@ -328,7 +381,11 @@ fn serve_conn(s: &Shared, conn: TcpStream, via: Listener) -> io::Result<()> {
 
         // Local answers: drain the body (unless the client is still waiting for 100-continue, in
         // which case it will not send it and we must close), then respond.
-        let mut local = |status: u16, headers: Vec<(&str, String)>, body_bytes: Vec<u8>, rec: ProxyRequest| -> io::Result<bool> {
+        let mut local = |status: u16,
+                         headers: Vec<(&str, String)>,
+                         body_bytes: Vec<u8>,
+                         rec: ProxyRequest|
+         -> io::Result<bool> {
             let close = client_close || (expect_continue && body != BodyKind::None);
             if !close {
                 http::copy_body(&mut reader, &mut io::sink(), body, None)?;
@@ -339,12 +396,18 @@ fn serve_conn(s: &Shared, conn: TcpStream, via: Listener) -> io::Result<()> {
             http::write_response(&mut writer, status, &headers, &body_bytes, close)?;
             Ok(!close)
         };
-        let json = ("Content-Type", "application/json; charset=utf-8".to_string());
+        let json = (
+            "Content-Type",
+            "application/json; charset=utf-8".to_string(),
+        );
 
         let keep_alive = match fault {
-            Some(Fault::Status { status, .. }) => {
-                local(status, vec![json], error_body("UNKNOWN", &format!("injected status {status}")), rec)?
-            }
+            Some(Fault::Status { status, .. }) => local(
+                status,
+                vec![json],
+                error_body("UNKNOWN", &format!("injected status {status}")),
+                rec,
+            )?,
             Some(Fault::TooManyRequests { retry_after, .. }) => local(
                 429,
                 vec![json, ("Retry-After", retry_after.to_string())],
@@ -366,9 +429,16 @@ fn serve_conn(s: &Shared, conn: TcpStream, via: Listener) -> io::Result<()> {
                 let _ = writer.shutdown(Shutdown::Both);
                 return Ok(());
             }
-            Some(Fault::UploadToSecondary { .. }) => {
-                forward(s, &mut reader, &mut writer, head, rec, &s.secondary_host, expect_continue, client_close)?
-            }
+            Some(Fault::UploadToSecondary { .. }) => forward(
+                s,
+                &mut reader,
+                &mut writer,
+                head,
+                rec,
+                &s.secondary_host,
+                expect_continue,
+                client_close,
+            )?,
             None => {
                 let paging = *s.tag_paging.lock().unwrap();
                 match paging {
@@ -376,12 +446,21 @@ fn serve_conn(s: &Shared, conn: TcpStream, via: Listener) -> io::Result<()> {
                         let (status, headers, bytes) = page_tags(s, &head, &target, p)?;
                         local(status, headers, bytes, rec)?
                     }
-                    _ => forward(s, &mut reader, &mut writer, head, rec, &own_host, expect_continue, client_close)?,
+                    _ => forward(
+                        s,
+                        &mut reader,
+                        &mut writer,
+                        head,
+                        rec,
+                        &own_host,
+                        expect_continue,
+                        client_close,
+                    )?,
                 }
             }
         };
         if !keep_alive {
-            let _ = writer.shutdown(Shutdown::Both);
+            graceful_close(&mut reader, &writer);
             return Ok(());
         }
     }
@@ -406,7 +485,13 @@ fn forward(
         Err(e) => {
             rec.status = Some(502);
             s.log.lock().unwrap().push(rec);
-            http::write_response(writer, 502, &[], format!("proxy: upstream: {e}").as_bytes(), true)?;
+            http::write_response(
+                writer,
+                502,
+                &[],
+                format!("proxy: upstream: {e}").as_bytes(),
+                true,
+            )?;
             return Ok(false);
         }
     };
@@ -415,17 +500,29 @@ fn forward(
     head.set("Connection", "close");
     head.remove("keep-alive");
     head.remove("proxy-connection");
-    let mut upw = BufWriter::with_capacity(64 * 1024, up.try_clone()?);
+    let mut upw = BufWriter::with_capacity(
+        64 * 1024,
+        WriteFlag {
+            inner: up.try_clone()?,
+            failed: false,
+        },
+    );
     head.write_to(&mut upw)?;
     if expect_continue && body != BodyKind::None {
         writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
     }
-    let sent = http::copy_body(reader, &mut upw, body, None);
+    let sent = http::copy_body(reader, &mut upw, body, None).and_then(|_| upw.flush());
+    // An upstream that answers early (e.g. 401 to an upload with an expired token) and stops
+    // reading makes our body writes fail: relay its answer anyway and close the client connection,
+    // whose unread body is now out of sync. A failure reading from the client is just an error.
+    let mut client_close = client_close;
     if let Err(e) = sent {
-        s.log.lock().unwrap().push(rec);
-        return Err(e);
+        if !upw.get_ref().failed {
+            s.log.lock().unwrap().push(rec);
+            return Err(e);
+        }
+        client_close = true;
     }
-    upw.flush()?;
     drop(upw);
 
     let mut upr = BufReader::with_capacity(64 * 1024, up);
@@ -467,6 +564,33 @@ fn forward(
     Ok(!close)
 }
 
+/// Close like Go's server does: send FIN, then discard what the client is still sending for a
+/// short while, so closing with unread input does not RST away the response we just sent.
+fn graceful_close(reader: &mut BufReader<TcpStream>, writer: &TcpStream) {
+    let _ = writer.shutdown(Shutdown::Write);
+    let _ = writer.set_read_timeout(Some(Duration::from_millis(500)));
+    let _ = io::copy(&mut reader.take(256 << 20), &mut io::sink());
+}
+
+/// Remembers whether a write to the upstream failed (vs. a read from the client).
+struct WriteFlag {
+    inner: TcpStream,
+    failed: bool,
+}
+
+impl Write for WriteFlag {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.failed |= r.is_err();
+        r
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        let r = self.inner.flush();
+        self.failed |= r.is_err();
+        r
+    }
+}
+
 fn own_host(s: &Shared, via: Listener) -> &str {
     match via {
         Listener::Primary => &s.primary_host,
@@ -480,17 +604,33 @@ fn is_tags_list(target: &str) -> bool {
 }
 
 /// Serve one page of `GET /v2/<name>/tags/list` from upstream's full list.
-fn page_tags(s: &Shared, head: &Head, target: &str, paging: TagPaging) -> io::Result<(u16, Vec<(&'static str, String)>, Vec<u8>)> {
+/// A locally generated answer: status, headers, body.
+type LocalAnswer = (u16, Vec<(&'static str, String)>, Vec<u8>);
+
+fn page_tags(s: &Shared, head: &Head, target: &str, paging: TagPaging) -> io::Result<LocalAnswer> {
     let (path, query) = http::split_query(target);
     let name = &path["/v2/".len()..path.len() - "/tags/list".len()];
-    let n: Option<usize> = query.iter().find(|(k, _)| k == "n").and_then(|(_, v)| v.parse().ok());
-    let last = query.iter().find(|(k, _)| k == "last").map(|(_, v)| v.clone());
-    let json = ("Content-Type", "application/json; charset=utf-8".to_string());
+    let n: Option<usize> = query
+        .iter()
+        .find(|(k, _)| k == "n")
+        .and_then(|(_, v)| v.parse().ok());
+    let last = query
+        .iter()
+        .find(|(k, _)| k == "last")
+        .map(|(_, v)| v.clone());
+    let json = (
+        "Content-Type",
+        "application/json; charset=utf-8".to_string(),
+    );
     let page = match paging {
         TagPaging::IgnoreN { page } => page,
         TagPaging::CapN { max, default_page } => match n {
             Some(n) if n > max => {
-                return Ok((400, vec![json], error_body("PAGINATION_NUMBER_INVALID", &format!("n must be <= {max}"))));
+                return Ok((
+                    400,
+                    vec![json],
+                    error_body("PAGINATION_NUMBER_INVALID", &format!("n must be <= {max}")),
+                ));
             }
             Some(n) => n,
             None => default_page,
@@ -501,7 +641,9 @@ fn page_tags(s: &Shared, head: &Head, target: &str, paging: TagPaging) -> io::Re
     // Fetch the full list from upstream (buffered: tag lists are small).
     let mut up = TcpStream::connect(&s.upstream)?;
     let mut req = Head::new(format!("GET {path} HTTP/1.1"));
-    req.add("Host", s.upstream.clone()).add("Connection", "close").add("Accept", "application/json");
+    req.add("Host", s.upstream.clone())
+        .add("Connection", "close")
+        .add("Accept", "application/json");
     if let Some(a) = head.get("authorization") {
         req.add("Authorization", a.to_string());
     }
@@ -517,17 +659,32 @@ fn page_tags(s: &Shared, head: &Head, target: &str, paging: TagPaging) -> io::Re
         }
         return Ok((resp.status(), hs, bytes));
     }
-    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    let mut tags: Vec<String> =
-        v["tags"].as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let mut tags: Vec<String> = v["tags"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
     tags.sort();
-    let rest: Vec<String> = tags.into_iter().filter(|t| last.as_ref().is_none_or(|l| t > l)).collect();
+    let rest: Vec<String> = tags
+        .into_iter()
+        .filter(|t| last.as_ref().is_none_or(|l| t > l))
+        .collect();
     let this: Vec<String> = rest.iter().take(page).cloned().collect();
     let mut headers = vec![json];
     if rest.len() > page {
         let last = this.last().unwrap();
-        headers.push(("Link", format!("</v2/{name}/tags/list?last={last}&n={page}>; rel=\"next\"")));
+        headers.push((
+            "Link",
+            format!("</v2/{name}/tags/list?last={last}&n={page}>; rel=\"next\""),
+        ));
     }
-    let body = serde_json::json!({"name": name, "tags": this}).to_string().into_bytes();
+    let body = serde_json::json!({"name": name, "tags": this})
+        .to_string()
+        .into_bytes();
     Ok((200, headers, body))
 }

@@ -84,7 +84,10 @@ impl Mode {
     }
     /// Token mode: decide per (user, resource type, name, action) what a token grants. The default
     /// grants authenticated users everything they ask and anonymous users only `pull`.
-    pub fn policy(mut self, f: impl Fn(Option<&str>, &str, &str, &str) -> bool + Send + Sync + 'static) -> Mode {
+    pub fn policy(
+        mut self,
+        f: impl Fn(Option<&str>, &str, &str, &str) -> bool + Send + Sync + 'static,
+    ) -> Mode {
         self.policy = Some(Arc::new(f));
         self
     }
@@ -110,8 +113,16 @@ pub struct Registry {
     token_server: Option<TokenServer>,
 }
 
-fn wait_ready(child: &mut Child, url: &str, ca: Option<&Path>, timeout: Duration) -> Result<(), String> {
-    let client = client_builder(ca).timeout(Duration::from_secs(2)).build().unwrap();
+fn wait_ready(
+    child: &mut Child,
+    url: &str,
+    ca: Option<&Path>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let client = client_builder(ca)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
     let deadline = Instant::now() + timeout;
     let mut last = String::from("no attempt");
     while Instant::now() < deadline {
@@ -125,11 +136,15 @@ fn wait_ready(child: &mut Child, url: &str, ca: Option<&Path>, timeout: Duration
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(format!("timeout after {timeout:?} waiting for {url}/v2/ (last: {last})"))
+    Err(format!(
+        "timeout after {timeout:?} waiting for {url}/v2/ (last: {last})"
+    ))
 }
 
 fn client_builder(ca: Option<&Path>) -> reqwest::blocking::ClientBuilder {
-    let mut b = reqwest::blocking::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none());
+    let mut b = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none());
     if let Some(ca) = ca {
         let pem = std::fs::read(ca).unwrap();
         b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
@@ -138,12 +153,19 @@ fn client_builder(ca: Option<&Path>) -> reqwest::blocking::ClientBuilder {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Registry {
     pub fn start(mode: Mode) -> Registry {
-        let dir = tempfile::Builder::new().prefix("kiln-test-registry.").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("kiln-test-registry.")
+            .tempdir()
+            .expect("tempdir");
         let root = dir.path().to_path_buf();
         std::fs::create_dir(root.join("data")).unwrap();
 
@@ -154,10 +176,23 @@ impl Registry {
                 let htpasswd = root.join("htpasswd");
                 for (i, (u, p)) in mode.users.iter().enumerate() {
                     let flags = if i == 0 { "-Bbc" } else { "-Bb" };
-                    let out = Command::new("htpasswd").arg(flags).arg(&htpasswd).arg(u).arg(p).output().expect("run htpasswd");
-                    assert!(out.status.success(), "htpasswd failed: {}", String::from_utf8_lossy(&out.stderr));
+                    let out = Command::new("htpasswd")
+                        .arg(flags)
+                        .arg(&htpasswd)
+                        .arg(u)
+                        .arg(p)
+                        .output()
+                        .expect("run htpasswd");
+                    assert!(
+                        out.status.success(),
+                        "htpasswd failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
                 }
-                auth_yaml = format!("auth:\n  htpasswd:\n    realm: kiln-test-realm\n    path: {}\n", htpasswd.display());
+                auth_yaml = format!(
+                    "auth:\n  htpasswd:\n    realm: kiln-test-realm\n    path: {}\n",
+                    htpasswd.display()
+                );
             }
             AuthKind::Token => {}
         }
@@ -190,7 +225,11 @@ impl Registry {
         if mode.tls {
             let ca = TestCa::new();
             let (cert, key) = ca.issue_server();
-            let (cp, kp, cap) = (root.join("server.crt"), root.join("server.key"), root.join("ca.pem"));
+            let (cp, kp, cap) = (
+                root.join("server.crt"),
+                root.join("server.key"),
+                root.join("ca.pem"),
+            );
             std::fs::write(&cp, cert.to_pem().unwrap()).unwrap();
             std::fs::write(&kp, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
             std::fs::write(&cap, ca.pem()).unwrap();
@@ -198,7 +237,11 @@ impl Registry {
             let cd = root.join("certs.d");
             std::fs::create_dir(&cd).unwrap();
             std::fs::write(cd.join("ca.crt"), ca.pem()).unwrap();
-            tls_yaml = format!("  tls:\n    certificate: {}\n    key: {}\n", cp.display(), kp.display());
+            tls_yaml = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cp.display(),
+                kp.display()
+            );
             ca_path = Some(cap);
             cert_dir = Some(cd);
         }
@@ -228,9 +271,23 @@ impl Registry {
                 .expect("spawn docker-registry (Debian package docker-registry)");
             let mut child = child;
             let scheme = if mode.tls { "https" } else { "http" };
-            match wait_ready(&mut child, &format!("{scheme}://127.0.0.1:{port}"), ca_path.as_deref(), Duration::from_secs(30)) {
+            match wait_ready(
+                &mut child,
+                &format!("{scheme}://127.0.0.1:{port}"),
+                ca_path.as_deref(),
+                Duration::from_secs(30),
+            ) {
                 Ok(()) => {
-                    return Registry { child, port, dir, mode, ca_path, cert_dir, issuer, token_server };
+                    return Registry {
+                        child,
+                        port,
+                        dir,
+                        mode,
+                        ca_path,
+                        cert_dir,
+                        issuer,
+                        token_server,
+                    };
                 }
                 Err(e) => {
                     let _ = child.kill();
@@ -238,7 +295,9 @@ impl Registry {
                     last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
                     // Another process may have grabbed the port between probe and bind: retry.
                     if !last_log.contains("address already in use") {
-                        panic!("registry did not come up: {e}\nconfig:\n{config}\n--- registry log ---\n{last_log}");
+                        panic!(
+                            "registry did not come up: {e}\nconfig:\n{config}\n--- registry log ---\n{last_log}"
+                        );
                     }
                 }
             }
@@ -255,7 +314,11 @@ impl Registry {
     }
     /// `http://127.0.0.1:PORT` or `https://127.0.0.1:PORT`
     pub fn url(&self) -> String {
-        format!("{}://{}", if self.mode.tls { "https" } else { "http" }, self.host())
+        format!(
+            "{}://{}",
+            if self.mode.tls { "https" } else { "http" },
+            self.host()
+        )
     }
     pub fn is_tls(&self) -> bool {
         self.mode.tls
@@ -272,15 +335,22 @@ impl Registry {
     }
     /// `Basic …` header value for the default user.
     pub fn basic_auth(&self) -> String {
-        format!("Basic {}", STANDARD.encode(format!("{}:{}", self.username(), self.password())))
+        format!(
+            "Basic {}",
+            STANDARD.encode(format!("{}:{}", self.username(), self.password()))
+        )
     }
     /// PEM of the test CA that signed the server certificate. Panics unless `.tls()`.
     pub fn ca_pem_path(&self) -> &Path {
-        self.ca_path.as_deref().expect("ca_pem_path() needs Mode::…().tls()")
+        self.ca_path
+            .as_deref()
+            .expect("ca_pem_path() needs Mode::…().tls()")
     }
     /// A directory holding `ca.crt` (for `skopeo --cert-dir` / docker `certs.d`). Panics unless `.tls()`.
     pub fn cert_dir(&self) -> &Path {
-        self.cert_dir.as_deref().expect("cert_dir() needs Mode::…().tls()")
+        self.cert_dir
+            .as_deref()
+            .expect("cert_dir() needs Mode::…().tls()")
     }
     /// The registry's filesystem storage root.
     pub fn storage_dir(&self) -> PathBuf {
@@ -307,14 +377,19 @@ impl Registry {
         self.token_requests().iter().any(|r| r.asked(scope))
     }
     fn token_server(&self) -> &TokenServer {
-        self.token_server.as_ref().expect("token-mode registry required")
+        self.token_server
+            .as_ref()
+            .expect("token-mode registry required")
     }
 
     /// Token mode: sign a token directly (not via the token server, not recorded) granting exactly
     /// `scopes` (`type:name:actions`) to `sub`.
     pub fn mint_token(&self, sub: &str, scopes: &[&str]) -> String {
         let iss = self.issuer.as_ref().expect("token-mode registry required");
-        let scopes: Vec<Scope> = scopes.iter().map(|s| Scope::parse(s).expect("scope type:name:actions")).collect();
+        let scopes: Vec<Scope> = scopes
+            .iter()
+            .map(|s| Scope::parse(s).expect("scope type:name:actions"))
+            .collect();
         iss.mint(sub, &scopes, self.mode.token_expires_in)
     }
 
@@ -324,7 +399,10 @@ impl Registry {
         match self.mode.auth {
             AuthKind::Open => None,
             AuthKind::Htpasswd => Some(self.basic_auth()),
-            AuthKind::Token => Some(format!("Bearer {}", self.mint_token(self.username(), scopes))),
+            AuthKind::Token => Some(format!(
+                "Bearer {}",
+                self.mint_token(self.username(), scopes)
+            )),
         }
     }
 

@@ -39,7 +39,11 @@ impl Scope {
         Some(Scope {
             kind: kind.to_string(),
             name: name.to_string(),
-            actions: actions.split(',').filter(|a| !a.is_empty()).map(str::to_string).collect(),
+            actions: actions
+                .split(',')
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect(),
         })
     }
 }
@@ -84,12 +88,21 @@ pub(crate) struct Issuer {
 
 impl Issuer {
     pub fn new(key: PKey<Private>, cert: X509, service: &str, issuer: &str) -> Issuer {
-        Issuer { key, cert, service: service.into(), issuer: issuer.into(), jti: AtomicU64::new(1) }
+        Issuer {
+            key,
+            cert,
+            service: service.into(),
+            issuer: issuer.into(),
+            jti: AtomicU64::new(1),
+        }
     }
 
     /// Sign a token for `sub` granting exactly `access`, valid for `expires_in` seconds.
     pub fn mint(&self, sub: &str, access: &[Scope], expires_in: u64) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let x5c = STANDARD.encode(self.cert.to_der().unwrap());
         let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
         let access: Vec<_> = access
@@ -142,7 +155,12 @@ impl TokenServer {
     pub fn start(issuer: Arc<Issuer>, config: TokenConfig) -> TokenServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind token server");
         let port = listener.local_addr().unwrap().port();
-        let shared = Arc::new(Shared { issuer, config, log: Mutex::new(Vec::new()), stop: AtomicBool::new(false) });
+        let shared = Arc::new(Shared {
+            issuer,
+            config,
+            log: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("token-server".into())
@@ -159,7 +177,11 @@ impl TokenServer {
                 }
             })
             .unwrap();
-        TokenServer { port, shared, thread: Some(thread) }
+        TokenServer {
+            port,
+            shared,
+            thread: Some(thread),
+        }
     }
 
     pub fn requests(&self) -> Vec<TokenRequest> {
@@ -198,7 +220,9 @@ fn serve(s: &Shared, conn: TcpStream) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut w = conn;
     // One request per connection (we always answer `Connection: close`).
-    let Some(head) = http::read_head(&mut reader)? else { return Ok(()) };
+    let Some(head) = http::read_head(&mut reader)? else {
+        return Ok(());
+    };
     let kind = head.body_kind(true);
     http::copy_body(&mut reader, &mut std::io::sink(), kind, None)?;
     let (method, target, _) = head.request_parts();
@@ -206,9 +230,17 @@ fn serve(s: &Shared, conn: TcpStream) -> std::io::Result<()> {
     let scopes: Vec<String> = query
         .iter()
         .filter(|(k, _)| k == "scope")
-        .flat_map(|(_, v)| v.split(' ').filter(|x| !x.is_empty()).map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|(_, v)| {
+            v.split(' ')
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .collect();
-    let service = query.iter().find(|(k, _)| k == "service").map(|(_, v)| v.clone());
+    let service = query
+        .iter()
+        .find(|(k, _)| k == "service")
+        .map(|(_, v)| v.clone());
     let creds = basic_credentials(&head);
     let mut rec = TokenRequest {
         method: method.to_string(),
@@ -219,7 +251,10 @@ fn serve(s: &Shared, conn: TcpStream) -> std::io::Result<()> {
         service: service.clone(),
         status: 0,
     };
-    let unauthorized = [("WWW-Authenticate", "Basic realm=\"kiln-test-token\"".to_string())];
+    let unauthorized = [(
+        "WWW-Authenticate",
+        "Basic realm=\"kiln-test-token\"".to_string(),
+    )];
     let json = [("Content-Type", "application/json".to_string())];
 
     if method != "GET" || path != "/token" {
@@ -233,7 +268,13 @@ fn serve(s: &Shared, conn: TcpStream) -> std::io::Result<()> {
         _ => {
             rec.status = 401;
             s.log.lock().unwrap().push(rec);
-            return http::write_response(&mut w, 401, &unauthorized, br#"{"error":"invalid credentials"}"#, true);
+            return http::write_response(
+                &mut w,
+                401,
+                &unauthorized,
+                br#"{"error":"invalid credentials"}"#,
+                true,
+            );
         }
     };
     let allowed = |kind: &str, name: &str, action: &str| -> bool {
@@ -244,23 +285,40 @@ fn serve(s: &Shared, conn: TcpStream) -> std::io::Result<()> {
     };
     let mut granted: Vec<Scope> = Vec::new();
     for sc in scopes.iter().filter_map(|x| Scope::parse(x)) {
-        let actions: Vec<String> = sc.actions.iter().filter(|a| allowed(&sc.kind, &sc.name, a)).cloned().collect();
+        let actions: Vec<String> = sc
+            .actions
+            .iter()
+            .filter(|a| allowed(&sc.kind, &sc.name, a))
+            .cloned()
+            .collect();
         if actions.is_empty() {
             continue;
         }
         // Merge repeated resources so the access list has one entry per resource.
-        if let Some(g) = granted.iter_mut().find(|g| g.kind == sc.kind && g.name == sc.name) {
+        if let Some(g) = granted
+            .iter_mut()
+            .find(|g| g.kind == sc.kind && g.name == sc.name)
+        {
             for a in actions {
                 if !g.actions.contains(&a) {
                     g.actions.push(a);
                 }
             }
         } else {
-            granted.push(Scope { kind: sc.kind, name: sc.name, actions });
+            granted.push(Scope {
+                kind: sc.kind,
+                name: sc.name,
+                actions,
+            });
         }
     }
-    let token = s.issuer.mint(user.as_deref().unwrap_or(""), &granted, s.config.expires_in);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let token = s
+        .issuer
+        .mint(user.as_deref().unwrap_or(""), &granted, s.config.expires_in);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let body = serde_json::json!({
         "token": token,
         "access_token": token,
@@ -288,5 +346,10 @@ fn format_rfc3339(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
