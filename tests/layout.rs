@@ -59,12 +59,12 @@ fn build_is_valid_and_unpacks_to_the_source_tree() {
     let digest = build_fixture(&src, &layout, &[]);
 
     // skopeo reads it and agrees on the digest of the exact manifest bytes.
-    let raw = run_ok(
+    let raw = tool_ok(
         "skopeo",
         &["inspect", "--raw", &format!("oci:{}:v1", layout.display())],
     );
     assert_eq!(format!("sha256:{}", sha256_hex(raw.as_bytes())), digest);
-    let info = run_ok(
+    let info = tool_ok(
         "skopeo",
         &["inspect", &format!("oci:{}:v1", layout.display())],
     );
@@ -73,7 +73,7 @@ fn build_is_valid_and_unpacks_to_the_source_tree() {
     assert_eq!(info["Os"], "linux");
 
     // The layout is valid per the OCI image-spec validator.
-    run_ok(
+    tool_ok(
         "oci-image-tool",
         &[
             "validate",
@@ -87,7 +87,7 @@ fn build_is_valid_and_unpacks_to_the_source_tree() {
 
     // umoci unpacks a tree identical to the source: content, modes, symlink targets, hardlinks.
     let bundle = t.path().join("bundle");
-    run_ok(
+    tool_ok(
         "umoci",
         &[
             "unpack",
@@ -118,7 +118,7 @@ fn gnu_tar_reads_every_entry_back_exactly() {
     let src = fixture(t.path());
     let layout = t.path().join("layout");
     build_fixture(&src, &layout, &["--compression", "none"]);
-    let manifest: serde_json::Value = serde_json::from_str(&run_ok(
+    let manifest: serde_json::Value = serde_json::from_str(&tool_ok(
         "skopeo",
         &["inspect", "--raw", &format!("oci:{}:v1", layout.display())],
     ))
@@ -129,12 +129,12 @@ fn gnu_tar_reads_every_entry_back_exactly() {
         .join(layer.trim_start_matches("sha256:"));
     let out = t.path().join("x");
     fs::create_dir(&out).unwrap();
-    run_ok(
+    tool_ok(
         "tar",
         &["-xpf", blob.to_str().unwrap(), "-C", out.to_str().unwrap()],
     );
     assert_eq!(tree_listing(&src), tree_listing(&out.join("app")));
-    let listing = run_ok("tar", &["--numeric-owner", "-tvf", blob.to_str().unwrap()]);
+    let listing = tool_ok("tar", &["--numeric-owner", "-tvf", blob.to_str().unwrap()]);
     for line in listing.lines() {
         assert!(line.contains(" 0/0 "), "owner normalized: {line}");
         assert!(
@@ -187,7 +187,7 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
     let with_fifo = t.path().join("fifo-src");
     fs::create_dir(&with_fifo).unwrap();
     fs::write(with_fifo.join("ok.txt"), "x").unwrap();
-    run_ok("mkfifo", &[with_fifo.join("pipe").to_str().unwrap()]);
+    tool_ok("mkfifo", &[with_fifo.join("pipe").to_str().unwrap()]);
     let missing = t.path().join("missing");
     let base_missing = format!("oci:{}:v1", t.path().join("nope").display());
     let base_badtag = format!("{to}:v9");
@@ -220,7 +220,7 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
             let mut full = vec!["build"];
             full.extend(args.iter().copied());
             full.extend(["--to", &dest, "--tag", "v2"]);
-            let out = kiln(&full);
+            let out = kiln_out(&full);
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(code), "{full:?}: {err}");
             assert!(
@@ -246,7 +246,7 @@ fn a_tag_is_never_moved_to_another_image() {
     let first = build_fixture(&src, &layout, &[]);
     fs::write(src.join("public/index.html"), "changed\n").unwrap();
     let before = snapshot(&layout);
-    let out = kiln(&[
+    let out = kiln_out(&[
         "build",
         src.to_str().unwrap(),
         "--to",
@@ -331,7 +331,7 @@ fn builds_on_a_base_from_a_layout() {
     );
     // umoci sees both layers merged.
     let bundle = t.path().join("bundle");
-    run_ok(
+    tool_ok(
         "umoci",
         &[
             "unpack",
