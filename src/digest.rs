@@ -22,7 +22,9 @@ impl Digest {
     }
 
     fn from_hash(raw: &[u8]) -> Self {
-        Digest { hex: hex::encode(raw) }
+        Digest {
+            hex: hex::encode(raw),
+        }
     }
 
     /// The 64 hex characters, without the algorithm.

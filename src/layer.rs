@@ -47,7 +47,11 @@ pub struct LayerInfo {
 
 /// Write the layer for `entries` (from `walk`) as a compressed tar into `sink`, hashing the tar on the way.
 /// Returns the sink (finished compressor output fully written into it, not flushed further) and the diff_id.
-pub fn write_layer<W: Write>(entries: &[Entry], opts: &LayerOptions, sink: W) -> Result<(LayerInfo, W)> {
+pub fn write_layer<W: Write>(
+    entries: &[Entry],
+    opts: &LayerOptions,
+    sink: W,
+) -> Result<(LayerInfo, W)> {
     let _ = (entries, opts);
     let _ = sink;
     unimplemented!("write_layer")

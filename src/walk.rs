@@ -10,11 +10,17 @@ use crate::error::Result;
 pub enum EntryKind {
     Dir,
     /// A regular file of `size` bytes (as seen by the walk; a different size when read is an error).
-    File { size: u64 },
+    File {
+        size: u64,
+    },
     /// A symlink, stored as a link with its target verbatim; never followed.
-    Symlink { target: PathBuf },
+    Symlink {
+        target: PathBuf,
+    },
     /// A second (or later) name of an inode already listed: `target` is the archive path of the first name.
-    Hardlink { target: PathBuf },
+    Hardlink {
+        target: PathBuf,
+    },
 }
 
 /// One entry of a layer.
