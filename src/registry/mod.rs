@@ -26,7 +26,7 @@ use url::Url;
 pub use content::{MANIFEST_ACCEPT, RawManifest, parse_next_link};
 pub use credentials::{Credential, CredentialEnv, Secret};
 pub use retry::RetryPolicy;
-pub use upload::{BlobItem, BlobOutcome, resolve_location};
+pub use upload::{BlobItem, BlobOutcome, Progress, resolve_location};
 
 use crate::error::{Error, Result};
 use crate::reference::Reference;

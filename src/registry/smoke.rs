@@ -148,8 +148,7 @@ fn roundtrip(
     let e = repo_h.put_manifest("bad", br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"x","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1},"layers":[]}"#, mt).unwrap_err();
     eprintln!("expected error: {e}");
     assert!(
-        e.to_string().starts_with(&format!("PUT http"))
-            && e.to_string().contains("MANIFEST_BLOB_UNKNOWN"),
+        e.to_string().starts_with("PUT http") && e.to_string().contains("MANIFEST_BLOB_UNKNOWN"),
         "{e}"
     );
     let mut cmd = Command::new("skopeo");

@@ -113,6 +113,8 @@ pub(crate) struct Transport {
     pub opts: ClientOptions,
     pub creds: CredentialEnv,
     endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
+    /// Serializes pings so parallel first requests do not each probe the registry.
+    ping_lock: Mutex<()>,
     pub requests: AtomicU64,
 }
 
@@ -165,6 +167,7 @@ impl Transport {
             opts,
             creds,
             endpoints: Mutex::new(HashMap::new()),
+            ping_lock: Mutex::new(()),
             requests: AtomicU64::new(0),
         })
     }
@@ -195,8 +198,19 @@ impl Transport {
 
     /// The endpoint for `registry`, pinging `/v2/` the first time.
     pub fn endpoint(&self, registry: &str) -> Result<Arc<Endpoint>> {
-        if let Some(ep) = self.endpoints.lock().expect("endpoints lock").get(registry) {
-            return Ok(ep.clone());
+        let cached = || {
+            self.endpoints
+                .lock()
+                .expect("endpoints lock")
+                .get(registry)
+                .cloned()
+        };
+        if let Some(ep) = cached() {
+            return Ok(ep);
+        }
+        let _ping = self.ping_lock.lock().expect("ping lock");
+        if let Some(ep) = cached() {
+            return Ok(ep);
         }
         let ep = Arc::new(self.ping(registry)?);
         Ok(self

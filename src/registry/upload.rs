@@ -29,6 +29,9 @@ pub enum BlobOutcome {
     },
 }
 
+/// Called by `push_blobs` as each blob finishes (from the worker threads).
+pub type Progress<'a> = dyn Fn(&Digest, &BlobOutcome) + Sync + 'a;
+
 /// One blob for `push_blobs`: digest, size, file, repository to try mounting from.
 pub type BlobItem = (Digest, u64, PathBuf, Option<String>);
 
@@ -239,7 +242,7 @@ impl Repository {
     pub fn push_blobs(
         &self,
         items: Vec<BlobItem>,
-        progress: Option<&(dyn Fn(&Digest, &BlobOutcome) + Sync)>,
+        progress: Option<&Progress<'_>>,
     ) -> Result<Vec<BlobOutcome>> {
         let n = items.len();
         let next = AtomicUsize::new(0);
