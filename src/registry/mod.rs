@@ -10,6 +10,7 @@ pub mod auth;
 mod content;
 pub mod credentials;
 pub mod errors;
+mod ping;
 pub mod redact;
 pub mod retry;
 mod transport;
@@ -193,5 +194,7 @@ impl Repository {
     }
 }
 
+#[cfg(test)]
+mod mock_tests;
 #[cfg(test)]
 mod smoke;

@@ -27,7 +27,6 @@ use super::redact::{redact, redact_header};
 use super::retry::parse_retry_after;
 use super::{ClientOptions, credentials::CredentialEnv};
 use crate::error::{Error, Result};
-use crate::reference::api_host;
 
 const MAX_REDIRECTS: usize = 10;
 
@@ -220,77 +219,6 @@ impl Transport {
             .entry(registry.to_string())
             .or_insert(ep)
             .clone())
-    }
-
-    fn ping(&self, registry: &str) -> Result<Endpoint> {
-        let host = api_host(registry);
-        let insecure = self.is_insecure(host) || self.is_insecure(registry);
-        let mut candidates = vec![("https", insecure)];
-        if insecure || is_loopback(host) {
-            candidates.push(("http", false));
-        }
-        let policy = &self.opts.retry;
-        let mut retry = 0;
-        loop {
-            let mut failures = Vec::new();
-            let mut retryable = false;
-            for (scheme, insecure_tls) in &candidates {
-                let base = Url::parse(&format!("{scheme}://{host}/")).map_err(|e| {
-                    Error::InvalidReference {
-                        value: registry.into(),
-                        reason: e.to_string(),
-                    }
-                })?;
-                let ep = Endpoint {
-                    registry: registry.to_string(),
-                    base: base.clone(),
-                    insecure_tls: *insecure_tls,
-                    auth: Mutex::new(AuthState::default()),
-                };
-                let url = base.join("v2/").expect("static path");
-                let req = Request::new(Method::GET, url.clone(), &[]);
-                match self.send_following(&ep, &req, None) {
-                    Err(e) => {
-                        retryable |= is_retryable(&e);
-                        failures.push(e.to_string());
-                    }
-                    Ok(resp) => {
-                        let status = resp.status().as_u16();
-                        let challenge = super::auth::challenge_of(resp.headers());
-                        let body = read_limited(resp, 4096);
-                        if *scheme == "http"
-                            && status == 400
-                            && body.windows(5).any(|w| w == b"HTTPS")
-                        {
-                            failures
-                                .push(format!("GET {}: the server expects HTTPS", redact(&url)));
-                            continue;
-                        }
-                        if is_retryable_status(status) {
-                            retryable = true;
-                            failures.push(
-                                super::errors::status_error("GET", &url, status, &body).to_string(),
-                            );
-                            continue;
-                        }
-                        ep.auth.lock().expect("auth lock").challenge = challenge;
-                        return Ok(ep);
-                    }
-                }
-            }
-            if !retryable || retry + 1 >= policy.max_attempts {
-                return Err(Error::RegistryConnection {
-                    method: "GET".into(),
-                    url: format!("{}://{host}/v2/", candidates[0].0),
-                    message: format!(
-                        "cannot reach registry {registry}: {}",
-                        failures.join("; then ")
-                    ),
-                });
-            }
-            std::thread::sleep(policy.backoff(retry));
-            retry += 1;
-        }
     }
 
     /// Send with auth, 401 re-auth (once), retries (when `req.retry`) and redirects. Any other status is returned
