@@ -55,6 +55,14 @@ pub enum Error {
     },
     #[error("invalid image reference {value:?}: {reason}")]
     InvalidReference { value: String, reason: String },
+    /// The registry could not be reached or the exchange broke off (DNS, connect, TLS, reset, timeout), after
+    /// the retries. `url` is already redacted.
+    #[error("{method} {url}: {message}")]
+    RegistryConnection {
+        method: String,
+        url: String,
+        message: String,
+    },
 
     // ---- tags and versions ----
     /// A tag exists with another digest; writing it would move it (exit 3).

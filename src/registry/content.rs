@@ -1,0 +1,343 @@
+//! Reading and writing content: blob HEAD/GET, manifests, tag listing.
+
+use std::io::{Read, Write};
+
+use reqwest::Method;
+use reqwest::blocking::Response;
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, LINK};
+use url::Url;
+
+use super::Repository;
+use super::errors::{protocol_error, status_error};
+use super::transport::{Body, Request, read_limited};
+use crate::digest::{Digest, HashingWriter};
+use crate::error::{Error, Result};
+
+/// Manifest types kiln reads: OCI manifest and index, Docker schema 2 manifest and manifest list.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
+     application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+/// Manifests bigger than this are refused (the spec's suggested limit is 4 MiB).
+const MAX_MANIFEST: u64 = 4 << 20;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawManifest {
+    /// Exactly the bytes served (their sha256 is `digest`).
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub digest: Digest,
+}
+
+/// The `rel="next"` target of a `Link` header: `<url>; rel="next"` (maybe among other links).
+pub fn parse_next_link(value: &str) -> Option<String> {
+    value.split(',').find_map(|link| {
+        let link = link.trim();
+        let (target, params) = link.strip_prefix('<')?.split_once('>')?;
+        let next = params.split(';').any(|p| {
+            let p = p.trim();
+            p.split_once('=').is_some_and(|(k, v)| {
+                k.trim().eq_ignore_ascii_case("rel")
+                    && v.trim()
+                        .trim_matches('"')
+                        .split(' ')
+                        .any(|r| r.eq_ignore_ascii_case("next"))
+            })
+        });
+        next.then(|| target.to_string())
+    })
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn media_type_of(h: &HeaderMap, bytes: &[u8]) -> String {
+    let ct = header(h, CONTENT_TYPE.as_str())
+        .map(|c| c.split(';').next().unwrap_or("").trim().to_string());
+    match ct {
+        Some(ct) if !ct.is_empty() && ct != "application/json" && ct != "text/plain" => ct,
+        _ => serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .and_then(|v| {
+                v.get("mediaType")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".to_string()),
+    }
+}
+
+/// A `Docker-Content-Digest` that contradicts what we computed is an error; other algorithms are not checked.
+fn check_digest_header(h: &HeaderMap, method: &str, url: &Url, expected: &Digest) -> Result<()> {
+    if let Some(d) = header(h, "docker-content-digest")
+        && d.starts_with("sha256:")
+        && d != expected.to_string()
+    {
+        return Err(protocol_error(
+            method,
+            url,
+            None,
+            format!("registry says the digest is {d}, expected {expected}"),
+        ));
+    }
+    Ok(())
+}
+
+fn fail(method: &str, url: &Url, resp: Response) -> Error {
+    let s = resp.status().as_u16();
+    status_error(method, url, s, &read_limited(resp, 64 * 1024))
+}
+
+impl Repository {
+    fn send(&self, req: Request) -> Result<(Response, Url)> {
+        let ep = self.endpoint()?;
+        let url = req.url.clone();
+        Ok((self.client.t.send(&ep, &req)?, url))
+    }
+
+    /// `HEAD` a blob: its size when present.
+    pub fn blob_exists(&self, digest: &Digest) -> Result<Option<u64>> {
+        let ep = self.endpoint()?;
+        let url = self.url(&ep, &format!("blobs/{digest}"));
+        let (resp, url) = self.send(Request::new(Method::HEAD, url, &self.pull_scope()))?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(Some(
+                header(resp.headers(), "content-length")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(0),
+            )),
+            404 => Ok(None),
+            _ => Err(fail("HEAD", &url, resp)),
+        }
+    }
+
+    /// Stream a blob into `sink`, verifying its sha256 (and the announced length) on the way. Returns its size.
+    /// On a digest mismatch the sink has received bad bytes: write to a temporary file and discard it then.
+    pub fn get_blob(&self, digest: &Digest, sink: &mut dyn Write) -> Result<u64> {
+        let ep = self.endpoint()?;
+        let url = self.url(&ep, &format!("blobs/{digest}"));
+        let (mut resp, url) = self.send(Request::new(Method::GET, url, &self.pull_scope()))?;
+        if !resp.status().is_success() {
+            return Err(fail("GET", &url, resp));
+        }
+        let announced: Option<u64> =
+            header(resp.headers(), CONTENT_LENGTH.as_str()).and_then(|l| l.parse().ok());
+        let mut w = HashingWriter::new(sink);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match resp.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(protocol_error(
+                        "GET",
+                        &url,
+                        None,
+                        format!("reading blob {digest}: {e}"),
+                    ));
+                }
+            };
+            w.write_all(&buf[..n]).map_err(|e| {
+                protocol_error("GET", &url, None, format!("writing blob {digest}: {e}"))
+            })?;
+        }
+        let (got, len, _) = w.finish();
+        if let Some(a) = announced.filter(|a| *a != len) {
+            return Err(protocol_error(
+                "GET",
+                &url,
+                Some(200),
+                format!("blob {digest}: got {len} bytes, expected {a}"),
+            ));
+        }
+        if got != *digest {
+            return Err(protocol_error(
+                "GET",
+                &url,
+                Some(200),
+                format!("blob content has digest {got}, expected {digest}"),
+            ));
+        }
+        Ok(len)
+    }
+
+    /// Fetch a manifest by tag or digest; when fetched by digest, the bytes are verified against it.
+    pub fn get_manifest(&self, reference: &str) -> Result<RawManifest> {
+        let ep = self.endpoint()?;
+        let url = self.url(&ep, &format!("manifests/{reference}"));
+        let req =
+            Request::new(Method::GET, url, &self.pull_scope()).header(ACCEPT, MANIFEST_ACCEPT);
+        let (resp, url) = self.send(req)?;
+        if !resp.status().is_success() {
+            return Err(fail("GET", &url, resp));
+        }
+        let headers = resp.headers().clone();
+        let mut bytes = Vec::new();
+        resp.take(MAX_MANIFEST + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| protocol_error("GET", &url, None, format!("reading manifest: {e}")))?;
+        if bytes.len() as u64 > MAX_MANIFEST {
+            return Err(protocol_error(
+                "GET",
+                &url,
+                Some(200),
+                "manifest larger than 4 MiB",
+            ));
+        }
+        let digest = Digest::of(&bytes);
+        if reference.contains(':') && reference != digest.to_string() {
+            return Err(protocol_error(
+                "GET",
+                &url,
+                Some(200),
+                format!("manifest content has digest {digest}"),
+            ));
+        }
+        check_digest_header(&headers, "GET", &url, &digest)?;
+        Ok(RawManifest {
+            media_type: media_type_of(&headers, &bytes),
+            bytes,
+            digest,
+        })
+    }
+
+    /// `HEAD` a manifest: `(digest, media type, size)` when it exists.
+    pub fn head_manifest(&self, reference: &str) -> Result<Option<(Digest, String, u64)>> {
+        let ep = self.endpoint()?;
+        let url = self.url(&ep, &format!("manifests/{reference}"));
+        let req =
+            Request::new(Method::HEAD, url, &self.pull_scope()).header(ACCEPT, MANIFEST_ACCEPT);
+        let (resp, url) = self.send(req)?;
+        match resp.status().as_u16() {
+            404 => return Ok(None),
+            200..=299 => {}
+            _ => return Err(fail("HEAD", &url, resp)),
+        }
+        let h = resp.headers();
+        let digest = header(h, "docker-content-digest").and_then(|d| d.parse::<Digest>().ok());
+        match digest {
+            Some(d) => {
+                let size = header(h, "content-length")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(0);
+                Ok(Some((d, media_type_of(h, b""), size)))
+            }
+            // Some registries omit the digest on HEAD: fetch and hash.
+            None => {
+                let m = self.get_manifest(reference)?;
+                Ok(Some((m.digest, m.media_type, m.bytes.len() as u64)))
+            }
+        }
+    }
+
+    /// `PUT` a manifest under a tag or its digest; returns its digest.
+    pub fn put_manifest(&self, reference: &str, bytes: &[u8], media_type: &str) -> Result<Digest> {
+        let ep = self.endpoint()?;
+        let url = self.url(&ep, &format!("manifests/{reference}"));
+        let digest = Digest::of(bytes);
+        let req = Request::new(Method::PUT, url, &self.push_scope())
+            .header(CONTENT_TYPE, media_type)
+            .body(Body::Bytes(bytes.to_vec()));
+        let (resp, url) = self.send(req)?;
+        if !resp.status().is_success() {
+            return Err(fail("PUT", &url, resp));
+        }
+        check_digest_header(resp.headers(), "PUT", &url, &digest)?;
+        Ok(digest)
+    }
+
+    /// All tags, following `Link` pagination; an unknown repository has none. Order as served, duplicates dropped.
+    pub fn list_tags(&self) -> Result<Vec<String>> {
+        let ep = self.endpoint()?;
+        let mut url = self.url(&ep, "tags/list?n=100");
+        let mut tags: Vec<String> = Vec::new();
+        let mut seen_tags = std::collections::HashSet::new();
+        let mut seen_urls = std::collections::HashSet::new();
+        while seen_urls.insert(url.to_string()) {
+            let (resp, u) =
+                self.send(Request::new(Method::GET, url.clone(), &self.pull_scope()))?;
+            match resp.status().as_u16() {
+                200..=299 => {}
+                404 if tags.is_empty() => return Ok(tags),
+                _ => return Err(fail("GET", &u, resp)),
+            }
+            let next = header(resp.headers(), LINK.as_str()).and_then(parse_next_link);
+            let body = read_limited(resp, 64 << 20);
+            let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                protocol_error("GET", &u, Some(200), format!("tag list is not JSON: {e}"))
+            })?;
+            let page: Vec<&str> = v
+                .get("tags")
+                .and_then(|t| t.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.as_str())
+                .collect();
+            for t in &page {
+                if seen_tags.insert(t.to_string()) {
+                    tags.push(t.to_string());
+                }
+            }
+            match next {
+                Some(n) if !page.is_empty() => {
+                    url = u.join(&n).map_err(|e| {
+                        protocol_error("GET", &u, None, format!("bad Link header: {e}"))
+                    })?
+                }
+                _ => break,
+            }
+        }
+        Ok(tags)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_links() {
+        assert_eq!(
+            parse_next_link(r#"</v2/r/tags/list?last=b&n=100>; rel="next""#).as_deref(),
+            Some("/v2/r/tags/list?last=b&n=100")
+        );
+        assert_eq!(
+            parse_next_link("<https://h/v2/r/tags/list?last=b>;rel=next").as_deref(),
+            Some("https://h/v2/r/tags/list?last=b")
+        );
+        assert_eq!(
+            parse_next_link(r#"</a>; rel="prev", </b>; rel="next""#).as_deref(),
+            Some("/b")
+        );
+        assert_eq!(parse_next_link(r#"</a>; rel="prev""#), None);
+        assert_eq!(parse_next_link("garbage"), None);
+        let base = Url::parse("https://h:5000/v2/r/tags/list?n=100").unwrap();
+        assert_eq!(
+            base.join("/v2/r/tags/list?last=b").unwrap().as_str(),
+            "https://h:5000/v2/r/tags/list?last=b"
+        );
+    }
+
+    #[test]
+    fn media_types() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONTENT_TYPE,
+            "application/vnd.oci.image.index.v1+json; charset=utf-8"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            media_type_of(&h, b""),
+            "application/vnd.oci.image.index.v1+json"
+        );
+        h.insert(CONTENT_TYPE, "application/json".parse().unwrap());
+        assert_eq!(
+            media_type_of(
+                &h,
+                br#"{"mediaType":"application/vnd.docker.distribution.manifest.v2+json"}"#
+            ),
+            "application/vnd.docker.distribution.manifest.v2+json"
+        );
+    }
+}

@@ -1,0 +1,372 @@
+//! Where registry credentials come from, in this order: `KILN_REGISTRY_USERNAME`/`KILN_REGISTRY_PASSWORD`;
+//! `REGISTRY_AUTH_FILE`; docker's `config.json` (`$DOCKER_CONFIG` or `~/.docker`: `credHelpers`, `credsStore`,
+//! then `auths`); podman's `$XDG_RUNTIME_DIR/containers/auth.json` and `~/.config/containers/auth.json`.
+//! Every credential says where it came from (`source`), never what it is.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::reference::DOCKER_HUB;
+
+/// The key docker uses for Docker Hub in `auths` and with credential helpers.
+pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    Basic {
+        username: String,
+        password: String,
+    },
+    /// An OAuth2 refresh token (docker's `identitytoken`), exchanged at the token realm.
+    IdentityToken {
+        username: String,
+        token: String,
+    },
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub secret: Secret,
+    /// Human description of where it was found, e.g. `~/.docker/config.json auths["127.0.0.1:5000"]`.
+    pub source: String,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.secret {
+            Secret::Basic { username, .. } => format!("basic user {username:?}"),
+            Secret::IdentityToken { .. } => "identity token".to_string(),
+        };
+        write!(f, "Credential({kind} from {})", self.source)
+    }
+}
+
+/// The environment the lookup reads; `from_process` for real use, built by hand in tests.
+#[derive(Clone, Debug, Default)]
+pub struct CredentialEnv {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub registry_auth_file: Option<PathBuf>,
+    pub docker_config_dir: Option<PathBuf>,
+    pub xdg_runtime_dir: Option<PathBuf>,
+    pub home: Option<PathBuf>,
+    /// `PATH` for finding `docker-credential-*` helpers.
+    pub path: Option<std::ffi::OsString>,
+}
+
+impl CredentialEnv {
+    pub fn from_process() -> Self {
+        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        CredentialEnv {
+            username: var("KILN_REGISTRY_USERNAME").and_then(|v| v.into_string().ok()),
+            password: var("KILN_REGISTRY_PASSWORD").and_then(|v| v.into_string().ok()),
+            registry_auth_file: var("REGISTRY_AUTH_FILE").map(PathBuf::from),
+            docker_config_dir: var("DOCKER_CONFIG").map(PathBuf::from),
+            xdg_runtime_dir: var("XDG_RUNTIME_DIR").map(PathBuf::from),
+            home: var("HOME").map(PathBuf::from),
+            path: var("PATH"),
+        }
+    }
+
+    /// docker's `config.json`: `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`.
+    pub fn docker_config(&self) -> Option<PathBuf> {
+        match &self.docker_config_dir {
+            Some(d) => Some(d.join("config.json")),
+            None => self.home.as_ref().map(|h| h.join(".docker/config.json")),
+        }
+    }
+
+    /// `path` with the home directory shown as `~`.
+    pub fn display(&self, path: &Path) -> String {
+        if let Some(rest) = self.home.as_ref().and_then(|h| path.strip_prefix(h).ok()) {
+            return format!("~/{}", rest.display());
+        }
+        path.display().to_string()
+    }
+}
+
+/// The `auths`/helper key for a registry.
+pub fn config_key(registry: &str) -> String {
+    if registry == DOCKER_HUB {
+        DOCKER_HUB_KEY.to_string()
+    } else {
+        registry.to_string()
+    }
+}
+
+/// `https://host/v1/` → `host`; docker.io's aliases → `docker.io`.
+fn normalize_key(key: &str) -> String {
+    let k = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    let host = k.split('/').next().unwrap_or(k).to_ascii_lowercase();
+    match host.as_str() {
+        "index.docker.io" | "registry-1.docker.io" | "docker.io" => DOCKER_HUB.to_string(),
+        _ => host,
+    }
+}
+
+/// Find credentials for `registry` (`host[:port]`, `docker.io` for Docker Hub).
+pub fn lookup(env: &CredentialEnv, registry: &str) -> Result<Option<Credential>> {
+    if let (Some(u), Some(p)) = (&env.username, &env.password) {
+        return Ok(Some(Credential {
+            secret: Secret::Basic {
+                username: u.clone(),
+                password: p.clone(),
+            },
+            source: "KILN_REGISTRY_USERNAME/KILN_REGISTRY_PASSWORD".to_string(),
+        }));
+    }
+    let mut files = Vec::new();
+    files.extend(env.registry_auth_file.clone());
+    files.extend(env.docker_config());
+    files.extend(
+        env.xdg_runtime_dir
+            .as_ref()
+            .map(|d| d.join("containers/auth.json")),
+    );
+    files.extend(
+        env.home
+            .as_ref()
+            .map(|h| h.join(".config/containers/auth.json")),
+    );
+    let mut seen = Vec::new();
+    for f in files {
+        if seen.contains(&f) {
+            continue;
+        }
+        seen.push(f.clone());
+        if let Some(c) = lookup_file(env, &f, registry)? {
+            return Ok(Some(c));
+        }
+    }
+    Ok(None)
+}
+
+fn lookup_file(env: &CredentialEnv, path: &Path, registry: &str) -> Result<Option<Credential>> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let shown = env.display(path);
+    let doc: Value = serde_json::from_slice(&text).map_err(|e| {
+        Error::input(
+            path,
+            format!("not valid JSON ({e}); cannot read registry credentials"),
+        )
+    })?;
+    let want = normalize_key(registry);
+    if let Some(helper) = doc
+        .get("credHelpers")
+        .and_then(Value::as_object)
+        .and_then(|h| h.iter().find(|(k, _)| normalize_key(k) == want))
+        .and_then(|(_, v)| v.as_str())
+    {
+        return run_helper(env, helper, registry, &format!("credHelpers in {shown}"));
+    }
+    if let Some(store) = doc
+        .get("credsStore")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        && let Some(c) = run_helper(env, store, registry, &format!("credsStore in {shown}"))?
+    {
+        return Ok(Some(c));
+    }
+    let Some(auths) = doc.get("auths").and_then(Value::as_object) else {
+        return Ok(None);
+    };
+    // An exact key first, then any spelling of the same host.
+    let exact = config_key(registry);
+    let entry = auths
+        .get_key_value(&exact)
+        .or_else(|| auths.iter().find(|(k, _)| normalize_key(k) == want));
+    let Some((key, entry)) = entry else {
+        return Ok(None);
+    };
+    let source = format!("{shown} auths[{key:?}]");
+    let bad = |why: &str| Error::input(path, format!("auths[{key:?}]: {why}"));
+    let s = |k: &str| {
+        entry
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let (mut username, mut password) = (s("username"), s("password"));
+    if let Some(auth) = s("auth") {
+        let raw = B64
+            .decode(auth.trim())
+            .map_err(|_| bad("\"auth\" is not base64"))?;
+        let raw = String::from_utf8(raw).map_err(|_| bad("\"auth\" is not UTF-8"))?;
+        let (u, p) = raw
+            .split_once(':')
+            .ok_or_else(|| bad("\"auth\" is not base64 of user:password"))?;
+        username = Some(u.to_string());
+        password = Some(p.to_string());
+    }
+    if let Some(token) = s("identitytoken") {
+        return Ok(Some(Credential {
+            secret: Secret::IdentityToken {
+                username: username.unwrap_or_default(),
+                token,
+            },
+            source,
+        }));
+    }
+    Ok(match (username, password) {
+        (Some(username), Some(password)) => Some(Credential {
+            secret: Secret::Basic { username, password },
+            source,
+        }),
+        _ => None,
+    })
+}
+
+/// `docker-credential-<name> get`, the server URL on stdin.
+fn run_helper(
+    env: &CredentialEnv,
+    name: &str,
+    registry: &str,
+    configured_in: &str,
+) -> Result<Option<Credential>> {
+    let program = format!("docker-credential-{name}");
+    let fail = |why: String| Error::Registry {
+        method: "credential helper".to_string(),
+        url: registry.to_string(),
+        status: None,
+        code: None,
+        message: format!("{program} ({configured_in}): {why}"),
+    };
+    let mut cmd = Command::new(&program);
+    if let Some(p) = &env.path {
+        cmd.env("PATH", p);
+    }
+    let mut child = cmd
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("cannot run it: {e}")))?;
+    let server = config_key(registry);
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(server.as_bytes());
+    }
+    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let msg = format!(
+            "{}{}",
+            stdout.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        if msg.to_ascii_lowercase().contains("credentials not found") || msg.is_empty() {
+            return Ok(None);
+        }
+        // The helper's own message, never its output on success (that is the secret).
+        return Err(fail(msg.chars().take(200).collect()));
+    }
+    let v: Value =
+        serde_json::from_str(&stdout).map_err(|_| fail("output is not JSON".to_string()))?;
+    let username = v
+        .get("Username")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let secret = v
+        .get("Secret")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if secret.is_empty() {
+        return Ok(None);
+    }
+    let source = format!("{program} ({configured_in})");
+    let secret = if username == "<token>" {
+        Secret::IdentityToken {
+            username,
+            token: secret,
+        }
+    } else {
+        Secret::Basic {
+            username,
+            password: secret,
+        }
+    };
+    Ok(Some(Credential { secret, source }))
+}
+
+/// Store `username`/`password` for `registry` in docker's config.json format at `path`: merged into an existing
+/// file (other entries and settings kept), written atomically with mode 0600.
+pub fn store(path: &Path, registry: &str, username: &str, password: &str) -> Result<()> {
+    let mut doc: Value = match std::fs::read(path) {
+        Ok(t) if t.iter().all(u8::is_ascii_whitespace) => Value::Object(Default::default()),
+        Ok(t) => serde_json::from_slice(&t)
+            .map_err(|e| Error::input(path, format!("not valid JSON ({e}); not overwriting it")))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Object(Default::default()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let obj = doc
+        .as_object_mut()
+        .ok_or_else(|| Error::input(path, "not a JSON object; not overwriting it"))?;
+    let auths = obj
+        .entry("auths")
+        .or_insert_with(|| Value::Object(Default::default()));
+    let auths = auths
+        .as_object_mut()
+        .ok_or_else(|| Error::input(path, "\"auths\" is not an object"))?;
+    let key = config_key(registry);
+    let want = normalize_key(&key);
+    auths.retain(|k, _| k == &key || normalize_key(k) != want);
+    let auth = B64.encode(format!("{username}:{password}"));
+    auths.insert(key, serde_json::json!({ "auth": auth }));
+    let mut text = serde_json::to_vec_pretty(&doc).expect("JSON value serializes");
+    text.push(b'\n');
+    write_private_atomic(path, &text)
+}
+
+fn write_private_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.kiln-{}.tmp", std::process::id()));
+    let res = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "credentials_tests.rs"]
+mod tests;

@@ -1,0 +1,387 @@
+//! HTTP exchanges with one registry: scheme choice (ping), auth header, retries, redirects, logging.
+//!
+//! Scheme: HTTPS with verified TLS by default. For loopback hosts and hosts in `insecure`, HTTPS is tried first
+//! and plain HTTP on a transport failure (TLS handshake, refused), so a loopback registry with TLS still gets
+//! TLS; only `insecure` hosts accept unverified certificates.
+//! Redirects are followed by hand (GET/HEAD only) and `Authorization` is attached only when the URL's origin is
+//! the registry's own: never to storage backends, token realms (they get their own), or cross-host upload URLs.
+//! Timeouts: `connect_timeout`; for requests without a streamed body, `read_timeout` bounds waiting for the
+//! headers and every single body read; streamed uploads rely on `TCP_USER_TIMEOUT` (unacknowledged data) and
+//! keepalive instead of a whole-request deadline.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use reqwest::Method;
+use reqwest::blocking::{Client as Http, Response};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use url::Url;
+
+use super::auth::AuthState;
+use super::errors::{connection_error, is_retryable, is_retryable_status, protocol_error};
+use super::redact::{redact, redact_header};
+use super::retry::parse_retry_after;
+use super::{ClientOptions, credentials::CredentialEnv};
+use crate::error::{Error, Result};
+
+const MAX_REDIRECTS: usize = 10;
+
+/// A request body that can be produced again for a retry (a file is reopened, never held in memory).
+#[derive(Clone, Debug)]
+pub(crate) enum Body {
+    Empty,
+    Bytes(Vec<u8>),
+    File {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Body {
+    fn make(&self) -> Result<Option<reqwest::blocking::Body>> {
+        Ok(match self {
+            Body::Empty => None,
+            Body::Bytes(b) => Some(b.clone().into()),
+            Body::File { path, offset, len } => {
+                let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+                f.seek(SeekFrom::Start(*offset))
+                    .map_err(|e| Error::io(path, e))?;
+                Some(reqwest::blocking::Body::sized(f.take(*len), *len))
+            }
+        })
+    }
+}
+
+pub(crate) struct Request {
+    pub method: Method,
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub body: Body,
+    /// Token scopes this request needs (`repository:NAME:pull,push`).
+    pub scopes: Vec<String>,
+    /// Whether the transport may retry it (false for steps of an upload session: the session is retried whole).
+    pub retry: bool,
+}
+
+impl Request {
+    pub fn new(method: Method, url: Url, scopes: &[String]) -> Self {
+        Request {
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: Body::Empty,
+            scopes: scopes.to_vec(),
+            retry: true,
+        }
+    }
+
+    pub fn header(mut self, name: HeaderName, value: &str) -> Self {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.insert(name, v);
+        }
+        self
+    }
+
+    pub fn body(mut self, body: Body) -> Self {
+        self.body = body;
+        self
+    }
+
+    pub fn no_retry(mut self) -> Self {
+        self.retry = false;
+        self
+    }
+}
+
+/// One registry as reached: its base URL (scheme decided by the ping) and its auth state.
+pub(crate) struct Endpoint {
+    pub registry: String,
+    pub base: Url,
+    pub insecure_tls: bool,
+    pub auth: Mutex<AuthState>,
+}
+
+pub(crate) struct Transport {
+    pub verified: Http,
+    pub unverified: Http,
+    pub opts: ClientOptions,
+    pub creds: CredentialEnv,
+    endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
+    /// Serializes pings so parallel first requests do not each probe the registry.
+    ping_lock: Mutex<()>,
+    pub requests: AtomicU64,
+}
+
+pub(crate) fn origin(u: &Url) -> (String, Option<String>, Option<u16>) {
+    (
+        u.scheme().to_string(),
+        u.host_str().map(str::to_ascii_lowercase),
+        u.port_or_known_default(),
+    )
+}
+
+pub(crate) fn is_loopback(host_port: &str) -> bool {
+    let host = match host_port.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host_port
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(host_port),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+impl Transport {
+    pub fn new(opts: ClientOptions, creds: CredentialEnv) -> Result<Self> {
+        let build = |accept_invalid: bool| -> Result<Http> {
+            let mut b = Http::builder()
+                .user_agent(opts.user_agent.clone())
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(None)
+                .connect_timeout(opts.connect_timeout)
+                .tcp_keepalive(std::time::Duration::from_secs(30))
+                .tcp_user_timeout(opts.read_timeout)
+                .danger_accept_invalid_certs(accept_invalid);
+            if let Some(ca) = &opts.ca_file {
+                let pem = std::fs::read(ca).map_err(|e| Error::io(ca, e))?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| Error::input(ca, format!("not a PEM certificate bundle: {e}")))?;
+                b = b.tls_certs_merge(certs);
+            }
+            b.build()
+                .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))
+        };
+        Ok(Transport {
+            verified: build(false)?,
+            unverified: build(true)?,
+            opts,
+            creds,
+            endpoints: Mutex::new(HashMap::new()),
+            ping_lock: Mutex::new(()),
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// Whether `host[:port]` is in the `insecure` list (by `host:port` or by host alone).
+    pub fn is_insecure(&self, host_port: &str) -> bool {
+        let host = host_port
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(host_port);
+        self.opts
+            .insecure
+            .iter()
+            .any(|i| i.eq_ignore_ascii_case(host_port) || i.eq_ignore_ascii_case(host))
+    }
+
+    fn client_for(&self, url: &Url, ep: &Endpoint) -> &Http {
+        let hp = match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
+            None => url.host_str().unwrap_or("").to_string(),
+        };
+        if (ep.insecure_tls && origin(url) == origin(&ep.base)) || self.is_insecure(&hp) {
+            &self.unverified
+        } else {
+            &self.verified
+        }
+    }
+
+    /// The endpoint for `registry`, pinging `/v2/` the first time.
+    pub fn endpoint(&self, registry: &str) -> Result<Arc<Endpoint>> {
+        let cached = || {
+            self.endpoints
+                .lock()
+                .expect("endpoints lock")
+                .get(registry)
+                .cloned()
+        };
+        if let Some(ep) = cached() {
+            return Ok(ep);
+        }
+        let _ping = self.ping_lock.lock().expect("ping lock");
+        if let Some(ep) = cached() {
+            return Ok(ep);
+        }
+        let ep = Arc::new(self.ping(registry)?);
+        Ok(self
+            .endpoints
+            .lock()
+            .expect("endpoints lock")
+            .entry(registry.to_string())
+            .or_insert(ep)
+            .clone())
+    }
+
+    /// Send with auth, 401 re-auth (once), retries (when `req.retry`) and redirects. Any other status is returned
+    /// for the caller to judge; a final 401 is an error naming the credentials tried.
+    pub fn send(&self, ep: &Endpoint, req: &Request) -> Result<Response> {
+        let policy = &self.opts.retry;
+        let mut retry = 0;
+        let mut reauthed = false;
+        loop {
+            let auth = self.authorization(ep, &req.scopes)?;
+            let resp = match self.send_following(ep, req, auth.as_deref()) {
+                Ok(r) => r,
+                Err(e) if req.retry && is_retryable(&e) && retry + 1 < policy.max_attempts => {
+                    self.log_retry(req, &e.to_string(), retry);
+                    std::thread::sleep(policy.backoff(retry));
+                    retry += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let status = resp.status().as_u16();
+            if status == 401 {
+                if !reauthed && self.reauth(ep, &req.scopes, resp.headers())? {
+                    reauthed = true;
+                    continue;
+                }
+                return Err(self.unauthorized(ep, req, resp));
+            }
+            if req.retry && is_retryable_status(status) && retry + 1 < policy.max_attempts {
+                let after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                self.log_retry(req, &format!("HTTP {status}"), retry);
+                drop(resp);
+                std::thread::sleep(policy.delay(retry, after));
+                retry += 1;
+                continue;
+            }
+            return Ok(resp);
+        }
+    }
+
+    fn log_retry(&self, req: &Request, why: &str, retry: u32) {
+        if self.opts.verbose > 0 {
+            eprintln!(
+                "kiln: {} {}: {why}; retrying ({})",
+                req.method,
+                redact(&req.url),
+                retry + 1
+            );
+        }
+    }
+
+    /// One attempt, following redirects for GET/HEAD; `Authorization` only on the registry's own origin.
+    pub fn send_following(
+        &self,
+        ep: &Endpoint,
+        req: &Request,
+        auth: Option<&str>,
+    ) -> Result<Response> {
+        let mut url = req.url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let same_origin = origin(&url) == origin(&ep.base);
+            let mut rb = self
+                .client_for(&url, ep)
+                .request(req.method.clone(), url.clone());
+            rb = rb.headers(req.headers.clone());
+            if let (true, Some(a)) = (same_origin, auth) {
+                rb = rb.header(reqwest::header::AUTHORIZATION, a);
+            }
+            match &req.body {
+                Body::File { .. } => {}
+                _ => rb = rb.timeout(self.opts.read_timeout),
+            }
+            if let Some(b) = req.body.make()? {
+                rb = rb.body(b);
+            }
+            let resp = self.execute(&req.method, &url, rb)?;
+            let follow =
+                matches!(req.method, Method::GET | Method::HEAD) && resp.status().is_redirection();
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok());
+            match (follow, location) {
+                (true, Some(loc)) => {
+                    url = url.join(loc).map_err(|e| {
+                        protocol_error(
+                            req.method.as_str(),
+                            &url,
+                            None,
+                            format!("bad redirect: {e}"),
+                        )
+                    })?;
+                }
+                _ => return Ok(resp),
+            }
+        }
+        Err(protocol_error(
+            req.method.as_str(),
+            &req.url,
+            None,
+            "too many redirects",
+        ))
+    }
+
+    /// Send one built request, counting and logging it.
+    pub fn execute(
+        &self,
+        method: &Method,
+        url: &Url,
+        rb: reqwest::blocking::RequestBuilder,
+    ) -> Result<Response> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let start = Instant::now();
+        let verbose = self.opts.verbose;
+        let (client, req) = rb.build_split();
+        let req = req.map_err(|e| connection_error(method.as_str(), url, &e))?;
+        if verbose > 1 {
+            for (k, v) in req.headers() {
+                eprintln!(
+                    "kiln:   > {k}: {}",
+                    redact_header(k.as_str(), v.to_str().unwrap_or("<binary>"))
+                );
+            }
+        }
+        let res = client.execute(req);
+        let ms = start.elapsed().as_millis();
+        match res {
+            Ok(resp) => {
+                if verbose > 0 {
+                    eprintln!(
+                        "kiln: {method} {} -> {} ({ms} ms)",
+                        redact(url),
+                        resp.status().as_u16()
+                    );
+                }
+                if verbose > 1 {
+                    for (k, v) in resp.headers() {
+                        eprintln!(
+                            "kiln:   < {k}: {}",
+                            redact_header(k.as_str(), v.to_str().unwrap_or("<binary>"))
+                        );
+                    }
+                }
+                Ok(resp)
+            }
+            Err(e) => {
+                let err = connection_error(method.as_str(), url, &e);
+                if verbose > 0 {
+                    eprintln!("kiln: {err} ({ms} ms)");
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Read at most `max` bytes of a response body (for error messages and small documents).
+pub(crate) fn read_limited(resp: Response, max: u64) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let _ = resp.take(max).read_to_end(&mut buf);
+    buf
+}

@@ -1,0 +1,330 @@
+//! Blob uploads: HEAD skip → cross-repository mount → upload session (one streamed `PUT`, or `PATCH` chunks),
+//! and a bounded pool of threads for many blobs. A failed upload is retried as a whole: new session, file reopened.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use reqwest::Method;
+use reqwest::blocking::Response;
+use reqwest::header::{CONTENT_TYPE, HeaderName, LOCATION};
+use url::Url;
+
+use super::Repository;
+use super::errors::{is_retryable, protocol_error, status_error};
+use super::transport::{Body, Request, read_limited};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlobOutcome {
+    /// Already in the repository: nothing sent.
+    Exists,
+    /// Mounted from another repository of the same registry.
+    Mounted {
+        from: String,
+    },
+    Uploaded {
+        bytes: u64,
+    },
+}
+
+/// Called by `push_blobs` as each blob finishes (from the worker threads).
+pub type Progress<'a> = dyn Fn(&Digest, &BlobOutcome) + Sync + 'a;
+
+/// One blob for `push_blobs`: digest, size, file, repository to try mounting from.
+pub type BlobItem = (Digest, u64, PathBuf, Option<String>);
+
+/// Resolve an upload `Location` (absolute, or relative to the request URL, as the spec allows).
+pub fn resolve_location(request: &Url, location: &str) -> Result<Url> {
+    request.join(location.trim()).map_err(|e| {
+        protocol_error(
+            "POST",
+            request,
+            None,
+            format!("bad Location {location:?}: {e}"),
+        )
+    })
+}
+
+fn location_of(method: &str, url: &Url, resp: &Response) -> Result<Url> {
+    let loc = resp
+        .headers()
+        .get(LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .ok_or_else(|| {
+            protocol_error(
+                method,
+                url,
+                Some(resp.status().as_u16()),
+                "no Location header in the answer",
+            )
+        })?;
+    resolve_location(url, loc)
+}
+
+fn expect(method: &str, url: &Url, resp: Response, status: u16) -> Result<Response> {
+    if resp.status().as_u16() == status {
+        Ok(resp)
+    } else {
+        let s = resp.status().as_u16();
+        Err(status_error(method, url, s, &read_limited(resp, 64 * 1024)))
+    }
+}
+
+impl Repository {
+    /// Try `POST …/blobs/uploads/?mount=&from=`: true when the registry mounted it (201). A 202 (mount refused,
+    /// upload session opened) is cancelled; any error means "not mounted".
+    pub fn mount_blob(&self, digest: &Digest, from_repository: &str) -> Result<bool> {
+        let ep = self.endpoint()?;
+        let mut url = self.url(&ep, "blobs/uploads/");
+        url.query_pairs_mut()
+            .append_pair("mount", &digest.to_string())
+            .append_pair("from", from_repository);
+        let mut scopes = self.push_scope();
+        scopes.push(format!("repository:{from_repository}:pull"));
+        let resp = match self
+            .client
+            .t
+            .send(&ep, &Request::new(Method::POST, url.clone(), &scopes))
+        {
+            Ok(r) => r,
+            Err(e) => {
+                self.log(format_args!(
+                    "mount of {digest} from {from_repository} failed: {e}"
+                ));
+                return Ok(false);
+            }
+        };
+        match resp.status().as_u16() {
+            201 => Ok(true),
+            202 => {
+                if let Ok(loc) = location_of("POST", &url, &resp) {
+                    let _ = self
+                        .client
+                        .t
+                        .send(&ep, &Request::new(Method::DELETE, loc, &scopes).no_retry());
+                }
+                Ok(false)
+            }
+            s => {
+                self.log(format_args!(
+                    "mount of {digest} from {from_repository}: HTTP {s}"
+                ));
+                Ok(false)
+            }
+        }
+    }
+
+    fn log(&self, msg: std::fmt::Arguments<'_>) {
+        if self.client.t.opts.verbose > 0 {
+            eprintln!("kiln: {msg}");
+        }
+    }
+
+    /// Upload `path` (exactly `size` bytes with digest `digest`), retrying with a fresh session.
+    pub fn upload_blob(&self, digest: &Digest, size: u64, path: &Path) -> Result<()> {
+        let actual = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        if actual != size {
+            return Err(Error::input(
+                path,
+                format!("is {actual} bytes, expected {size} for blob {digest}"),
+            ));
+        }
+        let policy = &self.client.t.opts.retry;
+        let mut retry = 0;
+        loop {
+            match self.upload_once(digest, size, path) {
+                Err(e) if is_retryable(&e) && retry + 1 < policy.max_attempts => {
+                    self.log(format_args!(
+                        "upload of {digest} failed ({e}); retrying with a new session"
+                    ));
+                    std::thread::sleep(policy.backoff(retry));
+                    retry += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn upload_once(&self, digest: &Digest, size: u64, path: &Path) -> Result<()> {
+        let ep = self.endpoint()?;
+        let t = &self.client.t;
+        let scopes = self.push_scope();
+        let url = self.url(&ep, "blobs/uploads/");
+        let resp = t.send(
+            &ep,
+            &Request::new(Method::POST, url.clone(), &scopes).no_retry(),
+        )?;
+        let mut loc = location_of("POST", &url, &expect("POST", &url, resp, 202)?)?;
+        let octets = "application/octet-stream";
+        let mut body = Body::File {
+            path: path.to_path_buf(),
+            offset: 0,
+            len: size,
+        };
+        if let Some(chunk) = t.opts.chunk_size.filter(|c| *c > 0) {
+            let mut offset = 0;
+            while offset < size {
+                let len = chunk.min(size - offset);
+                let req = Request::new(Method::PATCH, loc.clone(), &scopes)
+                    .no_retry()
+                    .header(CONTENT_TYPE, octets)
+                    .header(
+                        HeaderName::from_static("content-range"),
+                        &format!("{offset}-{}", offset + len - 1),
+                    )
+                    .body(Body::File {
+                        path: path.to_path_buf(),
+                        offset,
+                        len,
+                    });
+                let resp = expect("PATCH", &loc, t.send(&ep, &req)?, 202)?;
+                loc = location_of("PATCH", &loc, &resp)?;
+                offset += len;
+            }
+            body = Body::Empty;
+        }
+        let mut put = loc.clone();
+        put.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
+        let mut req = Request::new(Method::PUT, put.clone(), &scopes)
+            .no_retry()
+            .header(CONTENT_TYPE, octets)
+            .body(body);
+        if matches!(req.body, Body::Empty) {
+            req = req.header(reqwest::header::CONTENT_LENGTH, "0");
+        }
+        let resp = expect("PUT", &put, t.send(&ep, &req)?, 201)?;
+        if let Some(d) = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|d| d.to_str().ok())
+            && d.starts_with("sha256:")
+            && d != digest.to_string()
+        {
+            return Err(protocol_error(
+                "PUT",
+                &put,
+                Some(201),
+                format!("registry stored {d}, expected {digest}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// HEAD skip → mount (when `mount_from` is given) → upload.
+    pub fn push_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        source: &Path,
+        mount_from: Option<&str>,
+    ) -> Result<BlobOutcome> {
+        if self.blob_exists(digest)?.is_some() {
+            return Ok(BlobOutcome::Exists);
+        }
+        if let Some(from) = mount_from.filter(|f| *f != self.name)
+            && self.mount_blob(digest, from)?
+        {
+            return Ok(BlobOutcome::Mounted {
+                from: from.to_string(),
+            });
+        }
+        self.upload_blob(digest, size, source)?;
+        Ok(BlobOutcome::Uploaded { bytes: size })
+    }
+
+    /// Push many blobs on `max_parallel` threads. Outcomes are in `items` order; the first error stops the
+    /// remaining work and is returned with the blob it concerns. `progress` is called as each blob finishes.
+    pub fn push_blobs(
+        &self,
+        items: Vec<BlobItem>,
+        progress: Option<&Progress<'_>>,
+    ) -> Result<Vec<BlobOutcome>> {
+        let n = items.len();
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let first_error: Mutex<Option<Error>> = Mutex::new(None);
+        let results: Mutex<Vec<Option<BlobOutcome>>> = Mutex::new(vec![None; n]);
+        let workers = self.client.t.opts.max_parallel.max(1).min(n);
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((digest, size, path, from)) = items.get(i) else {
+                            break;
+                        };
+                        match self.push_blob(digest, *size, path, from.as_deref()) {
+                            Ok(outcome) => {
+                                if let Some(p) = progress {
+                                    p(digest, &outcome);
+                                }
+                                results.lock().expect("results lock")[i] = Some(outcome);
+                            }
+                            Err(e) => {
+                                stop.store(true, Ordering::Relaxed);
+                                let mut fe = first_error.lock().expect("error lock");
+                                if fe.is_none() {
+                                    *fe = Some(e.context(format!(
+                                        "pushing blob {digest} ({}) to {}/{}",
+                                        path.display(),
+                                        self.registry,
+                                        self.name
+                                    )));
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = first_error.into_inner().expect("error lock") {
+            return Err(e);
+        }
+        Ok(results
+            .into_inner()
+            .expect("results lock")
+            .into_iter()
+            .map(|r| r.expect("every item done"))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_resolve() {
+        let req = Url::parse("https://h:5000/v2/r/blobs/uploads/").unwrap();
+        assert_eq!(
+            resolve_location(&req, "/v2/r/blobs/uploads/abc?_state=x")
+                .unwrap()
+                .as_str(),
+            "https://h:5000/v2/r/blobs/uploads/abc?_state=x"
+        );
+        assert_eq!(
+            resolve_location(&req, "abc").unwrap().as_str(),
+            "https://h:5000/v2/r/blobs/uploads/abc"
+        );
+        assert_eq!(
+            resolve_location(&req, "https://upload.example/u/1?sig=s")
+                .unwrap()
+                .as_str(),
+            "https://upload.example/u/1?sig=s"
+        );
+        let mut put = resolve_location(&req, "/u/1?_state=x").unwrap();
+        put.query_pairs_mut().append_pair("digest", "sha256:ab");
+        assert_eq!(
+            put.as_str(),
+            "https://h:5000/u/1?_state=x&digest=sha256%3Aab"
+        );
+        let mut put = resolve_location(&req, "/u/1").unwrap();
+        put.query_pairs_mut().append_pair("digest", "sha256:ab");
+        assert_eq!(put.as_str(), "https://h:5000/u/1?digest=sha256%3Aab");
+    }
+}
