@@ -5,14 +5,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod registry;
+mod tagging;
+
+pub use registry::RegistryArgs;
+pub use tagging::TagArgs;
+
 use crate::commands::build::{BuildPlan, LayerSource};
-use crate::commands::tagging::TagRequest;
 use crate::error::{Error, Result};
 use crate::image::{ConfigSpec, PlatformSpec};
 use crate::layer::Compression;
-use crate::publish;
+use crate::reference::Reference;
 use crate::target::Target;
-use crate::versions::Scheme;
 use crate::walk::normalize_dest;
 
 #[derive(Parser, Debug)]
@@ -50,6 +54,17 @@ pub enum Command {
         kiln build ./out --prefix /app --entrypoint /app/server --to oci:./images --tag v1\n  \
         kiln build ./dist --layer ./node_modules:/app/node_modules --prefix /app/dist --cmd node --cmd /app/dist/index.js")]
     Build(Box<BuildArgs>),
+    /// Push an image from a local OCI layout to a registry
+    #[command(
+        after_help = "Examples:\n  kiln push oci:./images:v1 registry.example.com/team/app:v1\n  \
+        kiln push oci:./images:v1 127.0.0.1:5000/app --version auto"
+    )]
+    Push(Box<PushArgs>),
+    /// Store registry credentials in docker's config.json (verified first)
+    #[command(
+        after_help = "Examples:\n  echo \"$TOKEN\" | kiln login registry.example.com -u ci-bot --password-stdin"
+    )]
+    Login(LoginArgs),
     /// Show an image's manifest, config and layers
     #[command(
         after_help = "Examples:\n  kiln inspect oci:./kiln-images\n  kiln inspect oci:./images:v1 --output json"
@@ -64,9 +79,6 @@ pub struct BuildArgs {
     /// Where to publish: oci:PATH (a local OCI layout, created if absent)
     #[arg(long, default_value = "oci:kiln-images")]
     pub to: String,
-    /// Tag to publish (repeatable)
-    #[arg(long = "tag", short = 't')]
-    pub tags: Vec<String>,
     /// Base image: scratch, or oci:PATH:TAG
     #[arg(long, default_value = "scratch")]
     pub base: String,
@@ -112,34 +124,38 @@ pub struct BuildArgs {
     /// Owner of every file in the layers, UID:GID
     #[arg(long, default_value = "0:0")]
     pub chown: String,
-    /// Version to publish: auto (next v<N>), semver:patch|minor|major, git, or an explicit VALUE
-    #[arg(long = "version", value_name = "SCHEME")]
-    pub version_scheme: Option<String>,
-    /// With --version semver:*: publish a pre-release X.Y.Z-NAME.N
-    #[arg(long, value_name = "NAME")]
-    pub pre: Option<String>,
-    /// With --version git: accept a dirty work tree (the version gets -dirty)
-    #[arg(long)]
-    pub allow_dirty: bool,
-    /// Mint a new version even if this exact image already has one
-    #[arg(long)]
-    pub always_new: bool,
-    /// Allow floating tags (latest, main, …); they are written last, after the version
-    #[arg(long)]
-    pub allow_floating: bool,
-    /// Comma-separated tags treated as floating
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "latest,stable,edge,main,master,head,canary,dev,nightly"
-    )]
-    pub floating_tags: Vec<String>,
-    /// Move a tag that already points at another image (never needed for new versions)
-    #[arg(long)]
-    pub force_tag: bool,
-    /// Also write the reference to deploy (first stdout line) to this file
-    #[arg(long, value_name = "PATH")]
-    pub ref_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub tagging: TagArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Local OCI layout used as the blob cache for registry targets
+    #[arg(long, value_name = "DIR", env = "KILN_CACHE")]
+    pub cache: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// oci:PATH[:TAG|@DIGEST]
+    pub source: String,
+    /// REGISTRY/REPO[:TAG]
+    pub destination: String,
+    #[command(flatten)]
+    pub tagging: TagArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// Registry host[:port]
+    pub registry: String,
+    #[arg(short, long)]
+    pub username: String,
+    /// Read the password from standard input (the only way: never on the command line)
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub registry_args: RegistryArgs,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,8 +167,13 @@ pub enum CompressionArg {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// oci:PATH[:TAG|@DIGEST]
+    /// oci:PATH[:TAG|@DIGEST] or REGISTRY/REPO[:TAG|@DIGEST]
     pub target: String,
+    /// For a multi-platform image: the platform to show (default: list them)
+    #[arg(long)]
+    pub platform: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// Parse `K=V`; the key must be non-empty.
@@ -207,28 +228,17 @@ impl BuildArgs {
     /// Validate every flag and turn them into a plan. Nothing is touched before this succeeds.
     pub fn plan(&self) -> Result<BuildPlan> {
         let target: Target = self.to.parse()?;
-        let epoch = std::env::var("SOURCE_DATE_EPOCH")
-            .ok()
-            .filter(|v| !v.is_empty())
-            .map(|_| source_date_epoch())
-            .transpose()?;
-        let tagging = TagRequest {
-            scheme: self
-                .version_scheme
-                .as_deref()
-                .map(|v| Scheme::parse(v, self.pre.as_deref(), self.allow_dirty))
-                .transpose()?,
-            templates: self.tags.clone(),
-            policy: publish::Plan {
-                floating_allowed: self.allow_floating,
-                floating_list: self.floating_tags.clone(),
-                force: self.force_tag,
-                always_new: self.always_new,
-                ..publish::Plan::default()
-            },
-            epoch: epoch.map(|e| e as i64),
-        };
-        tagging.validate()?;
+        if let Target::Registry(r) = &target {
+            let r: Reference = r.parse()?;
+            if r.digest.is_some() {
+                return Err(Error::invalid_arg(
+                    "--to",
+                    &self.to,
+                    "a destination names a repository (and optionally a tag), not a digest",
+                ));
+            }
+        }
+        let tagging = self.tagging.request()?;
         let prefix = normalize_dest(&self.prefix, "--prefix")?;
         let mut layers = vec![LayerSource {
             src: self.dir.clone(),
@@ -345,6 +355,8 @@ impl BuildArgs {
             compression,
             uid,
             gid,
+            registry: self.registry.options(0),
+            cache: self.cache.clone().unwrap_or_else(default_cache),
         })
     }
 }
@@ -355,6 +367,16 @@ fn compression_name(c: Compression) -> String {
         Compression::Zstd { level } => format!("zstd -{level}"),
         Compression::None => "uncompressed".into(),
     }
+}
+
+/// `$XDG_CACHE_HOME/kiln/layout`, else `~/.cache/kiln/layout`, else a directory under the temp dir.
+pub fn default_cache() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("kiln/layout")
 }
 
 /// Run the CLI: parse, dispatch, print the error chain; returns the exit code.

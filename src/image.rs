@@ -362,7 +362,7 @@ pub fn build_manifest(
 ) -> Result<Json<ImageManifest>> {
     let config_desc = descriptor(MediaType::ImageConfig, &config.digest, config.bytes.len())?;
     let mut all: Vec<Descriptor> = base
-        .map(|b| b.manifest.value.layers().clone())
+        .map(|b| b.manifest.value.layers().iter().map(oci_layer).collect())
         .unwrap_or_default();
     for l in layers {
         all.push(descriptor(
@@ -387,6 +387,25 @@ pub fn build_manifest(
         .build()
         .map_err(image_err("manifest"))?;
     Json::encode(m)
+}
+
+/// A base layer descriptor in OCI terms: Docker schema 2 layer types name the same bytes as the OCI ones, and an
+/// OCI manifest must not mix the two families.
+fn oci_layer(d: &Descriptor) -> Descriptor {
+    let mut d = d.clone();
+    let oci = match d.media_type() {
+        MediaType::Other(t) => match t.as_str() {
+            "application/vnd.docker.image.rootfs.diff.tar.gzip" => Some(MediaType::ImageLayerGzip),
+            "application/vnd.docker.image.rootfs.diff.tar.zstd" => Some(MediaType::ImageLayerZstd),
+            "application/vnd.docker.image.rootfs.diff.tar" => Some(MediaType::ImageLayer),
+            _ => None,
+        },
+        _ => None,
+    };
+    if let Some(m) = oci {
+        d.set_media_type(m);
+    }
+    d
 }
 
 pub fn descriptor(media_type: MediaType, digest: &Digest, size: usize) -> Result<Descriptor> {

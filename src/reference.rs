@@ -117,6 +117,21 @@ pub fn api_host(registry: &str) -> &str {
     }
 }
 
+/// A registry name as users type it for `kiln login` (`https://index.docker.io/v1/`, `docker.io`, `host:5000/`)
+/// → the form references use (`docker.io`, `host:5000`).
+pub fn normalize_registry(s: &str) -> String {
+    let s = s.trim();
+    let s = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
+    let host = s.split('/').next().unwrap_or(s).to_ascii_lowercase();
+    match host.as_str() {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => DOCKER_HUB.into(),
+        _ => host,
+    }
+}
+
 fn invalid(value: &str, reason: impl Into<String>) -> Error {
     Error::InvalidReference {
         value: value.to_string(),

@@ -18,6 +18,8 @@ use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
 use crate::image::{ANNOTATION_REF_NAME, Json, canonical_json, descriptor};
 use crate::tag::Tag;
+use crate::target::LayoutRef;
+use oci_spec::image::{ImageConfiguration, ImageManifest};
 
 pub struct Layout {
     path: PathBuf,
@@ -279,4 +281,74 @@ impl Layout {
 /// Exclusive lock on a layout; released on drop (closing the fd releases the flock).
 pub struct LayoutLock {
     _file: File,
+}
+
+/// Find one image in a layout by tag or digest (or the only one), and read its manifest and config.
+pub fn read_image(
+    layout: &Layout,
+    r: &LayoutRef,
+) -> Result<(Json<ImageManifest>, Json<ImageConfiguration>)> {
+    let entries = layout.entries()?;
+    let found: Option<Digest> = if let Some(d) = &r.digest {
+        layout.has_blob(d).then(|| d.clone())
+    } else if let Some(t) = &r.tag {
+        entries
+            .iter()
+            .find(|e| e.tag.as_deref() == Some(t.as_str()))
+            .map(|e| Digest::from_oci(e.descriptor.digest()))
+            .transpose()?
+    } else if entries.len() == 1 {
+        Some(Digest::from_oci(entries[0].descriptor.digest())?)
+    } else {
+        None
+    };
+    let md = found.ok_or_else(|| {
+        let tags: Vec<String> = entries.iter().filter_map(|e| e.tag.clone()).collect();
+        Error::TagNotFound {
+            path: r.path.clone(),
+            tag: match (&r.tag, &r.digest) {
+                (Some(t), _) => t.to_string(),
+                (None, Some(d)) => d.to_string(),
+                (None, None) => {
+                    "(none given, and the layout does not hold exactly one image: add :TAG)".into()
+                }
+            },
+            available: if tags.is_empty() {
+                "none".into()
+            } else {
+                tags.join(", ")
+            },
+        }
+    })?;
+    let mbytes = layout.read_blob(&md)?;
+    check_manifest_type(&mbytes, r)?;
+    let manifest: Json<ImageManifest> = Json::decode(mbytes, &format!("manifest {md} in {r}"))?;
+    let cd = Digest::from_oci(manifest.value.config().digest())?;
+    let config: Json<ImageConfiguration> =
+        Json::decode(layout.read_blob(&cd)?, &format!("config {cd} in {r}"))?;
+    Ok((manifest, config))
+}
+
+fn check_manifest_type(bytes: &[u8], r: &LayoutRef) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+    }
+    let p: Probe = serde_json::from_slice(bytes).map_err(|e| Error::Image {
+        what: format!("manifest in {r}"),
+        reason: e.to_string(),
+    })?;
+    if p.manifests.is_some()
+        || p.media_type
+            .as_deref()
+            .is_some_and(|m| m.contains("index") || m.contains("list"))
+    {
+        return Err(Error::Image {
+            what: r.to_string(),
+            reason: "is a multi-platform index; name one platform's manifest with @sha256:…".into(),
+        });
+    }
+    Ok(())
 }

@@ -1,15 +1,22 @@
-//! `kiln build`: walk → layers → config + manifest → layout (and, later, registry) → tags → output.
+//! `kiln build`: walk → layers → config + manifest → layout → (registry) → tags → output.
+//!
+//! A layout target receives the blobs directly. A registry target builds into the local cache layout (so an
+//! unchanged blob is never recompressed into a new file, and base blobs are fetched once), then pushes.
 
 use std::path::PathBuf;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
+use crate::commands::base::{self, LoadedBase};
+use crate::commands::remote;
 use crate::commands::tagging::{self, LayoutTags, TagRequest, Tagged};
-use crate::digest::Digest;
-use crate::error::{Error, Result, ResultExt};
-use crate::image::{self, Base, ConfigSpec, Json, LayerRecord, PlatformSpec};
+use crate::digest::{Digest, HashingWriter};
+use crate::error::{Result, ResultExt};
+use crate::image::{self, ConfigSpec, Json, LayerRecord, PlatformSpec};
 use crate::layer::{self, Compression, LayerOptions};
 use crate::output::{Published, Reporter};
+use crate::reference::Reference;
+use crate::registry::{Client, ClientOptions};
 use crate::store::Layout;
 use crate::target::{LayoutRef, Target};
 use crate::walk;
@@ -27,6 +34,9 @@ pub struct BuildPlan {
     pub compression: Compression,
     pub uid: u64,
     pub gid: u64,
+    pub registry: ClientOptions,
+    /// The local layout a registry build writes its blobs to before pushing.
+    pub cache: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -37,23 +47,21 @@ pub struct LayerSource {
     pub created_by: String,
 }
 
-/// A base image read from a layout, with the layout its blobs live in.
-struct LoadedBase {
-    base: Base,
-    layout: Layout,
-}
-
 pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
-    let dest = match &plan.target {
-        Target::Layout(l) => l.clone(),
-        Target::Registry(r) => {
-            return Err(Error::Usage(format!(
-                "registry target {r:?}: pushing to registries is not available in this build; use --to oci:PATH"
-            )));
+    let client = std::cell::OnceCell::new();
+    let client = || -> Result<Client> {
+        if let Some(c) = client.get() {
+            return Ok(Client::clone(c));
         }
+        let c = Client::new(plan.registry.clone())?;
+        Ok(client.get_or_init(|| c).clone())
     };
     // Everything that can be checked without writing is checked first: a bad base or input changes nothing.
-    let base = plan.base.as_ref().map(load_base).transpose()?;
+    let base = plan
+        .base
+        .as_ref()
+        .map(|b| base::load(b, client, plan.config.platform.as_ref()))
+        .transpose()?;
     let mut walked = Vec::with_capacity(plan.layers.len());
     for l in &plan.layers {
         let entries = walk::walk(&l.src, &l.dest)
@@ -65,19 +73,44 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
         ));
         walked.push(entries);
     }
-    let (layout, created) = Layout::open_or_create(&dest.path)?;
+    let (layout_path, reference) = match &plan.target {
+        Target::Layout(l) => (l.path.clone(), None),
+        Target::Registry(r) => (plan.cache.clone(), Some(r.parse::<Reference>()?)),
+    };
+    let (layout, created) = Layout::open_or_create(&layout_path)?;
     let mut txn = Txn {
         layout: &layout,
         new_blobs: Vec::new(),
     };
-    let result = write_image(&mut txn, plan, base.as_ref(), &walked, report)
-        .and_then(|(manifest, config)| publish(&layout, &dest, &manifest, &config, plan, report));
+    let result = write_image(&mut txn, plan, base.as_ref(), &walked, report).and_then(
+        |(manifest, config)| match (&plan.target, &reference) {
+            (Target::Layout(dest), _) => {
+                publish_layout(&layout, dest, &manifest, &config, plan, report)
+            }
+            (_, Some(r)) => {
+                let repo = client()?.repository(r);
+                let ctx = remote::PublishCtx {
+                    repo: &repo,
+                    reference: r,
+                    layout: &layout,
+                    base: base.as_ref(),
+                    request: &plan.tagging,
+                    build_dir: &plan.layers[0].src,
+                };
+                remote::publish(&ctx, &manifest, &config, report)
+            }
+            _ => unreachable!("a registry target always has a reference"),
+        },
+    );
     match result {
         Ok(p) => Ok(p),
         Err(e) => {
-            txn.rollback();
-            if created {
-                let _ = std::fs::remove_dir_all(&dest.path);
+            // The cache layout keeps what was built (it is only a cache); a target layout is restored.
+            if matches!(plan.target, Target::Layout(_)) {
+                txn.rollback();
+                if created {
+                    let _ = std::fs::remove_dir_all(&layout_path);
+                }
             }
             Err(e)
         }
@@ -91,8 +124,8 @@ struct Txn<'a> {
 }
 
 impl Txn<'_> {
-    fn track(&mut self, existed: bool, d: &Digest) {
-        if !existed {
+    fn track(&mut self, added: bool, d: &Digest) {
+        if added {
             self.new_blobs.push(d.clone());
         }
     }
@@ -112,12 +145,12 @@ fn write_image(
     report: &Reporter,
 ) -> Result<(Json<ImageManifest>, Json<ImageConfiguration>)> {
     let layout = txn.layout;
-    if let Some(b) = base {
-        for l in b.base.manifest.value.layers() {
-            let d = Digest::from_oci(l.digest())?;
-            let existed = layout.has_blob(&d);
-            layout.import_blob(&b.layout, &d)?;
-            txn.track(existed, &d);
+    // A layout target gets a self-contained image: the base's blobs are copied in. A registry target fetches
+    // them only if it cannot mount them (remote::push_image).
+    if let (Some(b), Target::Layout(_)) = (base, &plan.target) {
+        for d in b.layer_digests()? {
+            let added = b.ensure_blob(layout, &d)?;
+            txn.track(added, &d);
         }
     }
     let opts = LayerOptions {
@@ -128,18 +161,22 @@ fn write_image(
     };
     let mut records = Vec::new();
     for (src, entries) in plan.layers.iter().zip(walked) {
-        let sink = layout.blob_writer()?;
+        // Hashing the sink too tells us the digest before the blob is named, so a blob that was already in the
+        // layout (another image's) is never removed by a rollback.
+        let sink = HashingWriter::new(layout.blob_writer()?);
         let (info, sink) = layer::write_layer(entries, &opts, sink)
             .context(|| format!("building the layer from {}", src.src.display()))?;
-        let (digest, size) = layout.finish_blob(sink)?;
-        // A blob that was there before this build is not ours to remove on failure.
-        txn.track(false, &digest);
+        let (digest, size, sink) = sink.finish();
+        let added = !layout.has_blob(&digest);
+        layout.finish_blob(sink)?;
+        txn.track(added, &digest);
         report.step(format_args!(
-            "layer {} from {}: {} → {} bytes",
+            "layer {} from {}: {} bytes of tar → {} bytes{}",
             digest.short(),
             src.src.display(),
             info.tar_size,
-            size
+            size,
+            if added { "" } else { " (already stored)" }
         ));
         records.push(LayerRecord {
             digest,
@@ -151,17 +188,19 @@ fn write_image(
     }
     let config = image::build_config(base.map(|b| &b.base.config.value), &plan.config, &records)?;
     let manifest = image::build_manifest(base.map(|b| &b.base), &config, &records, &plan.config)?;
-    for j in [&config.bytes, &manifest.bytes] {
-        let d = Digest::of(j);
-        let existed = layout.has_blob(&d);
-        layout.put_bytes(j, &d)?;
-        txn.track(existed, &d);
+    for (bytes, digest) in [
+        (&config.bytes, &config.digest),
+        (&manifest.bytes, &manifest.digest),
+    ] {
+        let added = !layout.has_blob(digest);
+        layout.put_bytes(bytes, digest)?;
+        txn.track(added, digest);
     }
     Ok((manifest, config))
 }
 
 /// Choose and write the tags (version first), all checked before any is written.
-fn publish(
+fn publish_layout(
     layout: &Layout,
     dest: &LayoutRef,
     manifest: &Json<ImageManifest>,
@@ -177,11 +216,7 @@ fn publish(
     }
     .to_string();
     let mut req = plan.tagging.clone();
-    if let Some(t) = &dest.tag
-        && !req.templates.iter().any(|x| x == t.as_str())
-    {
-        req.templates.insert(0, t.to_string());
-    }
+    req.add_target_tag(dest.tag.as_ref());
     // One lock-protected write per tag is atomic in a layout: no settle delay is needed to detect a race.
     req.policy.settle = std::time::Duration::ZERO;
     let target = LayoutTags {
@@ -222,94 +257,4 @@ pub fn report_tags(report: &Reporter, t: &Tagged) {
             report.step(format_args!("version {v}: new"));
         }
     }
-}
-
-fn load_base(t: &Target) -> Result<LoadedBase> {
-    match t {
-        Target::Layout(r) => {
-            let layout = Layout::open(&r.path).context(|| format!("opening base image {r}"))?;
-            let (manifest, config) = read_image(&layout, r)?;
-            Ok(LoadedBase {
-                base: Base {
-                    name: r.to_string(),
-                    manifest,
-                    config,
-                },
-                layout,
-            })
-        }
-        Target::Registry(r) => Err(Error::Usage(format!(
-            "base {r:?}: registry bases are not available in this build; use --base oci:PATH:TAG or scratch"
-        ))),
-    }
-}
-
-/// Find one image in a layout by tag or digest (or the only one), and read its manifest and config.
-pub fn read_image(
-    layout: &Layout,
-    r: &LayoutRef,
-) -> Result<(Json<ImageManifest>, Json<ImageConfiguration>)> {
-    let entries = layout.entries()?;
-    let found: Option<Digest> = if let Some(d) = &r.digest {
-        layout.has_blob(d).then(|| d.clone())
-    } else if let Some(t) = &r.tag {
-        entries
-            .iter()
-            .find(|e| e.tag.as_deref() == Some(t.as_str()))
-            .map(|e| Digest::from_oci(e.descriptor.digest()))
-            .transpose()?
-    } else if entries.len() == 1 {
-        Some(Digest::from_oci(entries[0].descriptor.digest())?)
-    } else {
-        None
-    };
-    let md = found.ok_or_else(|| {
-        let tags: Vec<String> = entries.iter().filter_map(|e| e.tag.clone()).collect();
-        Error::TagNotFound {
-            path: r.path.clone(),
-            tag: match (&r.tag, &r.digest) {
-                (Some(t), _) => t.to_string(),
-                (None, Some(d)) => d.to_string(),
-                (None, None) => {
-                    "(none given, and the layout does not hold exactly one image: add :TAG)".into()
-                }
-            },
-            available: if tags.is_empty() {
-                "none".into()
-            } else {
-                tags.join(", ")
-            },
-        }
-    })?;
-    let mbytes = layout.read_blob(&md)?;
-    check_manifest_type(&mbytes, r)?;
-    let manifest: Json<ImageManifest> = Json::decode(mbytes, &format!("manifest {md} in {r}"))?;
-    let cd = Digest::from_oci(manifest.value.config().digest())?;
-    let config: Json<ImageConfiguration> =
-        Json::decode(layout.read_blob(&cd)?, &format!("config {cd} in {r}"))?;
-    Ok((manifest, config))
-}
-
-fn check_manifest_type(bytes: &[u8], r: &LayoutRef) -> Result<()> {
-    #[derive(serde::Deserialize)]
-    struct Probe {
-        #[serde(rename = "mediaType")]
-        media_type: Option<String>,
-        manifests: Option<serde_json::Value>,
-    }
-    let p: Probe = serde_json::from_slice(bytes).map_err(|e| Error::Image {
-        what: format!("manifest in {r}"),
-        reason: e.to_string(),
-    })?;
-    if p.manifests.is_some()
-        || p.media_type
-            .as_deref()
-            .is_some_and(|m| m.contains("index") || m.contains("list"))
-    {
-        return Err(Error::Image {
-            what: r.to_string(),
-            reason: "is a multi-platform index; name one platform's manifest with @sha256:…".into(),
-        });
-    }
-    Ok(())
 }

@@ -2,24 +2,108 @@
 
 use std::io::Write;
 
-use crate::cli::OutputFormat;
-use crate::commands::build::read_image;
+use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
+
+use crate::cli::{InspectArgs, OutputFormat};
+use crate::commands::base;
 use crate::error::{Error, Result};
-use crate::image::{self, PlatformSpec};
-use crate::store::Layout;
+use crate::image::{self, Json, PlatformSpec};
+use crate::reference::Reference;
+use crate::registry::{Client, RawManifest};
+use crate::store::{Layout, read_image};
 use crate::target::Target;
 
-pub fn run(target: &str, format: OutputFormat) -> Result<()> {
-    let r = match target.parse::<Target>()? {
-        Target::Layout(r) => r,
-        Target::Registry(r) => {
-            return Err(Error::Usage(format!(
-                "{r:?}: inspecting registry images is not available in this build; use oci:PATH[:TAG]"
-            )));
+pub fn run(args: &InspectArgs, format: OutputFormat, verbose: u8) -> Result<()> {
+    let platform = args
+        .platform
+        .as_deref()
+        .map(str::parse::<PlatformSpec>)
+        .transpose()?;
+    match args.target.parse::<Target>()? {
+        Target::Layout(r) => {
+            let layout = Layout::open(&r.path)?;
+            let (manifest, config) = read_image(&layout, &r)?;
+            let tags = layout
+                .entries()?
+                .into_iter()
+                .filter(|e| e.descriptor.digest().to_string() == manifest.digest.to_string())
+                .filter_map(|e| e.tag)
+                .collect();
+            show(&r.to_string(), &manifest, &config, tags, format)
+        }
+        Target::Registry(s) => {
+            let reference: Reference = s.parse()?;
+            let client = Client::new(args.registry.options(verbose))?;
+            let repo = client.repository(&reference);
+            let raw = repo.get_manifest(&reference.manifest_reference())?;
+            let is_index = raw.media_type.contains("index") || raw.media_type.contains("list");
+            if is_index && platform.is_none() {
+                return show_index(&reference.to_string(), raw, format);
+            }
+            let want = platform.unwrap_or_else(PlatformSpec::host);
+            let (manifest, config) = if is_index {
+                base::fetch_image(&repo, &reference, &want)?
+            } else {
+                let m: Json<ImageManifest> =
+                    Json::decode(raw.bytes, &format!("manifest of {reference}"))?;
+                let cd = crate::Digest::from_oci(m.value.config().digest())?;
+                let mut buf = Vec::new();
+                repo.get_blob(&cd, &mut buf)?;
+                (m, Json::decode(buf, &format!("config of {reference}"))?)
+            };
+            let tags = reference.tag.iter().map(|t| t.to_string()).collect();
+            show(&reference.to_string(), &manifest, &config, tags, format)
+        }
+    }
+}
+
+/// A multi-platform index: its platforms and their manifests.
+fn show_index(name: &str, raw: RawManifest, format: OutputFormat) -> Result<()> {
+    let index: Json<ImageIndex> = Json::decode(raw.bytes, &format!("index of {name}"))?;
+    let mut out = std::io::stdout().lock();
+    let res = match format {
+        OutputFormat::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "reference": name,
+                "digest": index.digest,
+                "mediaType": raw.media_type,
+                "size": index.bytes.len(),
+                "platforms": base::platforms(&index.value),
+                "index": serde_json::from_slice::<serde_json::Value>(&index.bytes).unwrap_or_default(),
+            })
+        ),
+        OutputFormat::Text => {
+            let mut s = format!(
+                "Image:      {name}\nDigest:     {}\nMediaType:  {}\nPlatforms:\n",
+                index.digest, raw.media_type
+            );
+            for d in index.value.manifests() {
+                let p = d.platform().as_ref().map_or("-".to_string(), |p| {
+                    let mut v = format!("{}/{}", p.os(), p.architecture());
+                    if let Some(var) = p.variant() {
+                        v = format!("{v}/{var}");
+                    }
+                    v
+                });
+                s.push_str(&format!("  {p:<16} {}\n", d.digest()));
+            }
+            s.push_str("(show one with --platform os/arch)\n");
+            write!(out, "{s}")
         }
     };
-    let layout = Layout::open(&r.path)?;
-    let (manifest, config) = read_image(&layout, &r)?;
+    res.map_err(|e| Error::io("stdout", e))
+}
+
+fn show(
+    name: &str,
+    manifest: &Json<ImageManifest>,
+    config: &Json<ImageConfiguration>,
+    tags: Vec<String>,
+    format: OutputFormat,
+) -> Result<()> {
+    let r = name;
     let mut out = std::io::stdout().lock();
     let res = match format {
         OutputFormat::Json => {
@@ -29,9 +113,7 @@ pub fn run(target: &str, format: OutputFormat) -> Result<()> {
                 "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "size": manifest.bytes.len(),
                 "platform": PlatformSpec::of_config(&config.value).to_string(),
-                "tags": layout.entries()?.into_iter()
-                    .filter(|e| e.descriptor.digest().to_string() == manifest.digest.to_string())
-                    .filter_map(|e| e.tag).collect::<Vec<_>>(),
+                "tags": tags,
                 "manifest": serde_json::from_slice::<serde_json::Value>(&manifest.bytes).unwrap_or_default(),
                 "config": serde_json::from_slice::<serde_json::Value>(&config.bytes).unwrap_or_default(),
             });

@@ -1,12 +1,18 @@
 //! The subcommands, each a thin driver over the pipeline modules.
 
+pub mod base;
 pub mod build;
 pub mod inspect;
+pub mod push;
+pub mod remote;
 pub mod tagging;
 
-use crate::cli::{Cli, Command};
-use crate::error::Result;
-use crate::output::Reporter;
+use std::io::Read;
+
+use crate::cli::{Cli, Command, LoginArgs};
+use crate::error::{Error, Result};
+use crate::output::{Published, Reporter};
+use crate::registry::{self, Client};
 
 pub fn run(cli: &Cli) -> Result<()> {
     let report = Reporter {
@@ -15,14 +21,45 @@ pub fn run(cli: &Cli) -> Result<()> {
     };
     match &cli.command {
         Command::Build(args) => {
-            let plan = args.plan()?;
+            let mut plan = args.plan()?;
+            plan.registry.verbose = cli.verbose;
             let published = build::run(&plan, &report)?;
-            published.print(cli.output);
-            if let Some(p) = &args.ref_file {
-                published.write_ref_file(p)?;
-            }
-            Ok(())
+            finish(&published, cli, args.tagging.ref_file.as_deref())
         }
-        Command::Inspect(args) => inspect::run(&args.target, cli.output),
+        Command::Push(args) => {
+            let published = push::run(args, cli.verbose, &report)?;
+            finish(&published, cli, args.tagging.ref_file.as_deref())
+        }
+        Command::Login(args) => login(args, cli.verbose, &report),
+        Command::Inspect(args) => inspect::run(args, cli.output, cli.verbose),
     }
+}
+
+fn finish(p: &Published, cli: &Cli, ref_file: Option<&std::path::Path>) -> Result<()> {
+    p.print(cli.output);
+    if let Some(f) = ref_file {
+        p.write_ref_file(f)?;
+    }
+    Ok(())
+}
+
+fn login(args: &LoginArgs, verbose: u8, report: &Reporter) -> Result<()> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .map_err(|e| Error::io("standard input", e))?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        return Err(Error::Usage(
+            "kiln login: no password on standard input (pipe it in: `echo \"$TOKEN\" | kiln login …`)".into(),
+        ));
+    }
+    let client = Client::new(args.registry_args.options(verbose))?;
+    let registry = crate::reference::normalize_registry(&args.registry);
+    let path = registry::login(&client, &registry, &args.username, password, None)?;
+    report.step(format_args!(
+        "login to {registry} succeeded; credentials stored in {}",
+        path.display()
+    ));
+    Ok(())
 }

@@ -29,6 +29,15 @@ pub struct TagRequest {
 }
 
 impl TagRequest {
+    /// A tag written in the target itself (`oci:PATH:TAG`, `host/repo:TAG`) is one more `--tag`, first.
+    pub fn add_target_tag(&mut self, tag: Option<&Tag>) {
+        if let Some(t) = tag
+            && !self.templates.iter().any(|x| x == t.as_str())
+        {
+            self.templates.insert(0, t.to_string());
+        }
+    }
+
     /// Whether git must be asked (git versions and `{git_sha}`-style placeholders).
     pub fn needs_git(&self) -> bool {
         matches!(self.scheme, Some(Scheme::Git { .. }))

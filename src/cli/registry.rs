@@ -1,0 +1,42 @@
+//! Flags shared by every command that talks to a registry.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::registry::ClientOptions;
+
+/// How to talk to registries.
+#[derive(Args, Debug, Clone)]
+pub struct RegistryArgs {
+    /// Allow plain HTTP / unverified TLS for this registry host[:port] (loopback needs no flag)
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure: Vec<String>,
+    /// Extra CA certificates (PEM) to trust for registries
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Blob uploads at once
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Upload blobs in PATCH chunks of this many bytes (for registries that need it)
+    #[arg(long, value_name = "BYTES")]
+    pub chunk_size: Option<u64>,
+    /// Attempts per request on connection errors, 408, 429 and 5xx
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub retries: u32,
+}
+
+impl RegistryArgs {
+    pub fn options(&self, verbose: u8) -> ClientOptions {
+        let mut o = ClientOptions {
+            insecure: self.insecure.clone(),
+            ca_file: self.ca_file.clone(),
+            max_parallel: self.jobs as usize,
+            chunk_size: self.chunk_size.filter(|c| *c > 0),
+            verbose,
+            ..ClientOptions::default()
+        };
+        o.retry.max_attempts = self.retries;
+        o
+    }
+}

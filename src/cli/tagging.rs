@@ -1,0 +1,85 @@
+//! Flags shared by `build` and `push`: which version and tags to publish, and the tag policy.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::commands::tagging::TagRequest;
+use crate::error::{Error, Result};
+use crate::publish;
+use crate::versions::Scheme;
+
+#[derive(Args, Debug, Clone)]
+pub struct TagArgs {
+    /// Tag to publish (repeatable); may use {version}, {git_sha}, {git_short_sha}, {date}, {digest_short},
+    /// {env:NAME}
+    #[arg(long = "tag", short = 't')]
+    pub tags: Vec<String>,
+    /// Version to publish: auto (next v<N>), semver:patch|minor|major, git, or an explicit VALUE
+    #[arg(long = "version", value_name = "SCHEME")]
+    pub version_scheme: Option<String>,
+    /// With --version semver:*: publish a pre-release X.Y.Z-NAME.N
+    #[arg(long, value_name = "NAME")]
+    pub pre: Option<String>,
+    /// With --version git: accept a dirty work tree (the version gets -dirty)
+    #[arg(long)]
+    pub allow_dirty: bool,
+    /// Mint a new version even if this exact image already has one
+    #[arg(long)]
+    pub always_new: bool,
+    /// Allow floating tags (latest, main, …); they are written last, after the version
+    #[arg(long)]
+    pub allow_floating: bool,
+    /// Comma-separated tags treated as floating
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "latest,stable,edge,main,master,head,canary,dev,nightly"
+    )]
+    pub floating_tags: Vec<String>,
+    /// Move a tag that already points at another image (never needed for new versions)
+    #[arg(long)]
+    pub force_tag: bool,
+    /// Also write the reference to deploy (first stdout line) to this file
+    #[arg(long, value_name = "PATH")]
+    pub ref_file: Option<PathBuf>,
+}
+
+impl TagArgs {
+    /// Validate the flags (scheme, templates) into a request; nothing is read or written.
+    pub fn request(&self) -> Result<TagRequest> {
+        let epoch = std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(|_| super::source_date_epoch())
+            .transpose()?;
+        let scheme = self
+            .version_scheme
+            .as_deref()
+            .map(|v| Scheme::parse(v, self.pre.as_deref(), self.allow_dirty))
+            .transpose()?;
+        if let Some(p) = &self.pre
+            && !matches!(scheme, Some(Scheme::Semver { .. }))
+        {
+            return Err(Error::invalid_arg(
+                "--pre",
+                p,
+                "--pre goes with --version semver:patch|minor|major",
+            ));
+        }
+        let req = TagRequest {
+            scheme,
+            templates: self.tags.clone(),
+            policy: publish::Plan {
+                floating_allowed: self.allow_floating,
+                floating_list: self.floating_tags.clone(),
+                force: self.force_tag,
+                always_new: self.always_new,
+                ..publish::Plan::default()
+            },
+            epoch: epoch.map(|e| e as i64),
+        };
+        req.validate()?;
+        Ok(req)
+    }
+}

@@ -1,0 +1,179 @@
+//! Base images: read from a local layout (`oci:PATH:TAG`) or a registry (`REGISTRY/REPO:TAG|@DIGEST`), without
+//! unpacking anything. A registry index is resolved to the wanted platform. Base blobs are fetched only when the
+//! destination needs a copy (a registry destination on the same registry mounts them instead).
+
+use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result, ResultExt};
+use crate::image::{Base, Json, PlatformSpec};
+use crate::reference::Reference;
+use crate::registry::{Client, RawManifest, Repository};
+use crate::store::Layout;
+use crate::store::read_image;
+use crate::target::Target;
+
+/// Where a base's blobs can be fetched from.
+pub enum BaseSource {
+    Layout(Layout),
+    Registry {
+        repo: Repository,
+        reference: Reference,
+    },
+}
+
+pub struct LoadedBase {
+    pub base: Base,
+    pub source: BaseSource,
+}
+
+impl LoadedBase {
+    /// The base's layer digests, bottom first.
+    pub fn layer_digests(&self) -> Result<Vec<Digest>> {
+        self.base
+            .manifest
+            .value
+            .layers()
+            .iter()
+            .map(|l| Digest::from_oci(l.digest()))
+            .collect()
+    }
+
+    /// Make sure `dst` holds blob `digest` of this base (copied or downloaded, verified). Returns whether it
+    /// was added (false: it was there already).
+    pub fn ensure_blob(&self, dst: &Layout, digest: &Digest) -> Result<bool> {
+        if dst.has_blob(digest) {
+            return Ok(false);
+        }
+        match &self.source {
+            BaseSource::Layout(l) => dst.import_blob(l, digest)?,
+            BaseSource::Registry { repo, reference } => {
+                let mut w = dst.blob_writer()?;
+                repo.get_blob(digest, &mut w)
+                    .context(|| format!("fetching layer {digest} of base image {reference}"))?;
+                let (got, _) = dst.finish_blob(w)?;
+                if got != *digest {
+                    let _ = std::fs::remove_file(dst.blob_path(&got));
+                    return Err(Error::Image {
+                        what: format!("base image {reference}"),
+                        reason: format!("blob {digest} arrived with digest {got}"),
+                    });
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+pub fn load(
+    t: &Target,
+    client: impl Fn() -> Result<Client>,
+    platform: Option<&PlatformSpec>,
+) -> Result<LoadedBase> {
+    match t {
+        Target::Layout(r) => {
+            let layout = Layout::open(&r.path).context(|| format!("opening base image {r}"))?;
+            let (manifest, config) = read_image(&layout, r)?;
+            Ok(LoadedBase {
+                base: Base {
+                    name: r.to_string(),
+                    manifest,
+                    config,
+                },
+                source: BaseSource::Layout(layout),
+            })
+        }
+        Target::Registry(s) => {
+            let reference: Reference = s.parse()?;
+            let repo = client()?.repository(&reference);
+            let want = platform.cloned().unwrap_or_else(PlatformSpec::host);
+            let (manifest, config) = fetch_image(&repo, &reference, &want)
+                .context(|| format!("reading base image {reference}"))?;
+            Ok(LoadedBase {
+                base: Base {
+                    name: reference.to_string(),
+                    manifest,
+                    config,
+                },
+                source: BaseSource::Registry { repo, reference },
+            })
+        }
+    }
+}
+
+fn is_index(m: &RawManifest) -> bool {
+    m.media_type.contains("index") || m.media_type.contains("manifest.list")
+}
+
+/// The manifest (resolving an index to `want`) and config of a registry image.
+pub fn fetch_image(
+    repo: &Repository,
+    reference: &Reference,
+    want: &PlatformSpec,
+) -> Result<(Json<ImageManifest>, Json<ImageConfiguration>)> {
+    let mut raw = repo.get_manifest(&reference.manifest_reference())?;
+    if is_index(&raw) {
+        let index: Json<ImageIndex> = Json::decode(raw.bytes, &format!("index of {reference}"))?;
+        let chosen = select_platform(&index.value, want).ok_or_else(|| Error::Image {
+            what: reference.to_string(),
+            reason: format!(
+                "has no image for platform {want}; available: {} (choose one with --platform)",
+                platforms(&index.value).join(", ")
+            ),
+        })?;
+        raw = repo.get_manifest(&chosen.to_string())?;
+        if is_index(&raw) {
+            return Err(Error::Image {
+                what: reference.to_string(),
+                reason: "an index entry for the platform is itself an index".into(),
+            });
+        }
+    }
+    let manifest: Json<ImageManifest> =
+        Json::decode(raw.bytes, &format!("manifest of {reference}"))?;
+    let cd = Digest::from_oci(manifest.value.config().digest())?;
+    let mut buf = Vec::new();
+    repo.get_blob(&cd, &mut buf)?;
+    let config: Json<ImageConfiguration> =
+        Json::decode(buf, &format!("config {cd} of {reference}"))?;
+    Ok((manifest, config))
+}
+
+/// `os/arch[/variant]` of every entry of an index.
+pub fn platforms(index: &ImageIndex) -> Vec<String> {
+    index
+        .manifests()
+        .iter()
+        .filter_map(|d| d.platform().as_ref())
+        .map(|p| {
+            let mut s = format!("{}/{}", p.os(), p.architecture());
+            if let Some(v) = p.variant() {
+                s.push('/');
+                s.push_str(v);
+            }
+            s
+        })
+        .collect()
+}
+
+/// The entry for `want`. The variant must match when given; `arm64` treats a missing variant as `v8` (the
+/// image-spec's normalisation).
+pub fn select_platform(index: &ImageIndex, want: &PlatformSpec) -> Option<Digest> {
+    let norm = |arch: &str, v: Option<&str>| match (arch, v) {
+        ("arm64", None) => Some("v8".to_string()),
+        (_, v) => v.map(str::to_string),
+    };
+    index
+        .manifests()
+        .iter()
+        .find(|d| {
+            d.platform().as_ref().is_some_and(|p| {
+                p.os().to_string() == want.os
+                    && p.architecture().to_string() == want.arch
+                    && (want.variant.is_none()
+                        || norm(&want.arch, want.variant.as_deref())
+                            == norm(&want.arch, p.variant().as_deref()))
+            })
+        })
+        .and_then(|d| Digest::from_oci(d.digest()).ok())
+}

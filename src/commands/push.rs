@@ -1,0 +1,47 @@
+//! `kiln push oci:PATH[:TAG] REGISTRY/REPO[:TAG]`: an image already in a layout, to a registry, with the same
+//! tag policy as `build`.
+
+use crate::cli::PushArgs;
+use crate::commands::remote::{self, PublishCtx};
+use crate::error::{Error, Result};
+use crate::output::{Published, Reporter};
+use crate::reference::Reference;
+use crate::registry::Client;
+use crate::store::{Layout, read_image};
+use crate::target::Target;
+
+pub fn run(args: &PushArgs, verbose: u8, report: &Reporter) -> Result<Published> {
+    let src = match args.source.parse::<Target>()? {
+        Target::Layout(l) => l,
+        Target::Registry(r) => {
+            return Err(Error::invalid_arg(
+                "source",
+                r,
+                "kiln push reads a local layout: oci:PATH[:TAG|@DIGEST]",
+            ));
+        }
+    };
+    let dest: Reference = args.destination.parse()?;
+    if dest.digest.is_some() {
+        return Err(Error::invalid_arg(
+            "destination",
+            &args.destination,
+            "a destination names a repository (and optionally a tag), not a digest",
+        ));
+    }
+    let request = args.tagging.request()?;
+    let layout = Layout::open(&src.path)?;
+    let (manifest, config) = read_image(&layout, &src)?;
+    let client = Client::new(args.registry.options(verbose))?;
+    let repo = client.repository(&dest);
+    let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+    let ctx = PublishCtx {
+        repo: &repo,
+        reference: &dest,
+        layout: &layout,
+        base: None,
+        request: &request,
+        build_dir: &cwd,
+    };
+    remote::publish(&ctx, &manifest, &config, report)
+}

@@ -1,0 +1,218 @@
+//! Publishing to a registry: blobs (HEAD skip, mount, streamed upload, in parallel), then the manifest by digest,
+//! then tags through the same policy as a layout (`tagging::publish_tags`).
+
+use std::sync::Mutex;
+
+use std::path::Path;
+
+use oci_spec::image::{ImageConfiguration, ImageManifest};
+
+use crate::commands::base::{BaseSource, LoadedBase};
+use crate::commands::tagging::{self, TagRequest};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::image::{Json, PlatformSpec};
+use crate::output::{Published, Reporter};
+use crate::publish::{TagTarget, WriteOutcome};
+use crate::reference::Reference;
+use crate::registry::{BlobItem, BlobOutcome, Repository};
+use crate::store::Layout;
+use crate::tag::Tag;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// What a push did, for the summary.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PushStats {
+    pub uploaded: usize,
+    pub uploaded_bytes: u64,
+    pub existing: usize,
+    pub mounted: usize,
+}
+
+/// Push every blob of `manifest` (found in `layout`, or mounted/fetched from `base`), then the manifest by digest.
+pub fn push_image(
+    repo: &Repository,
+    layout: &Layout,
+    manifest: &Json<ImageManifest>,
+    base: Option<&LoadedBase>,
+    report: &Reporter,
+) -> Result<PushStats> {
+    let stats = Mutex::new(PushStats::default());
+    // Base layers already settled by a mount (or found present) on the same registry.
+    let mut settled: Vec<Digest> = Vec::new();
+    if let Some(b) = base {
+        let same_registry = match &b.source {
+            BaseSource::Registry { repo: from, .. } => {
+                Some(from).filter(|f| f.registry() == repo.registry())
+            }
+            BaseSource::Layout(_) => None,
+        };
+        for d in b.layer_digests()? {
+            // Same registry: mount instead of fetching; what cannot be mounted is fetched and uploaded.
+            if let Some(from) = same_registry {
+                if repo.blob_exists(&d)?.is_some() {
+                    stats.lock().expect("stats").existing += 1;
+                    report.step(format_args!("blob {} exists, skipped", d.short()));
+                    settled.push(d);
+                    continue;
+                }
+                if from.name() != repo.name() && repo.mount_blob(&d, from.name())? {
+                    stats.lock().expect("stats").mounted += 1;
+                    report.step(format_args!(
+                        "blob {} mounted from {}",
+                        d.short(),
+                        from.name()
+                    ));
+                    settled.push(d);
+                    continue;
+                }
+            }
+            b.ensure_blob(layout, &d)?;
+        }
+    }
+    let m = &manifest.value;
+    let mut items: Vec<BlobItem> = Vec::new();
+    for desc in std::iter::once(m.config()).chain(m.layers().iter()) {
+        let d = Digest::from_oci(desc.digest())?;
+        if !settled.contains(&d) && !items.iter().any(|i| i.0 == d) {
+            items.push((d.clone(), desc.size(), layout.blob_path(&d), None));
+        }
+    }
+    let progress = |d: &Digest, o: &BlobOutcome| {
+        let mut s = stats.lock().expect("stats");
+        match o {
+            BlobOutcome::Exists => {
+                s.existing += 1;
+                report.step(format_args!("blob {} exists, skipped", d.short()));
+            }
+            BlobOutcome::Mounted { from } => {
+                s.mounted += 1;
+                report.step(format_args!("blob {} mounted from {from}", d.short()));
+            }
+            BlobOutcome::Uploaded { bytes } => {
+                s.uploaded += 1;
+                s.uploaded_bytes += bytes;
+                report.step(format_args!("blob {} uploaded ({bytes} bytes)", d.short()));
+            }
+        }
+    };
+    repo.push_blobs(items, Some(&progress))?;
+    let got = repo.put_manifest(&manifest.digest.to_string(), &manifest.bytes, OCI_MANIFEST)?;
+    if got != manifest.digest {
+        return Err(Error::Image {
+            what: format!("{}/{}", repo.registry(), repo.name()),
+            reason: format!("the registry stored manifest {} as {got}", manifest.digest),
+        });
+    }
+    Ok(stats.into_inner().expect("stats"))
+}
+
+/// What publishing one image to a registry needs.
+pub struct PublishCtx<'a> {
+    pub repo: &'a Repository,
+    pub reference: &'a Reference,
+    /// Where the image's blobs are (the cache layout, or the layout `kiln push` reads).
+    pub layout: &'a Layout,
+    pub base: Option<&'a LoadedBase>,
+    pub request: &'a TagRequest,
+    /// For git versions and `{git_sha}`.
+    pub build_dir: &'a Path,
+}
+
+/// Check every tag, push blobs and the manifest, then write the tags; print nothing, return the result.
+pub fn publish(
+    ctx: &PublishCtx<'_>,
+    manifest: &Json<ImageManifest>,
+    config: &Json<ImageConfiguration>,
+    report: &Reporter,
+) -> Result<Published> {
+    let mut req = ctx.request.clone();
+    req.add_target_tag(ctx.reference.tag.as_ref());
+    let target = RegistryTags {
+        repo: ctx.repo,
+        reference: ctx.reference,
+        manifest,
+    };
+    let mut stats = PushStats::default();
+    let tagged =
+        tagging::publish_tags(&target, &manifest.digest, &req, ctx.build_dir, &mut || {
+            stats = push_image(ctx.repo, ctx.layout, manifest, ctx.base, report)?;
+            Ok(())
+        })?;
+    report.step(format_args!(
+        "pushed to {}: {} blobs uploaded ({} bytes), {} already there, {} mounted",
+        ctx.reference.name(),
+        stats.uploaded,
+        stats.uploaded_bytes,
+        stats.existing,
+        stats.mounted
+    ));
+    crate::commands::build::report_tags(report, &tagged);
+    let platform = PlatformSpec::of_config(&config.value);
+    Ok(Published::new(
+        ctx.reference.name(),
+        &tagged,
+        manifest,
+        platform,
+    ))
+}
+
+/// Tags of a registry repository, written by `PUT /v2/<name>/manifests/<tag>` with the image's exact bytes.
+pub struct RegistryTags<'a> {
+    pub repo: &'a Repository,
+    pub reference: &'a Reference,
+    pub manifest: &'a Json<ImageManifest>,
+}
+
+impl TagTarget for RegistryTags<'_> {
+    fn describe(&self) -> String {
+        self.reference.name()
+    }
+
+    fn list_tags(&self) -> Result<Vec<Tag>> {
+        Ok(self
+            .repo
+            .list_tags()?
+            .into_iter()
+            .filter_map(|t| t.parse().ok())
+            .collect())
+    }
+
+    fn resolve(&self, tag: &Tag) -> Result<Option<Digest>> {
+        Ok(self.repo.head_manifest(tag.as_str())?.map(|(d, _, _)| d))
+    }
+
+    fn write_tag(&self, tag: &Tag) -> Result<WriteOutcome> {
+        match self
+            .repo
+            .put_manifest(tag.as_str(), &self.manifest.bytes, OCI_MANIFEST)
+        {
+            Ok(_) => Ok(WriteOutcome::Written),
+            Err(e) if is_immutable_refusal(&e) => Ok(WriteOutcome::Refused),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Registries with tag immutability answer an overwrite with an error, not a silent move: ECR `TAG_INVALID`
+/// ("tag … already exists … immutable"), Harbor 412 `PRECONDITION`, Artifact Registry 400/409 mentioning
+/// immutable tags, distribution forks with `MANIFEST_TAGGED`/`DENIED`. All mean "taken".
+fn is_immutable_refusal(e: &Error) -> bool {
+    match e {
+        Error::Registry {
+            status,
+            code,
+            message,
+            ..
+        } => {
+            let code = code.as_deref().unwrap_or("");
+            let msg = message.to_ascii_lowercase();
+            matches!(status, Some(409 | 412))
+                || matches!(code, "TAG_INVALID" | "MANIFEST_TAGGED")
+                || (msg.contains("immutable") && matches!(status, Some(400 | 403)))
+        }
+        Error::Context { source, .. } => is_immutable_refusal(source),
+        _ => false,
+    }
+}
