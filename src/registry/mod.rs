@@ -196,5 +196,3 @@ impl Repository {
 
 #[cfg(test)]
 mod mock_tests;
-#[cfg(test)]
-mod smoke;
