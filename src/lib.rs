@@ -15,6 +15,7 @@ pub mod image;
 pub mod layer;
 pub mod output;
 pub mod pin;
+pub mod platform;
 pub mod publish;
 pub mod reference;
 pub mod registry;
