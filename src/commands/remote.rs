@@ -48,7 +48,14 @@ pub fn push_image(
             }
             BaseSource::Layout(_) => None,
         };
-        for d in b.layer_digests()? {
+        let ours: Vec<Digest> = manifest
+            .value
+            .layers()
+            .iter()
+            .map(|l| Digest::from_oci(l.digest()))
+            .collect::<Result<_>>()?;
+        // Only the base layers this image still uses (a base tag may have moved since it was built).
+        for d in b.layer_digests()?.into_iter().filter(|d| ours.contains(d)) {
             // Same registry: mount instead of fetching; what cannot be mounted is fetched and uploaded.
             if let Some(from) = same_registry {
                 if repo.blob_exists(&d)?.is_some() {
