@@ -2,7 +2,9 @@
 
 pub mod build;
 pub mod inspect;
+pub mod pin;
 pub mod tagging;
+pub mod tags;
 
 use crate::cli::{Cli, Command};
 use crate::error::Result;
@@ -24,5 +26,11 @@ pub fn run(cli: &Cli) -> Result<()> {
             Ok(())
         }
         Command::Inspect(args) => inspect::run(&args.target, cli.output),
+        Command::Tags(args) => {
+            let target = tags::open_target(&args.target, false)?;
+            tags::run(target.as_ref(), cli.output, &mut std::io::stdout().lock())
+        }
+        Command::NextVersion(args) => tags::next_version(args, cli.output, &report),
+        Command::Pin(args) => pin::run(args, cli.output, &report),
     }
 }
