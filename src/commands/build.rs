@@ -77,7 +77,7 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
         Err(e) => {
             txn.rollback();
             if created {
-                let _ = std::fs::remove_dir_all(&dest.path);
+                layout.remove_if_unused();
             }
             Err(e)
         }
@@ -184,6 +184,8 @@ fn publish(
     }
     // One lock-protected write per tag is atomic in a layout: no settle delay is needed to detect a race.
     req.policy.settle = std::time::Duration::ZERO;
+    // And a lost version always means another publisher won one: keep going however many publish at once.
+    req.policy.max_race_retries = req.policy.max_race_retries.max(1000);
     let target = LayoutTags {
         layout,
         display: repo.clone(),

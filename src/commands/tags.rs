@@ -33,7 +33,7 @@ impl LayoutReader {
         }
         .to_string();
         let mut tags = Vec::new();
-        if !(allow_missing && !r.path.exists()) {
+        if !allow_missing || r.path.exists() {
             let layout = Layout::open(&r.path)?;
             for e in layout.entries()? {
                 // Annotations that are not tags (other tools may write `ref.name`s like `repo/x:1`) are skipped.
