@@ -214,8 +214,8 @@ pub struct PinArgs {
     /// A file of pinned references, one per line (as written by kiln build --ref-file) (repeatable)
     #[arg(long = "ref-file", value_name = "PATH")]
     pub ref_files: Vec<PathBuf>,
-    /// NAME=REF: pin values naming NAME (a repository, or kiln://NAME) to REF, which must carry a digest
-    /// (repeatable)
+    /// NAME=REF: pin values naming repository NAME or the placeholder kiln://NAME (only the placeholder when
+    /// NAME is kiln://…) to REF, which must carry a digest; wins over --ref (repeatable)
     #[arg(long = "image", value_name = "NAME=REF")]
     pub images: Vec<String>,
 }
