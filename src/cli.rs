@@ -70,6 +70,26 @@ pub enum Command {
         after_help = "Examples:\n  kiln inspect oci:./kiln-images\n  kiln inspect oci:./images:v1 --output json"
     )]
     Inspect(InspectArgs),
+    /// List a target's tags in version order, with the digest each points at
+    #[command(
+        after_help = "Examples:\n  kiln tags oci:./images\n  kiln tags oci:./images --output json"
+    )]
+    Tags(TagsArgs),
+    /// Print the version the next build would get, writing nothing
+    #[command(
+        name = "next-version",
+        after_help = "Examples:\n  kiln next-version oci:./images --version auto\n  \
+            kiln next-version oci:./images --version semver:minor --pre rc\n  \
+            kiln next-version oci:./images --version git --dir ./src"
+    )]
+    NextVersion(NextVersionArgs),
+    /// Pin image: values in YAML files to REPO:VERSION@sha256:… references
+    #[command(
+        after_help = "Examples:\n  kiln pin -f deploy.yaml --ref-file image.ref -i\n  \
+        kiln pin -f values.yaml --ref registry.example.com/team/web:v7@sha256:… > pinned.yaml\n  \
+        kiln pin -f deploy.yaml -i --image nginx=docker.io/library/nginx:1.27@sha256:…"
+    )]
+    Pin(PinArgs),
 }
 
 #[derive(Args, Debug)]
@@ -174,6 +194,55 @@ pub struct InspectArgs {
     pub platform: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TagsArgs {
+    /// oci:PATH (a local OCI layout) or REGISTRY/REPO
+    pub target: String,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct NextVersionArgs {
+    /// oci:PATH (a local OCI layout; one that does not exist yet has no tags) or REGISTRY/REPO
+    pub target: String,
+    /// Version scheme: auto (next v<N>), semver:patch|minor|major, git, or an explicit VALUE
+    #[arg(long = "version", value_name = "SCHEME")]
+    pub version_scheme: String,
+    /// With --version semver:*: a pre-release X.Y.Z-NAME.N
+    #[arg(long, value_name = "NAME")]
+    pub pre: Option<String>,
+    /// With --version git: accept a dirty work tree (the version gets -dirty)
+    #[arg(long)]
+    pub allow_dirty: bool,
+    /// With --version git: the directory whose repository is described (the build's DIR)
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PinArgs {
+    /// YAML file to rewrite (repeatable; exactly one without -i)
+    #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Rewrite the files in place (atomically) instead of printing the result
+    #[arg(short = 'i', long)]
+    pub in_place: bool,
+    /// A pinned reference REPO:VERSION@sha256:… (e.g. kiln build's first stdout line); pins values naming
+    /// REPO and the placeholder kiln://<last component of REPO> (repeatable)
+    #[arg(long = "ref", value_name = "REF")]
+    pub refs: Vec<String>,
+    /// A file of pinned references, one per line (as written by kiln build --ref-file) (repeatable)
+    #[arg(long = "ref-file", value_name = "PATH")]
+    pub ref_files: Vec<PathBuf>,
+    /// NAME=REF: pin values naming repository NAME or the placeholder kiln://NAME (only the placeholder when
+    /// NAME is kiln://…) to REF, which must carry a digest; wins over --ref (repeatable)
+    #[arg(long = "image", value_name = "NAME=REF")]
+    pub images: Vec<String>,
 }
 
 /// Parse `K=V`; the key must be non-empty.

@@ -53,7 +53,19 @@ impl Layout {
 
     /// Open a layout, creating it (and its parent directories) if absent. Returns whether it was created, so a
     /// failed first build can remove it again.
+    ///
+    /// Creation is serialized among kiln processes by a lock on the parent directory, so concurrent first builds
+    /// into one new layout all succeed (one creates it, the others open it) instead of seeing a half-made layout.
     pub fn open_or_create(path: &Path) -> Result<(Self, bool)> {
+        if path.join("oci-layout").is_file() {
+            return Ok((Self::open(path)?, false));
+        }
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        let _creating = LayoutLock::take(parent)?;
         if path.join("oci-layout").is_file() {
             return Ok((Self::open(path)?, false));
         }
@@ -204,12 +216,7 @@ impl Layout {
 
     /// Take the layout's lock for a read-check-write of index.json. Held until the guard drops.
     pub fn lock(&self) -> Result<LayoutLock> {
-        let f = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        // SAFETY: flock on a valid, owned fd; no memory is involved.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(Error::io(&self.path, io::Error::last_os_error()));
-        }
-        Ok(LayoutLock { _file: f })
+        LayoutLock::take(&self.path)
     }
 
     /// Point `tag` (or, with `None`, an untagged entry) at a manifest already stored. Caller holds the lock and has
@@ -269,6 +276,15 @@ impl Layout {
             return Err(Error::io(self.path.join("index.json"), e));
         }
         Ok(())
+    }
+
+    /// Remove this layout, which this process created, after its build failed, unless another process has
+    /// published into it meanwhile (concurrent first builds into one new layout). Best effort.
+    pub fn remove_if_unused(&self) {
+        let Ok(_lock) = self.lock() else { return };
+        if self.entries().is_ok_and(|e| e.is_empty()) {
+            let _ = fs::remove_dir_all(&self.path);
+        }
     }
 
     /// Open a blob for streaming reads.
@@ -351,4 +367,16 @@ fn check_manifest_type(bytes: &[u8], r: &LayoutRef) -> Result<()> {
         });
     }
     Ok(())
+}
+
+impl LayoutLock {
+    /// Exclusive `flock` on directory `dir`, waiting for it.
+    fn take(dir: &Path) -> Result<LayoutLock> {
+        let f = File::open(dir).map_err(|e| Error::io(dir, e))?;
+        // SAFETY: flock on a valid, owned fd; no memory is involved.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(Error::io(dir, io::Error::last_os_error()));
+        }
+        Ok(LayoutLock { _file: f })
+    }
 }

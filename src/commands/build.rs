@@ -105,11 +105,12 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
     match result {
         Ok(p) => Ok(p),
         Err(e) => {
-            // The cache layout keeps what was built (it is only a cache); a target layout is restored.
+            // The cache layout keeps what was built (it is only a cache); a target layout is restored, and one
+            // this build created is removed unless another publisher has meanwhile published into it.
             if matches!(plan.target, Target::Layout(_)) {
                 txn.rollback();
                 if created {
-                    let _ = std::fs::remove_dir_all(&layout_path);
+                    layout.remove_if_unused();
                 }
             }
             Err(e)
@@ -219,6 +220,8 @@ fn publish_layout(
     req.add_target_tag(dest.tag.as_ref());
     // One lock-protected write per tag is atomic in a layout: no settle delay is needed to detect a race.
     req.policy.settle = std::time::Duration::ZERO;
+    // And a lost version always means another publisher won one: keep going however many publish at once.
+    req.policy.max_race_retries = req.policy.max_race_retries.max(1000);
     let target = LayoutTags {
         layout,
         display: repo.clone(),

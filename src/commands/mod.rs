@@ -3,9 +3,11 @@
 pub mod base;
 pub mod build;
 pub mod inspect;
+pub mod pin;
 pub mod push;
 pub mod remote;
 pub mod tagging;
+pub mod tags;
 
 use std::io::Read;
 
@@ -32,6 +34,13 @@ pub fn run(cli: &Cli) -> Result<()> {
         }
         Command::Login(args) => login(args, cli.verbose, &report),
         Command::Inspect(args) => inspect::run(args, cli.output, cli.verbose),
+        Command::Tags(args) => {
+            let target =
+                tags::open_target(&args.target, false, &args.registry.options(cli.verbose))?;
+            tags::run(target.as_ref(), cli.output, &mut std::io::stdout().lock())
+        }
+        Command::NextVersion(args) => tags::next_version(args, cli.output, &report),
+        Command::Pin(args) => pin::run(args, cli.output, &report),
     }
 }
 

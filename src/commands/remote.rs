@@ -165,6 +165,42 @@ pub fn publish(
     ))
 }
 
+/// A registry repository's tags, read only (`kiln tags`, `kiln next-version`).
+pub struct RemoteTags {
+    pub repo: Repository,
+    pub reference: Reference,
+}
+
+impl TagTarget for RemoteTags {
+    fn describe(&self) -> String {
+        self.reference.name()
+    }
+
+    fn list_tags(&self) -> Result<Vec<Tag>> {
+        list_tags(&self.repo)
+    }
+
+    fn resolve(&self, tag: &Tag) -> Result<Option<Digest>> {
+        Ok(self.repo.head_manifest(tag.as_str())?.map(|(d, _, _)| d))
+    }
+
+    fn write_tag(&self, tag: &Tag) -> Result<WriteOutcome> {
+        Err(Error::Usage(format!(
+            "{}: tag {tag} cannot be written from a read-only listing",
+            self.reference.name()
+        )))
+    }
+}
+
+/// Tags that follow the grammar (registries may hold others, e.g. from old tools; they are not versions).
+fn list_tags(repo: &Repository) -> Result<Vec<Tag>> {
+    Ok(repo
+        .list_tags()?
+        .into_iter()
+        .filter_map(|t| t.parse().ok())
+        .collect())
+}
+
 /// Tags of a registry repository, written by `PUT /v2/<name>/manifests/<tag>` with the image's exact bytes.
 pub struct RegistryTags<'a> {
     pub repo: &'a Repository,
@@ -178,12 +214,7 @@ impl TagTarget for RegistryTags<'_> {
     }
 
     fn list_tags(&self) -> Result<Vec<Tag>> {
-        Ok(self
-            .repo
-            .list_tags()?
-            .into_iter()
-            .filter_map(|t| t.parse().ok())
-            .collect())
+        list_tags(self.repo)
     }
 
     fn resolve(&self, tag: &Tag) -> Result<Option<Digest>> {
