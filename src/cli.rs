@@ -148,9 +148,12 @@ pub struct BuildArgs {
     pub tagging: TagArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// Local OCI layout used as the blob cache for registry targets
+    /// Cache directory: a local layout of built blobs for registry targets, and the layer cache [default: ~/.cache/kiln]
     #[arg(long, value_name = "DIR", env = "KILN_CACHE")]
     pub cache: Option<PathBuf>,
+    /// Compress every layer again instead of reusing an unchanged layer's blob from the cache
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Args, Debug)]
@@ -426,6 +429,7 @@ impl BuildArgs {
             gid,
             registry: self.registry.options(0),
             cache: self.cache.clone().unwrap_or_else(default_cache),
+            no_cache: self.no_cache,
         })
     }
 }
@@ -438,14 +442,14 @@ fn compression_name(c: Compression) -> String {
     }
 }
 
-/// `$XDG_CACHE_HOME/kiln/layout`, else `~/.cache/kiln/layout`, else a directory under the temp dir.
+/// `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`, else a directory under the temp dir.
 pub fn default_cache() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
-    base.join("kiln/layout")
+    base.join("kiln")
 }
 
 /// Run the CLI: parse, dispatch, print the error chain; returns the exit code.

@@ -6,6 +6,7 @@
 //! `versions`/`tags` (which tags to write, never moving one) → `output` (what stdout says).
 //! The `kiln` binary is a thin CLI over this library (`cli` turns flags into a typed plan, `commands` runs it).
 
+pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod digest;

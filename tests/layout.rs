@@ -390,3 +390,74 @@ fn extra_layers_and_text_output() {
             .starts_with(&format!("oci:{}@sha256:", t.path().join("u").display()))
     );
 }
+
+#[test]
+fn unchanged_layers_are_reused_and_changed_ones_rebuilt_even_with_old_mtimes() {
+    let t = tempdir();
+    let src = fixture(t.path());
+    let deps = t.path().join("deps");
+    fs::create_dir_all(deps.join("pkg")).unwrap();
+    fs::write(deps.join("pkg/index.js"), "module.exports = 1\n").unwrap();
+    let cache = t.path().join("cache");
+    let build = |layout: &str| {
+        let out = kiln()
+            .args([
+                "build",
+                src.to_str().unwrap(),
+                "--to",
+                &format!("oci:{}", t.path().join(layout).display()),
+            ])
+            .args([
+                "--layer",
+                &format!("{}:/deps", deps.display()),
+                "--cache",
+                cache.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (first, err) = build("l1");
+    assert!(!err.contains("reused"), "{err}");
+    // Same input: both layers come from the cache, same image.
+    let (again, err) = build("l1");
+    assert_eq!(
+        first.rsplit_once('@').unwrap().1,
+        again.rsplit_once('@').unwrap().1
+    );
+    assert_eq!(err.matches("unchanged, reused").count(), 2, "{err}");
+    // Another layout gets the blobs too (from the layout the cache record points at, or rebuilt).
+    let (other, _) = build("l2");
+    assert_eq!(
+        first.rsplit_once('@').unwrap().1,
+        other.rsplit_once('@').unwrap().1
+    );
+    // Same size, mtime put back: the inode's ctime still changes, so the layer is rebuilt.
+    let f = src.join("public/index.html");
+    let old = fs::metadata(&f).unwrap();
+    let mut content = fs::read(&f).unwrap();
+    content[0] ^= 0x20;
+    fs::write(&f, &content).unwrap();
+    tool_ok(
+        "touch",
+        &["-d", &format!("@{}", old.mtime()), f.to_str().unwrap()],
+    );
+    let (changed, err) = build("l1");
+    assert_ne!(
+        first.rsplit_once('@').unwrap().1,
+        changed.rsplit_once('@').unwrap().1
+    );
+    assert_eq!(
+        err.matches("unchanged, reused").count(),
+        1,
+        "only deps/ reused: {err}"
+    );
+}

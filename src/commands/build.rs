@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
+use crate::cache::{self, CachedLayer, LayerCache};
 use crate::commands::base::{self, LoadedBase};
 use crate::commands::remote;
 use crate::commands::tagging::{self, LayoutTags, TagRequest, Tagged};
@@ -35,8 +36,11 @@ pub struct BuildPlan {
     pub uid: u64,
     pub gid: u64,
     pub registry: ClientOptions,
-    /// The local layout a registry build writes its blobs to before pushing.
+    /// The cache directory: `layout/`, the local layout a registry build writes its blobs to before pushing, and
+    /// `layers/`, the layer cache.
     pub cache: PathBuf,
+    /// Do not reuse cached layers (every layer is compressed again).
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -75,7 +79,7 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
     }
     let (layout_path, reference) = match &plan.target {
         Target::Layout(l) => (l.path.clone(), None),
-        Target::Registry(r) => (plan.cache.clone(), Some(r.parse::<Reference>()?)),
+        Target::Registry(r) => (plan.cache.join("layout"), Some(r.parse::<Reference>()?)),
     };
     let (layout, created) = Layout::open_or_create(&layout_path)?;
     let mut txn = Txn {
@@ -160,30 +164,33 @@ fn write_image(
         gid: plan.gid,
         compression: plan.compression,
     };
+    let cache = (!plan.no_cache).then(|| LayerCache::new(plan.cache.join(LAYER_CACHE_DIR)));
     let mut records = Vec::new();
     for (src, entries) in plan.layers.iter().zip(walked) {
-        // Hashing the sink too tells us the digest before the blob is named, so a blob that was already in the
-        // layout (another image's) is never removed by a rollback.
-        let sink = HashingWriter::new(layout.blob_writer()?);
-        let (info, sink) = layer::write_layer(entries, &opts, sink)
-            .context(|| format!("building the layer from {}", src.src.display()))?;
-        let (digest, size, sink) = sink.finish();
-        let added = !layout.has_blob(&digest);
-        layout.finish_blob(sink)?;
-        txn.track(added, &digest);
-        report.step(format_args!(
-            "layer {} from {}: {} bytes of tar → {} bytes{}",
-            digest.short(),
-            src.src.display(),
-            info.tar_size,
-            size,
-            if added { "" } else { " (already stored)" }
-        ));
+        let key = LayerCache::key(entries, &opts);
+        let hit = cache.as_ref().and_then(|c| c.get(&key));
+        let layer = match hit.filter(|h| reuse_blob(txn, &plan.cache, h)) {
+            Some(h) => {
+                report.step(format_args!(
+                    "layer {} from {}: unchanged, reused",
+                    h.digest.short(),
+                    src.src.display()
+                ));
+                h
+            }
+            None => {
+                let l = build_layer(txn, src, entries, &opts, report)?;
+                if let Some(c) = &cache {
+                    c.put(&key, &l);
+                }
+                l
+            }
+        };
         records.push(LayerRecord {
-            digest,
-            size,
+            digest: layer.digest,
+            size: layer.size,
             media_type: plan.compression.media_type(),
-            diff_id: info.diff_id,
+            diff_id: layer.diff_id,
             created_by: src.created_by.clone(),
         });
     }
@@ -198,6 +205,62 @@ fn write_image(
         txn.track(added, digest);
     }
     Ok((manifest, config))
+}
+
+/// Where layer-cache records live in the cache directory (beside `layout/`, the cache layout).
+const LAYER_CACHE_DIR: &str = "layers";
+
+/// One pass: walk entries → tar → diff_id → compression → blob in the layout.
+fn build_layer(
+    txn: &mut Txn<'_>,
+    src: &LayerSource,
+    entries: &[walk::Entry],
+    opts: &LayerOptions,
+    report: &Reporter,
+) -> Result<CachedLayer> {
+    let layout = txn.layout;
+    // Hashing the sink too tells us the digest before the blob is named, so a blob that was already in the
+    // layout (another image's) is never removed by a rollback.
+    let sink = HashingWriter::new(layout.blob_writer()?);
+    let (info, sink) = layer::write_layer(entries, opts, sink)
+        .context(|| format!("building the layer from {}", src.src.display()))?;
+    let (digest, size, sink) = sink.finish();
+    let added = !layout.has_blob(&digest);
+    layout.finish_blob(sink)?;
+    txn.track(added, &digest);
+    report.step(format_args!(
+        "layer {} from {}: {} bytes of tar → {} bytes{}",
+        digest.short(),
+        src.src.display(),
+        info.tar_size,
+        size,
+        if added { "" } else { " (already stored)" }
+    ));
+    Ok(CachedLayer {
+        digest,
+        size,
+        diff_id: info.diff_id,
+        tar_size: info.tar_size,
+    })
+}
+
+/// A cache hit is used only if its blob is intact (by size) in the layout being written, or can be linked in
+/// from the cache layout.
+fn reuse_blob(txn: &mut Txn<'_>, cache_dir: &std::path::Path, hit: &CachedLayer) -> bool {
+    let layout = txn.layout;
+    if cache::blob_ok(&layout.blob_path(&hit.digest), hit.size) {
+        return true;
+    }
+    let Ok(from) = Layout::open(&cache_dir.join("layout")) else {
+        return false;
+    };
+    if !cache::blob_ok(&from.blob_path(&hit.digest), hit.size)
+        || layout.import_blob(&from, &hit.digest).is_err()
+    {
+        return false;
+    }
+    txn.track(true, &hit.digest);
+    true
 }
 
 /// Choose and write the tags (version first), all checked before any is written.
