@@ -17,10 +17,16 @@ impl Transport {
     pub(crate) fn ping(&self, registry: &str) -> Result<Endpoint> {
         let host = api_host(registry);
         let insecure = self.is_insecure(host) || self.is_insecure(registry);
-        let mut candidates = vec![("https", insecure)];
-        if insecure || is_loopback(host) {
-            candidates.push(("http", false));
-        }
+        // Loopback registries are nearly always plain HTTP (a local registry, a CI service container): ask HTTP
+        // first, which saves a failed TLS handshake and loading the CA bundle. A TLS one answers plain HTTP with
+        // 400 "…HTTPS…" (Go's net/http) or drops it, and HTTPS is tried next, still verified.
+        let candidates = if is_loopback(host) && !insecure {
+            vec![("http", false), ("https", false)]
+        } else if insecure {
+            vec![("https", true), ("http", false)]
+        } else {
+            vec![("https", false)]
+        };
         let policy = &self.opts.retry;
         let mut retry = 0;
         loop {

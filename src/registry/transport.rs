@@ -1,8 +1,8 @@
 //! HTTP exchanges with one registry: scheme choice (ping), auth header, retries, redirects, logging.
 //!
-//! Scheme: HTTPS with verified TLS by default. For loopback hosts and hosts in `insecure`, HTTPS is tried first
-//! and plain HTTP on a transport failure (TLS handshake, refused), so a loopback registry with TLS still gets
-//! TLS; only `insecure` hosts accept unverified certificates.
+//! Scheme: HTTPS with verified TLS by default. Loopback hosts are asked over plain HTTP first, then HTTPS
+//! (verified) when they answer that they expect TLS; hosts in `insecure` get HTTPS first and plain HTTP on a
+//! transport failure. Only `insecure` hosts accept unverified certificates.
 //! Redirects are followed by hand (GET/HEAD only) and `Authorization` is attached only when the URL's origin is
 //! the registry's own: never to storage backends, token realms (they get their own), or cross-host upload URLs.
 //! Timeouts: `connect_timeout`; for requests without a streamed body, `read_timeout` bounds waiting for the
@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -107,8 +108,10 @@ pub(crate) struct Endpoint {
 }
 
 pub(crate) struct Transport {
-    pub verified: Http,
-    pub unverified: Http,
+    verified: OnceLock<Http>,
+    unverified: OnceLock<Http>,
+    /// `--ca-file`'s PEM bundle.
+    ca: Option<Vec<u8>>,
     pub opts: ClientOptions,
     pub creds: CredentialEnv,
     endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
@@ -142,33 +145,56 @@ pub(crate) fn is_loopback(host_port: &str) -> bool {
 
 impl Transport {
     pub fn new(opts: ClientOptions, creds: CredentialEnv) -> Result<Self> {
-        let build = |accept_invalid: bool| -> Result<Http> {
-            let mut b = Http::builder()
-                .user_agent(opts.user_agent.clone())
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(None)
-                .connect_timeout(opts.connect_timeout)
-                .tcp_keepalive(std::time::Duration::from_secs(30))
-                .tcp_user_timeout(opts.read_timeout)
-                .danger_accept_invalid_certs(accept_invalid);
-            if let Some(ca) = &opts.ca_file {
+        // Read the CA file now so a bad one is reported before anything else happens.
+        let ca = match &opts.ca_file {
+            Some(ca) => {
                 let pem = std::fs::read(ca).map_err(|e| Error::io(ca, e))?;
-                let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                reqwest::Certificate::from_pem_bundle(&pem)
                     .map_err(|e| Error::input(ca, format!("not a PEM certificate bundle: {e}")))?;
-                b = b.tls_certs_merge(certs);
+                Some(pem)
             }
-            b.build()
-                .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))
+            None => None,
         };
         Ok(Transport {
-            verified: build(false)?,
-            unverified: build(true)?,
+            verified: OnceLock::new(),
+            unverified: OnceLock::new(),
+            ca,
             opts,
             creds,
             endpoints: Mutex::new(HashMap::new()),
             ping_lock: Mutex::new(()),
             requests: AtomicU64::new(0),
         })
+    }
+
+    /// The HTTP client, built on first use: building one loads the system CA bundle, which OpenSSL 3 takes tens
+    /// of milliseconds for; a run that never needs the unverified client never pays for it.
+    fn http(&self, accept_invalid: bool) -> Result<&Http> {
+        let cell = if accept_invalid {
+            &self.unverified
+        } else {
+            &self.verified
+        };
+        if let Some(c) = cell.get() {
+            return Ok(c);
+        }
+        let mut b = Http::builder()
+            .user_agent(self.opts.user_agent.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(None)
+            .connect_timeout(self.opts.connect_timeout)
+            .tcp_keepalive(std::time::Duration::from_secs(30))
+            .tcp_user_timeout(self.opts.read_timeout)
+            .danger_accept_invalid_certs(accept_invalid);
+        if let Some(pem) = &self.ca {
+            let certs =
+                reqwest::Certificate::from_pem_bundle(pem).expect("checked in Transport::new");
+            b = b.tls_certs_merge(certs);
+        }
+        let c = b
+            .build()
+            .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(cell.get_or_init(|| c))
     }
 
     /// Whether `host[:port]` is in the `insecure` list (by `host:port` or by host alone).
@@ -183,16 +209,12 @@ impl Transport {
             .any(|i| i.eq_ignore_ascii_case(host_port) || i.eq_ignore_ascii_case(host))
     }
 
-    fn client_for(&self, url: &Url, ep: &Endpoint) -> &Http {
+    fn client_for(&self, url: &Url, ep: &Endpoint) -> Result<&Http> {
         let hp = match url.port() {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
             None => url.host_str().unwrap_or("").to_string(),
         };
-        if (ep.insecure_tls && origin(url) == origin(&ep.base)) || self.is_insecure(&hp) {
-            &self.unverified
-        } else {
-            &self.verified
-        }
+        self.http((ep.insecure_tls && origin(url) == origin(&ep.base)) || self.is_insecure(&hp))
     }
 
     /// The endpoint for `registry`, pinging `/v2/` the first time.
@@ -285,7 +307,7 @@ impl Transport {
         for _ in 0..=MAX_REDIRECTS {
             let same_origin = origin(&url) == origin(&ep.base);
             let mut rb = self
-                .client_for(&url, ep)
+                .client_for(&url, ep)?
                 .request(req.method.clone(), url.clone());
             rb = rb.headers(req.headers.clone());
             if let (true, Some(a)) = (same_origin, auth) {
