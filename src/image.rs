@@ -6,7 +6,7 @@ use std::fmt;
 
 use oci_spec::image::{
     Arch, Config, Descriptor, DescriptorBuilder, History, HistoryBuilder, ImageConfiguration,
-    ImageManifest, ImageManifestBuilder, MediaType, Os, RootFs,
+    ImageIndex, ImageIndexBuilder, ImageManifest, ImageManifestBuilder, MediaType, Os, RootFs,
 };
 use serde::Serialize;
 
@@ -129,6 +129,66 @@ pub struct LayerRecord {
     pub diff_id: Digest,
     /// For the config's history (what made it).
     pub created_by: String,
+}
+
+/// What a tag points at: one platform's manifest, or an index of several; with its exact bytes.
+#[derive(Debug, Clone)]
+pub struct Root {
+    pub media_type: MediaType,
+    pub bytes: Vec<u8>,
+    pub digest: Digest,
+    /// The platform, for a single manifest (recorded on its index.json entry).
+    pub platform: Option<PlatformSpec>,
+}
+
+impl Root {
+    pub fn manifest(m: &Json<ImageManifest>, platform: PlatformSpec) -> Self {
+        Root {
+            media_type: MediaType::ImageManifest,
+            bytes: m.bytes.clone(),
+            digest: m.digest.clone(),
+            platform: Some(platform),
+        }
+    }
+
+    pub fn index(i: &Json<ImageIndex>) -> Self {
+        Root {
+            media_type: MediaType::ImageIndex,
+            bytes: i.bytes.clone(),
+            digest: i.digest.clone(),
+            platform: None,
+        }
+    }
+
+    /// A descriptor of it (with its platform, for a manifest).
+    pub fn descriptor(&self) -> Result<Descriptor> {
+        let mut d = descriptor(self.media_type.clone(), &self.digest, self.bytes.len())?;
+        d.set_platform(self.platform.as_ref().map(PlatformSpec::to_oci));
+        Ok(d)
+    }
+}
+
+/// An OCI image index over one manifest per platform, in the given order.
+pub fn build_index(
+    images: &[(PlatformSpec, &Json<ImageManifest>)],
+    created: u64,
+) -> Result<Json<ImageIndex>> {
+    let mut manifests = Vec::with_capacity(images.len());
+    for (p, m) in images {
+        let mut d = descriptor(MediaType::ImageManifest, &m.digest, m.bytes.len())?;
+        d.set_platform(Some(p.to_oci()));
+        manifests.push(d);
+    }
+    let ann: std::collections::HashMap<String, String> =
+        [(ANNOTATION_CREATED.to_string(), rfc3339(created))].into();
+    let index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests)
+        .annotations(ann)
+        .build()
+        .map_err(image_err("index"))?;
+    Json::encode(index)
 }
 
 /// A base image: its manifest and config with their bytes, and the name it was given by.

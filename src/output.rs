@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::cli::OutputFormat;
 use crate::commands::tagging::Tagged;
 use crate::digest::Digest;
-use crate::image::{Json, PlatformSpec};
+use crate::image::{Json, PlatformSpec, Root};
 use crate::tag::Tag;
 
 /// Logging to stderr, one plain line per finished step (never on stdout).
@@ -64,13 +64,14 @@ pub struct Published {
 }
 
 impl Published {
+    /// The result of publishing `root` (a manifest, or an index over `images`) under `tagged`'s tags.
     pub fn new(
         repository: String,
         tagged: &Tagged,
-        manifest: &Json<ImageManifest>,
-        platform: PlatformSpec,
+        root: &Root,
+        images: &[(PlatformSpec, &Json<ImageManifest>)],
     ) -> Self {
-        let digest = manifest.digest.clone();
+        let digest = root.digest.clone();
         let tags = tagged.tags.clone();
         let references = if tags.is_empty() {
             vec![format!("{repository}@{digest}")]
@@ -79,8 +80,9 @@ impl Published {
                 .map(|t| format!("{repository}:{t}@{digest}"))
                 .collect()
         };
-        Published {
-            layers: manifest
+        // The layers of a single-platform image (an index's are per platform: see `platforms`).
+        let layers = match images {
+            [(_, m)] => m
                 .value
                 .layers()
                 .iter()
@@ -90,15 +92,26 @@ impl Published {
                     media_type: l.media_type().to_string(),
                 })
                 .collect(),
+            _ => Vec::new(),
+        };
+        Published {
+            layers,
             repository,
-            platforms: [(platform.to_string(), digest.clone())].into(),
+            platforms: images
+                .iter()
+                .map(|(p, m)| (p.to_string(), m.digest.clone()))
+                .collect(),
             digest,
             version: tagged.version.clone(),
             reused: tagged.reused,
             tags,
-            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-            size: manifest.bytes.len() as u64,
-            platform: platform.to_string(),
+            media_type: root.media_type.to_string(),
+            size: root.bytes.len() as u64,
+            platform: images
+                .iter()
+                .map(|(p, _)| p.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
             references,
         }
     }

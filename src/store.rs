@@ -16,7 +16,7 @@ use ocidir::cap_std::{ambient_authority, fs::Dir};
 
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
-use crate::image::{ANNOTATION_REF_NAME, Json, canonical_json, descriptor};
+use crate::image::{ANNOTATION_REF_NAME, Json, Root, canonical_json};
 use crate::tag::Tag;
 use crate::target::LayoutRef;
 use oci_spec::image::{ImageConfiguration, ImageManifest};
@@ -221,21 +221,10 @@ impl Layout {
 
     /// Point `tag` (or, with `None`, an untagged entry) at a manifest already stored. Caller holds the lock and has
     /// decided the tag may be (re)written; any entry with the same tag is replaced.
-    pub fn set_tag(
-        &self,
-        _lock: &LayoutLock,
-        tag: Option<&Tag>,
-        manifest: &Json<oci_spec::image::ImageManifest>,
-        platform: Option<oci_spec::image::Platform>,
-    ) -> Result<()> {
+    pub fn set_tag(&self, _lock: &LayoutLock, tag: Option<&Tag>, root: &Root) -> Result<()> {
         let mut index = self.read_index()?;
         let mut manifests = index.manifests().clone();
-        let mut desc = descriptor(
-            MediaType::ImageManifest,
-            &manifest.digest,
-            manifest.bytes.len(),
-        )?;
-        desc.set_platform(platform);
+        let mut desc = root.descriptor()?;
         match tag {
             Some(t) => {
                 manifests.retain(|d| {

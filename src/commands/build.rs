@@ -13,7 +13,7 @@ use crate::commands::remote;
 use crate::commands::tagging::{self, LayoutTags, TagRequest, Tagged};
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Result, ResultExt};
-use crate::image::{self, ConfigSpec, Json, LayerRecord, PlatformSpec};
+use crate::image::{self, ConfigSpec, Json, LayerRecord, PlatformSpec, Root};
 use crate::layer::{self, Compression, LayerOptions};
 use crate::output::{Published, Reporter};
 use crate::reference::Reference;
@@ -89,7 +89,9 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
     let result = write_image(&mut txn, plan, base.as_ref(), &walked, report).and_then(
         |(manifest, config)| match (&plan.target, &reference) {
             (Target::Layout(dest), _) => {
-                publish_layout(&layout, dest, &manifest, &config, plan, report)
+                let platform = PlatformSpec::of_config(&config.value);
+                let root = Root::manifest(&manifest, platform.clone());
+                publish_layout(&layout, dest, &root, &[(platform, &manifest)], plan, report)
             }
             (_, Some(r)) => {
                 let repo = client()?.repository(r);
@@ -264,15 +266,14 @@ fn reuse_blob(txn: &mut Txn<'_>, cache_dir: &std::path::Path, hit: &CachedLayer)
 }
 
 /// Choose and write the tags (version first), all checked before any is written.
-fn publish_layout(
+pub(crate) fn publish_layout(
     layout: &Layout,
     dest: &LayoutRef,
-    manifest: &Json<ImageManifest>,
-    config: &Json<ImageConfiguration>,
+    root: &Root,
+    images: &[(PlatformSpec, &Json<ImageManifest>)],
     plan: &BuildPlan,
     report: &Reporter,
 ) -> Result<Published> {
-    let platform = PlatformSpec::of_config(&config.value);
     let repo = LayoutRef {
         tag: None,
         digest: None,
@@ -288,23 +289,22 @@ fn publish_layout(
     let target = LayoutTags {
         layout,
         display: repo.clone(),
-        manifest,
-        platform: platform.to_oci(),
+        root,
         policy: &req.policy,
     };
     let tagged = tagging::publish_tags(
         &target,
-        &manifest.digest,
+        &root.digest,
         &req,
         &plan.layers[0].src,
         &mut || Ok(()),
     )?;
     if tagged.tags.is_empty() {
         let lock = layout.lock()?;
-        layout.set_tag(&lock, None, manifest, Some(platform.to_oci()))?;
+        layout.set_tag(&lock, None, root)?;
     }
     report_tags(report, &tagged);
-    Ok(Published::new(repo, &tagged, manifest, platform))
+    Ok(Published::new(repo, &tagged, root, images))
 }
 
 /// One stderr line per decision: the version and why, versions lost to other publishers.

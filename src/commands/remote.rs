@@ -5,13 +5,13 @@ use std::sync::Mutex;
 
 use std::path::Path;
 
-use oci_spec::image::{ImageConfiguration, ImageManifest};
+use oci_spec::image::{ImageConfiguration, ImageManifest, MediaType};
 
 use crate::commands::base::{BaseSource, LoadedBase};
 use crate::commands::tagging::{self, TagRequest};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::{Json, PlatformSpec};
+use crate::image::{Json, PlatformSpec, Root};
 use crate::output::{Published, Reporter};
 use crate::publish::{TagTarget, WriteOutcome};
 use crate::reference::Reference;
@@ -28,6 +28,15 @@ pub struct PushStats {
     pub uploaded_bytes: u64,
     pub existing: usize,
     pub mounted: usize,
+}
+
+impl PushStats {
+    fn add(&mut self, o: PushStats) {
+        self.uploaded += o.uploaded;
+        self.uploaded_bytes += o.uploaded_bytes;
+        self.existing += o.existing;
+        self.mounted += o.mounted;
+    }
 }
 
 /// Push every blob of `manifest` (found in `layout`, or mounted/fetched from `base`), then the manifest by digest.
@@ -134,19 +143,48 @@ pub fn publish(
     config: &Json<ImageConfiguration>,
     report: &Reporter,
 ) -> Result<Published> {
+    let platform = PlatformSpec::of_config(&config.value);
+    let root = Root::manifest(manifest, platform.clone());
+    publish_root(ctx, &root, &[(platform, manifest, ctx.base)], report)
+}
+
+/// One platform's image in a publish: its manifest and the base it was built on.
+pub type PlatformImage<'a> = (
+    PlatformSpec,
+    &'a Json<ImageManifest>,
+    Option<&'a LoadedBase>,
+);
+
+/// Publish `root` — one image's manifest, or an index over `images` — with its tags: every tag is checked, then
+/// each image's blobs and manifest are pushed (by digest), then `root` (for an index), then the tags.
+pub fn publish_root(
+    ctx: &PublishCtx<'_>,
+    root: &Root,
+    images: &[PlatformImage<'_>],
+    report: &Reporter,
+) -> Result<Published> {
     let mut req = ctx.request.clone();
     req.add_target_tag(ctx.reference.tag.as_ref());
     let target = RegistryTags {
         repo: ctx.repo,
         reference: ctx.reference,
-        manifest,
+        root,
     };
     let mut stats = PushStats::default();
-    let tagged =
-        tagging::publish_tags(&target, &manifest.digest, &req, ctx.build_dir, &mut || {
-            stats = push_image(ctx.repo, ctx.layout, manifest, ctx.base, report)?;
-            Ok(())
-        })?;
+    let tagged = tagging::publish_tags(&target, &root.digest, &req, ctx.build_dir, &mut || {
+        for (_, manifest, base) in images {
+            let s = push_image(ctx.repo, ctx.layout, manifest, *base, report)?;
+            stats.add(s);
+        }
+        if root.media_type == MediaType::ImageIndex {
+            ctx.repo.put_manifest(
+                &root.digest.to_string(),
+                &root.bytes,
+                &root.media_type.to_string(),
+            )?;
+        }
+        Ok(())
+    })?;
     report.step(format_args!(
         "pushed to {}: {} blobs uploaded ({} bytes), {} already there, {} mounted",
         ctx.reference.name(),
@@ -156,13 +194,9 @@ pub fn publish(
         stats.mounted
     ));
     crate::commands::build::report_tags(report, &tagged);
-    let platform = PlatformSpec::of_config(&config.value);
-    Ok(Published::new(
-        ctx.reference.name(),
-        &tagged,
-        manifest,
-        platform,
-    ))
+    let listed: Vec<(PlatformSpec, &Json<ImageManifest>)> =
+        images.iter().map(|(p, m, _)| (p.clone(), *m)).collect();
+    Ok(Published::new(ctx.reference.name(), &tagged, root, &listed))
 }
 
 /// A registry repository's tags, read only (`kiln tags`, `kiln next-version`).
@@ -205,7 +239,7 @@ fn list_tags(repo: &Repository) -> Result<Vec<Tag>> {
 pub struct RegistryTags<'a> {
     pub repo: &'a Repository,
     pub reference: &'a Reference,
-    pub manifest: &'a Json<ImageManifest>,
+    pub root: &'a Root,
 }
 
 impl TagTarget for RegistryTags<'_> {
@@ -222,10 +256,11 @@ impl TagTarget for RegistryTags<'_> {
     }
 
     fn write_tag(&self, tag: &Tag) -> Result<WriteOutcome> {
-        match self
-            .repo
-            .put_manifest(tag.as_str(), &self.manifest.bytes, OCI_MANIFEST)
-        {
+        match self.repo.put_manifest(
+            tag.as_str(),
+            &self.root.bytes,
+            &self.root.media_type.to_string(),
+        ) {
             Ok(_) => Ok(WriteOutcome::Written),
             Err(e) if is_immutable_refusal(&e) => Ok(WriteOutcome::Refused),
             Err(e) => Err(e),

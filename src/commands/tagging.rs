@@ -4,12 +4,10 @@
 
 use std::path::Path;
 
-use oci_spec::image::{ImageManifest, Platform};
-
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::git::GitInfo;
-use crate::image::Json;
+use crate::image::Root;
 use crate::publish::{self, Plan, TagTarget, WriteOutcome};
 use crate::store::Layout;
 use crate::tag::Tag;
@@ -177,8 +175,7 @@ pub fn publish_tags(
 pub struct LayoutTags<'a> {
     pub layout: &'a Layout,
     pub display: String,
-    pub manifest: &'a Json<ImageManifest>,
-    pub platform: Platform,
+    pub root: &'a Root,
     /// Which tags may be moved: floating ones when allowed, any with `--force-tag`.
     pub policy: &'a Plan,
 }
@@ -207,15 +204,14 @@ impl TagTarget for LayoutTags<'_> {
     fn write_tag(&self, tag: &Tag) -> Result<WriteOutcome> {
         let lock = self.layout.lock()?;
         if let Some(cur) = self.resolve(tag)?
-            && cur != self.manifest.digest
+            && cur != self.root.digest
             && !self.policy.force
             && !(self.policy.floating_allowed
                 && versions::is_floating(tag.as_str(), &self.policy.floating_list))
         {
             return Ok(WriteOutcome::Refused);
         }
-        self.layout
-            .set_tag(&lock, Some(tag), self.manifest, Some(self.platform.clone()))?;
+        self.layout.set_tag(&lock, Some(tag), self.root)?;
         Ok(WriteOutcome::Written)
     }
 }
