@@ -519,3 +519,298 @@ fn push_from_layout_and_inspect_remote() {
     let rootfs = pull_and_unpack(&reg, "pushed:v1", &t.path().join("pull"));
     assert_eq!(tree_listing(&src), tree_listing(&rootfs.join("app")));
 }
+
+/// `n` bytes that gzip cannot shrink (xorshift), so layer sizes are predictable.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Open registry behind the fault proxy, kiln pointed at the proxy, the fixture plus a `size`-byte file.
+struct Faulty {
+    reg: Registry,
+    proxy: Proxy,
+    t: tempfile::TempDir,
+    src: PathBuf,
+}
+
+impl Faulty {
+    fn new(big: usize) -> Faulty {
+        let reg = Registry::start(Mode::open());
+        let proxy = Proxy::start(&reg);
+        let t = tempdir();
+        let src = t.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        write_fixture_tree(&src);
+        if big > 0 {
+            std::fs::write(src.join("big.bin"), noise(big, 7)).unwrap();
+        }
+        Faulty { reg, proxy, t, src }
+    }
+
+    fn kiln(&self) -> Kiln<'_> {
+        Kiln::new(&self.reg, &self.proxy.host(), Creds::None)
+    }
+
+    /// After a faulty push of `repo:v1` printed as `out`: the registry serves exactly that image under exactly
+    /// that tag, its blobs are the image's and nothing else, and it unpacks to the source.
+    fn check_image(&self, repo: &str, out: &str) -> serde_json::Value {
+        let digest = digest_of(out);
+        assert_eq!(out, format!("{}/{repo}:v1@{digest}\n", self.proxy.host()));
+        assert_eq!(registry_digest(&self.reg, &format!("{repo}:v1")), digest);
+        assert_eq!(skopeo_list_tags(&self.reg, repo), vec!["v1"]);
+        let raw: serde_json::Value =
+            serde_json::from_str(&skopeo_inspect_raw(&self.reg, &format!("{repo}:v1"))).unwrap();
+        let mut want: std::collections::BTreeSet<String> = [digest.clone()].into();
+        want.insert(raw["config"]["digest"].as_str().unwrap().into());
+        for l in raw["layers"].as_array().unwrap() {
+            want.insert(l["digest"].as_str().unwrap().into());
+        }
+        assert_eq!(storage_blobs(&self.reg), want, "exactly the image's blobs");
+        let rootfs = pull_and_unpack(
+            &self.reg,
+            &format!("{repo}:v1"),
+            &self.t.path().join("pull"),
+        );
+        assert_eq!(tree_listing(&self.src), tree_listing(&rootfs.join("app")));
+        raw
+    }
+}
+
+#[test]
+fn blob_put_500_twice_is_retried_once_each() {
+    let f = Faulty::new(0);
+    f.proxy.inject(Fault::Status {
+        status: 500,
+        matching: Matcher::new("PUT", "/blobs/uploads/"),
+        times: 2,
+    });
+    let (out, err) = f.kiln().build(&f.src, "app:v1", "/app", &["-v"]);
+    f.check_image("app", &out);
+    assert!(f.proxy.pending_faults().is_empty());
+    // Two blobs (layer, config); each 500 costs exactly one more session (POST) and one more PUT.
+    assert_eq!(blob_upload_requests(&f.proxy, "app"), (4, 0, 4), "{err}");
+    let failed = f
+        .proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.status == Some(500))
+        .count();
+    assert_eq!(failed, 2);
+    assert!(err.contains("retrying"), "{err}");
+}
+
+#[test]
+fn manifest_put_429_honours_retry_after() {
+    let f = Faulty::new(0);
+    f.proxy.inject(Fault::TooManyRequests {
+        retry_after: 1,
+        matching: Matcher::new("PUT", "/manifests/"),
+        times: 1,
+    });
+    let start = std::time::Instant::now();
+    let (out, _) = f.kiln().build(&f.src, "app:v1", "/app", &[]);
+    assert!(
+        start.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After: 1 was not waited for"
+    );
+    f.check_image("app", &out);
+    // By digest (429, then again) and the tag: one repeat, no blob uploaded twice.
+    assert_eq!(f.proxy.count("PUT", "/v2/app/manifests/"), 3);
+    let limited: Vec<_> = f
+        .proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == Some(429))
+        .collect();
+    assert_eq!(limited.len(), 1);
+    assert_eq!(blob_upload_requests(&f.proxy, "app"), (2, 0, 2));
+}
+
+#[test]
+fn dropped_connection_mid_upload_starts_a_new_session() {
+    let f = Faulty::new(128 * 1024);
+    f.proxy.inject(Fault::DropConnection {
+        after_bytes: 32 * 1024,
+        matching: Matcher::new("PUT", "/blobs/uploads/"),
+        times: 1,
+    });
+    let (out, err) = f.kiln().build(&f.src, "app:v1", "/app", &["-v"]);
+    f.check_image("app", &out);
+    let dropped: Vec<_> = f
+        .proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.fault.is_some())
+        .collect();
+    assert_eq!(dropped.len(), 1, "{err}");
+    assert_eq!(dropped[0].status, None);
+    assert_eq!(blob_upload_requests(&f.proxy, "app"), (3, 0, 3), "{err}");
+}
+
+#[test]
+fn chunked_uploads_send_content_range() {
+    let f = Faulty::new(256 * 1024);
+    let (out, err) = f
+        .kiln()
+        .build(&f.src, "app:v1", "/app", &["--chunk-size", "65536", "-v"]);
+    let raw = f.check_image("app", &out);
+    let sizes: Vec<u64> = std::iter::once(&raw["config"])
+        .chain(raw["layers"].as_array().unwrap())
+        .map(|d| d["size"].as_u64().unwrap())
+        .collect();
+    assert!(sizes.iter().any(|s| *s > 200 * 1024), "{sizes:?}");
+    let patches: Vec<_> = f
+        .proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .collect();
+    let expected: u64 = sizes.iter().map(|s| s.div_ceil(65536)).sum();
+    assert_eq!(patches.len() as u64, expected, "{err}");
+    for p in &patches {
+        let range = p
+            .header("content-range")
+            .expect("Content-Range on every PATCH");
+        let (a, b) = range.split_once('-').unwrap();
+        let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+        assert!(a % 65536 == 0 && b >= a && b - a < 65536, "{range}");
+        assert_eq!(p.status, Some(202));
+    }
+    assert!(
+        patches
+            .iter()
+            .any(|p| p.header("content-range").unwrap().starts_with("65536-"))
+    );
+    // The closing PUTs carry no body.
+    for r in f
+        .proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.target.contains("/blobs/uploads/"))
+    {
+        assert_eq!(r.header("content-length"), Some("0"), "{r:?}");
+    }
+}
+
+#[test]
+fn cross_host_redirect_and_upload_location_get_no_credentials() {
+    let reg = Registry::start(Mode::htpasswd());
+    let proxy = Proxy::start(&reg);
+    proxy.set_secondary_auth(Some(reg.basic_auth()));
+    let k = Kiln::new(&reg, &proxy.host(), Creds::DockerConfig);
+    let t = tempdir();
+
+    // Uploads whose Location is on another host: they go there without our Authorization.
+    proxy.inject(Fault::UploadToSecondary {
+        matching: Matcher::new("POST", "/blobs/uploads/"),
+        times: usize::MAX,
+    });
+    let base_src = fixture_tree();
+    let (out, _) = k.build(base_src.path(), "base:v1", "/base", &[]);
+    let base_digest = digest_of(&out);
+    assert_eq!(registry_digest(&reg, "base:v1"), base_digest);
+    let uploads = proxy.secondary_requests();
+    assert_eq!(
+        uploads
+            .iter()
+            .filter(|r| r.method == "PUT" && r.status == Some(201))
+            .count(),
+        2,
+        "{uploads:#?}"
+    );
+    assert!(uploads.iter().all(|r| !r.authorization), "{uploads:#?}");
+    proxy.clear_faults();
+    proxy.clear_requests();
+
+    // A base whose blob GETs redirect to another host: followed, without Authorization.
+    proxy.inject(Fault::Redirect {
+        matching: Matcher::new("GET", "/blobs/"),
+        times: usize::MAX,
+    });
+    let app = small_input(t.path(), "app", "redirected base\n");
+    let layout = t.path().join("layout");
+    let (out, _) = k.ok(&[
+        "build",
+        app.to_str().unwrap(),
+        "--to",
+        &format!("oci:{}:v1", layout.display()),
+        "--base",
+        &k.r("base:v1"),
+        "--prefix",
+        "/app",
+        "--platform",
+        PLATFORM,
+    ]);
+    let digest = digest_of(&out);
+    let gets = proxy.secondary_requests();
+    assert!(
+        gets.iter()
+            .filter(|r| r.method == "GET" && r.status == Some(200))
+            .count()
+            >= 2,
+        "config and layer fetched from the other host: {gets:#?}"
+    );
+    assert!(gets.iter().all(|r| !r.authorization), "{gets:#?}");
+    let redirected = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.via == Listener::Primary && r.status == Some(307))
+        .count();
+    assert_eq!(redirected, gets.len());
+
+    let img = format!("oci:{}:v1", layout.display());
+    let raw = tool_ok("skopeo", &["inspect", "--raw", &img]);
+    assert_eq!(sha256_digest(raw.as_bytes()), digest);
+    let bundle = t.path().join("bundle");
+    tool_ok(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:v1", layout.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        tree_listing(base_src.path()),
+        tree_listing(&bundle.join("rootfs/base"))
+    );
+    assert_eq!(tree_listing(&app), tree_listing(&bundle.join("rootfs/app")));
+}
+
+#[test]
+fn registry_targets_usage_errors() {
+    let src = fixture_tree();
+    let env = KilnEnv::new();
+    let digest = format!("sha256:{}", "a".repeat(64));
+    for to in [
+        "docker://example.com/x/y".to_string(),
+        "127.0.0.1:5000/Invalid/UPPER".to_string(),
+        format!("127.0.0.1:5000/repo@{digest}"),
+    ] {
+        let out = env.run(&["build", src.path().to_str().unwrap(), "--to", &to]);
+        let (so, se) = texts(&out);
+        assert_eq!(code(&out), 2, "--to {to}: {se}");
+        assert!(so.is_empty());
+        assert!(se.contains(&to), "--to {to}: the value is named: {se}");
+        assert!(
+            !env.cache().join("index.json").exists(),
+            "nothing built for --to {to}"
+        );
+    }
+    let out = env.run(&[
+        "push",
+        "oci:/nonexistent:v1",
+        &format!("127.0.0.1:5000/repo@{digest}"),
+    ]);
+    assert_eq!(code(&out), 2, "{}", texts(&out).1);
+}
