@@ -344,7 +344,6 @@ fn htpasswd_registry_with_docker_config_and_env_credentials() {
     let proxy = Proxy::start(&reg);
     let k = Kiln::new(&reg, &proxy.host(), Creds::DockerConfig);
     push_pull_mount(&k, Some(&proxy), "app");
-    // Every request that reached the registry carried credentials after the first challenge.
     let k = Kiln::new(&reg, &proxy.host(), Creds::Env);
     push_pull_mount(&k, Some(&proxy), "team/env");
 
