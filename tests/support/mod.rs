@@ -30,12 +30,14 @@
 pub mod certs;
 pub mod fixture;
 pub mod http;
+pub mod kiln_registry;
 pub mod oci;
 pub mod proxy;
 pub mod registry;
 pub mod token;
 
 pub use fixture::*;
+pub use kiln_registry::*;
 pub use oci::{Api, TestImage};
 pub use proxy::{Fault, Listener, Matcher, Proxy, ProxyRequest, TagPaging};
 pub use registry::{AuthKind, Mode, Registry};
