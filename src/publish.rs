@@ -77,7 +77,9 @@ impl Default for Plan {
             floating_list: DEFAULT_FLOATING.iter().map(|s| s.to_string()).collect(),
             force: false,
             always_new: false,
-            max_race_retries: 5,
+            // Every lost race means another publisher won a version, so progress is guaranteed; the bound only
+            // stops a pathological loop (N publishers in lockstep lose at most N-1 times each).
+            max_race_retries: 32,
             settle: Duration::from_secs(1),
         }
     }

@@ -180,7 +180,7 @@ pub fn publish_root(
             ctx.repo.put_manifest(
                 &root.digest.to_string(),
                 &root.bytes,
-                &root.media_type.to_string(),
+                root.media_type.as_ref(),
             )?;
         }
         Ok(())
@@ -259,7 +259,7 @@ impl TagTarget for RegistryTags<'_> {
         match self.repo.put_manifest(
             tag.as_str(),
             &self.root.bytes,
-            &self.root.media_type.to_string(),
+            self.root.media_type.as_ref(),
         ) {
             Ok(_) => Ok(WriteOutcome::Written),
             Err(e) if is_immutable_refusal(&e) => Ok(WriteOutcome::Refused),
