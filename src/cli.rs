@@ -11,7 +11,7 @@ mod tagging;
 pub use registry::RegistryArgs;
 pub use tagging::TagArgs;
 
-use crate::commands::build::{BuildPlan, LayerSource};
+use crate::commands::build::{BuildPlan, LayerSource, created_by};
 use crate::error::{Error, Result};
 use crate::image::{ConfigSpec, PlatformSpec};
 use crate::layer::Compression;
@@ -94,8 +94,8 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    /// Directory whose contents become the image's main layer
-    pub dir: PathBuf,
+    /// Directory whose contents become the image's main layer (optional when every --platform names its own)
+    pub dir: Option<PathBuf>,
     /// Where to publish: oci:PATH (a local OCI layout, created if absent)
     #[arg(long, default_value = "oci:kiln-images")]
     pub to: String,
@@ -129,9 +129,10 @@ pub struct BuildArgs {
     /// Exposed port: PORT, PORT/tcp or PORT/udp
     #[arg(long)]
     pub expose: Vec<String>,
-    /// Target platform os/arch[/variant] (default: the base's, else this machine's)
-    #[arg(long)]
-    pub platform: Option<String>,
+    /// Target platform os/arch[/variant] (default: the base's, else this machine's); repeat as
+    /// os/arch[/variant]=DIR to build one image per platform under an image index
+    #[arg(long = "platform", value_name = "PLATFORM[=DIR]")]
+    pub platforms: Vec<String>,
     /// Extra layer SRC:DEST (a directory and where it lands), in order, after the main layer
     #[arg(long)]
     pub layer: Vec<String>,
@@ -297,6 +298,40 @@ pub fn source_date_epoch() -> Result<u64> {
 }
 
 impl BuildArgs {
+    /// `--platform` values: one without `=DIR` is the single platform of a plain build; several (or any with
+    /// `=DIR`) make a multi-platform build, each entry's DIR (or the shared DIR) as its main layer.
+    #[allow(clippy::type_complexity)]
+    fn platforms(&self) -> Result<(Option<PlatformSpec>, Vec<(PlatformSpec, Option<PathBuf>)>)> {
+        let mut list = Vec::new();
+        for v in &self.platforms {
+            let (p, dir) = match v.split_once('=') {
+                Some((p, d)) if !d.is_empty() => (p, Some(PathBuf::from(d))),
+                Some(_) => {
+                    return Err(Error::invalid_arg(
+                        "--platform",
+                        v,
+                        "expected os/arch[/variant] or os/arch[/variant]=DIR",
+                    ));
+                }
+                None => (v.as_str(), None),
+            };
+            let p: PlatformSpec = p.parse()?;
+            if list.iter().any(|(q, _)| *q == p) {
+                return Err(Error::invalid_arg(
+                    "--platform",
+                    v,
+                    "each platform may be given once",
+                ));
+            }
+            list.push((p, dir));
+        }
+        Ok(match list.as_slice() {
+            [] => (None, Vec::new()),
+            [(p, None)] => (Some(p.clone()), Vec::new()),
+            _ => (None, list),
+        })
+    }
+
     /// Validate every flag and turn them into a plan. Nothing is touched before this succeeds.
     pub fn plan(&self) -> Result<BuildPlan> {
         let target: Target = self.to.parse()?;
@@ -312,8 +347,19 @@ impl BuildArgs {
         }
         let tagging = self.tagging.request()?;
         let prefix = normalize_dest(&self.prefix, "--prefix")?;
+        let dir = match (&self.dir, self.platforms.iter().all(|p| p.contains('='))) {
+            (Some(d), _) => d.clone(),
+            (None, true) if !self.platforms.is_empty() => PathBuf::from("."),
+            _ => {
+                return Err(Error::Usage(
+                    "kiln build needs a DIR (the build output to put in the image), or --platform os/arch=DIR for \
+                     every platform"
+                        .into(),
+                ));
+            }
+        };
         let mut layers = vec![LayerSource {
-            src: self.dir.clone(),
+            src: dir,
             dest: prefix,
             created_by: String::new(),
         }];
@@ -362,22 +408,11 @@ impl BuildArgs {
             (CompressionArg::None, _) => Compression::None,
         };
         for l in &mut layers {
-            // Only the directory's own name: an absolute path would make the config (and so the digest) depend
-            // on where the checkout lives.
-            let name = l.src.file_name().map(|n| n.to_string_lossy().into_owned());
-            l.created_by = format!(
-                "kiln build: {}/ -> {} ({})",
-                name.as_deref().unwrap_or("."),
-                l.dest,
-                compression_name(compression)
-            );
+            l.created_by = created_by(&l.src, &l.dest, compression);
         }
+        let (single, platforms) = self.platforms()?;
         let config = ConfigSpec {
-            platform: self
-                .platform
-                .as_deref()
-                .map(str::parse::<PlatformSpec>)
-                .transpose()?,
+            platform: single,
             entrypoint: (!self.entrypoint.is_empty()).then(|| self.entrypoint.clone()),
             cmd: (!self.cmd.is_empty()).then(|| self.cmd.clone()),
             env: self
@@ -427,18 +462,11 @@ impl BuildArgs {
             compression,
             uid,
             gid,
+            platforms,
             registry: self.registry.options(0),
             cache: self.cache.clone().unwrap_or_else(default_cache),
             no_cache: self.no_cache,
         })
-    }
-}
-
-fn compression_name(c: Compression) -> String {
-    match c {
-        Compression::Gzip { level } => format!("gzip -{level}"),
-        Compression::Zstd { level } => format!("zstd -{level}"),
-        Compression::None => "uncompressed".into(),
     }
 }
 

@@ -70,11 +70,35 @@ impl FromStr for PlatformSpec {
                 "expected os/arch[/variant] in lowercase, e.g. linux/amd64, linux/arm64, linux/arm/v7",
             ));
         }
-        Ok(PlatformSpec {
-            os: parts[0].into(),
-            arch: parts[1].into(),
-            variant: parts.get(2).map(|v| v.to_string()),
-        })
+        Ok(normalize(parts[0], parts[1], parts.get(2).copied()))
+    }
+}
+
+/// containerd's normalisation (what runtimes match against): `x86_64` → `amd64`; `aarch64`/`arm64` drop the
+/// default variant `v8`; `arm` defaults to `v7`, `armhf` is `arm/v7`, `armel` is `arm/v6`; bare digits get a `v`.
+pub fn normalize(os: &str, arch: &str, variant: Option<&str>) -> PlatformSpec {
+    let v = |s: &str| {
+        if s.starts_with('v') {
+            s.to_string()
+        } else {
+            format!("v{s}")
+        }
+    };
+    let (arch, variant) = match (arch, variant) {
+        ("x86_64" | "x86-64", v) => ("amd64", v.map(str::to_string)),
+        ("i386" | "i686", v) => ("386", v.map(str::to_string)),
+        ("aarch64" | "arm64", None | Some("8" | "v8" | "v8.0")) => ("arm64", None),
+        ("aarch64" | "arm64", Some(x)) => ("arm64", Some(v(x))),
+        ("armhf", _) => ("arm", Some("v7".to_string())),
+        ("armel", _) => ("arm", Some("v6".to_string())),
+        ("arm", None | Some("7")) => ("arm", Some("v7".to_string())),
+        ("arm", Some(x)) => ("arm", Some(v(x))),
+        (a, v) => (a, v.map(str::to_string)),
+    };
+    PlatformSpec {
+        os: os.into(),
+        arch: arch.into(),
+        variant,
     }
 }
 
@@ -94,6 +118,17 @@ mod tests {
 
     #[test]
     fn platform_parse() {
+        for (given, normal) in [
+            ("linux/arm64/v8", "linux/arm64"),
+            ("linux/aarch64", "linux/arm64"),
+            ("linux/arm", "linux/arm/v7"),
+            ("linux/armhf", "linux/arm/v7"),
+            ("linux/arm/6", "linux/arm/v6"),
+            ("linux/x86_64", "linux/amd64"),
+            ("linux/arm64/v9", "linux/arm64/v9"),
+        ] {
+            assert_eq!(given.parse::<PlatformSpec>().unwrap().to_string(), normal);
+        }
         let p: PlatformSpec = "linux/arm/v7".parse().unwrap();
         assert_eq!(p.variant.as_deref(), Some("v7"));
         assert_eq!(p.to_string(), "linux/arm/v7");

@@ -293,6 +293,28 @@ pub fn read_image(
     layout: &Layout,
     r: &LayoutRef,
 ) -> Result<(Json<ImageManifest>, Json<ImageConfiguration>)> {
+    let md = resolve_ref(layout, r)?;
+    let mbytes = layout.read_blob(&md)?;
+    check_manifest_type(&mbytes, r)?;
+    read_manifest_bytes(layout, mbytes, &md, r)
+}
+
+/// A manifest's bytes (already read, hashing to `md`) parsed, and its config read.
+pub fn read_manifest_bytes(
+    layout: &Layout,
+    mbytes: Vec<u8>,
+    md: &Digest,
+    r: &LayoutRef,
+) -> Result<(Json<ImageManifest>, Json<ImageConfiguration>)> {
+    let manifest: Json<ImageManifest> = Json::decode(mbytes, &format!("manifest {md} in {r}"))?;
+    let cd = Digest::from_oci(manifest.value.config().digest())?;
+    let config: Json<ImageConfiguration> =
+        Json::decode(layout.read_blob(&cd)?, &format!("config {cd} in {r}"))?;
+    Ok((manifest, config))
+}
+
+/// The digest `r` names in the layout: its digest, its tag's entry, or the layout's only entry.
+pub fn resolve_ref(layout: &Layout, r: &LayoutRef) -> Result<Digest> {
     let entries = layout.entries()?;
     let found: Option<Digest> = if let Some(d) = &r.digest {
         layout.has_blob(d).then(|| d.clone())
@@ -325,13 +347,23 @@ pub fn read_image(
             },
         }
     })?;
-    let mbytes = layout.read_blob(&md)?;
-    check_manifest_type(&mbytes, r)?;
-    let manifest: Json<ImageManifest> = Json::decode(mbytes, &format!("manifest {md} in {r}"))?;
-    let cd = Digest::from_oci(manifest.value.config().digest())?;
-    let config: Json<ImageConfiguration> =
-        Json::decode(layout.read_blob(&cd)?, &format!("config {cd} in {r}"))?;
-    Ok((manifest, config))
+    Ok(md)
+}
+
+/// Whether a manifest document is an index (OCI index or Docker manifest list).
+pub fn is_index_bytes(bytes: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+    }
+    serde_json::from_slice::<Probe>(bytes).is_ok_and(|p| {
+        p.manifests.is_some()
+            || p.media_type
+                .as_deref()
+                .is_some_and(|m| m.contains("index") || m.contains("list"))
+    })
 }
 
 fn check_manifest_type(bytes: &[u8], r: &LayoutRef) -> Result<()> {

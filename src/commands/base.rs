@@ -7,10 +7,11 @@ use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use crate::digest::Digest;
 use crate::error::{Error, Result, ResultExt};
 use crate::image::{Base, Json, PlatformSpec};
+use crate::platform::normalize;
 use crate::reference::Reference;
 use crate::registry::{Client, RawManifest, Repository};
 use crate::store::Layout;
-use crate::store::read_image;
+use crate::store::{is_index_bytes, read_manifest_bytes, resolve_ref};
 use crate::target::Target;
 
 /// Where a base's blobs can be fetched from.
@@ -73,7 +74,22 @@ pub fn load(
     match t {
         Target::Layout(r) => {
             let layout = Layout::open(&r.path).context(|| format!("opening base image {r}"))?;
-            let (manifest, config) = read_image(&layout, r)?;
+            let md = resolve_ref(&layout, r)?;
+            let mut bytes = layout.read_blob(&md)?;
+            let mut md = md;
+            if is_index_bytes(&bytes) {
+                let want = platform.cloned().unwrap_or_else(PlatformSpec::host);
+                let index: Json<ImageIndex> = Json::decode(bytes, &format!("index {md} in {r}"))?;
+                md = select_platform(&index.value, &want).ok_or_else(|| Error::Image {
+                    what: r.to_string(),
+                    reason: format!(
+                        "has no image for platform {want}; available: {} (choose one with --platform)",
+                        platforms(&index.value).join(", ")
+                    ),
+                })?;
+                bytes = layout.read_blob(&md)?;
+            }
+            let (manifest, config) = read_manifest_bytes(&layout, bytes, &md, r)?;
             Ok(LoadedBase {
                 base: Base {
                     name: r.to_string(),
@@ -156,23 +172,23 @@ pub fn platforms(index: &ImageIndex) -> Vec<String> {
         .collect()
 }
 
-/// The entry for `want`. The variant must match when given; `arm64` treats a missing variant as `v8` (the
-/// image-spec's normalisation).
+/// The entry for `want`, comparing normalized platforms (`arm64/v8` is `arm64`, `arm` is `arm/v7`); a `want`
+/// without variant matches any variant of its architecture.
 pub fn select_platform(index: &ImageIndex, want: &PlatformSpec) -> Option<Digest> {
-    let norm = |arch: &str, v: Option<&str>| match (arch, v) {
-        ("arm64", None) => Some("v8".to_string()),
-        (_, v) => v.map(str::to_string),
-    };
+    let want = normalize(&want.os, &want.arch, want.variant.as_deref());
     index
         .manifests()
         .iter()
         .find(|d| {
             d.platform().as_ref().is_some_and(|p| {
-                p.os().to_string() == want.os
-                    && p.architecture().to_string() == want.arch
-                    && (want.variant.is_none()
-                        || norm(&want.arch, want.variant.as_deref())
-                            == norm(&want.arch, p.variant().as_deref()))
+                let have = normalize(
+                    &p.os().to_string(),
+                    &p.architecture().to_string(),
+                    p.variant().as_deref(),
+                );
+                have.os == want.os
+                    && have.arch == want.arch
+                    && (want.variant.is_none() || have.variant == want.variant)
             })
         })
         .and_then(|d| Digest::from_oci(d.digest()).ok())

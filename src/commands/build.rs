@@ -35,12 +35,53 @@ pub struct BuildPlan {
     pub compression: Compression,
     pub uid: u64,
     pub gid: u64,
+    /// Multi-platform builds: each platform and its own main directory (`None`: the shared DIR). Empty for a
+    /// single-platform build (then `config.platform` says which).
+    pub platforms: Vec<(PlatformSpec, Option<PathBuf>)>,
     pub registry: ClientOptions,
     /// The cache directory: `layout/`, the local layout a registry build writes its blobs to before pushing, and
     /// `layers/`, the layer cache.
     pub cache: PathBuf,
     /// Do not reuse cached layers (every layer is compressed again).
     pub no_cache: bool,
+}
+
+impl BuildPlan {
+    /// One plan per platform: a single-platform build is itself; a multi-platform one gets each platform's
+    /// directory as its main layer and the platform in its config.
+    pub fn per_platform(&self) -> Vec<BuildPlan> {
+        if self.platforms.is_empty() {
+            return vec![self.clone()];
+        }
+        self.platforms
+            .iter()
+            .map(|(platform, dir)| {
+                let mut p = self.clone();
+                p.platforms.clear();
+                p.config.platform = Some(platform.clone());
+                if let Some(d) = dir {
+                    p.layers[0].src = d.clone();
+                    p.layers[0].created_by = created_by(d, &p.layers[0].dest, p.compression);
+                }
+                p
+            })
+            .collect()
+    }
+}
+
+/// History text of a layer: the source directory's own name only — an absolute path would make the config (and
+/// so the digest) depend on where the checkout lives.
+pub fn created_by(src: &std::path::Path, dest: &str, compression: Compression) -> String {
+    let name = src.file_name().map(|n| n.to_string_lossy().into_owned());
+    let how = match compression {
+        Compression::Gzip { level } => format!("gzip -{level}"),
+        Compression::Zstd { level } => format!("zstd -{level}"),
+        Compression::None => "uncompressed".into(),
+    };
+    format!(
+        "kiln build: {}/ -> {dest} ({how})",
+        name.as_deref().unwrap_or(".")
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +91,22 @@ pub struct LayerSource {
     pub dest: String,
     pub created_by: String,
 }
+
+/// One platform's share of a build: its plan (main layer from its own directory) and what was read for it.
+struct PlatformJob {
+    plan: BuildPlan,
+    base: Option<LoadedBase>,
+    walked: Vec<Vec<walk::Entry>>,
+}
+
+/// One platform's build: the image (or why not) and the blobs it added.
+type JobResult = (
+    Result<(Json<ImageManifest>, Json<ImageConfiguration>)>,
+    Vec<Digest>,
+);
+
+/// A built image: its platform, manifest and config.
+type BuiltImage = (PlatformSpec, Json<ImageManifest>, Json<ImageConfiguration>);
 
 pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
     let client = std::cell::OnceCell::new();
@@ -61,21 +118,29 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
         Ok(client.get_or_init(|| c).clone())
     };
     // Everything that can be checked without writing is checked first: a bad base or input changes nothing.
-    let base = plan
-        .base
-        .as_ref()
-        .map(|b| base::load(b, client, plan.config.platform.as_ref()))
-        .transpose()?;
-    let mut walked = Vec::with_capacity(plan.layers.len());
-    for l in &plan.layers {
-        let entries = walk::walk(&l.src, &l.dest)
-            .context(|| format!("reading build output {}", l.src.display()))?;
-        report.step(format_args!(
-            "walked {} ({} entries)",
-            l.src.display(),
-            entries.len()
-        ));
-        walked.push(entries);
+    let mut jobs = Vec::new();
+    for p in plan.per_platform() {
+        let base = p
+            .base
+            .as_ref()
+            .map(|b| base::load(b, client, p.config.platform.as_ref()))
+            .transpose()?;
+        let mut walked = Vec::with_capacity(p.layers.len());
+        for l in &p.layers {
+            let entries = walk::walk(&l.src, &l.dest)
+                .context(|| format!("reading build output {}", l.src.display()))?;
+            report.step(format_args!(
+                "walked {} ({} entries)",
+                l.src.display(),
+                entries.len()
+            ));
+            walked.push(entries);
+        }
+        jobs.push(PlatformJob {
+            plan: p,
+            base,
+            walked,
+        });
     }
     let (layout_path, reference) = match &plan.target {
         Target::Layout(l) => (l.path.clone(), None),
@@ -86,12 +151,12 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
         layout: &layout,
         new_blobs: Vec::new(),
     };
-    let result = write_image(&mut txn, plan, base.as_ref(), &walked, report).and_then(
-        |(manifest, config)| match (&plan.target, &reference) {
+    let result = build_all(&mut txn, &jobs, report).and_then(|(root, images)| {
+        let listed: Vec<(PlatformSpec, &Json<ImageManifest>)> =
+            images.iter().map(|(p, m, _)| (p.clone(), m)).collect();
+        match (&plan.target, &reference) {
             (Target::Layout(dest), _) => {
-                let platform = PlatformSpec::of_config(&config.value);
-                let root = Root::manifest(&manifest, platform.clone());
-                publish_layout(&layout, dest, &root, &[(platform, &manifest)], plan, report)
+                publish_layout(&layout, dest, &root, &listed, plan, report)
             }
             (_, Some(r)) => {
                 let repo = client()?.repository(r);
@@ -99,15 +164,20 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
                     repo: &repo,
                     reference: r,
                     layout: &layout,
-                    base: base.as_ref(),
+                    base: None,
                     request: &plan.tagging,
                     build_dir: &plan.layers[0].src,
                 };
-                remote::publish(&ctx, &manifest, &config, report)
+                let with_bases: Vec<remote::PlatformImage<'_>> = images
+                    .iter()
+                    .zip(&jobs)
+                    .map(|((p, m, _), j)| (p.clone(), m, j.base.as_ref()))
+                    .collect();
+                remote::publish_root(&ctx, &root, &with_bases, report)
             }
             _ => unreachable!("a registry target always has a reference"),
-        },
-    );
+        }
+    });
     match result {
         Ok(p) => Ok(p),
         Err(e) => {
@@ -122,6 +192,63 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
             Err(e)
         }
     }
+}
+
+/// Build every platform's image (in parallel when there are several) and what tags will point at: the single
+/// manifest, or an index over all of them (stored in the layout too).
+fn build_all(
+    txn: &mut Txn<'_>,
+    jobs: &[PlatformJob],
+    report: &Reporter,
+) -> Result<(Root, Vec<BuiltImage>)> {
+    let layout = txn.layout;
+    // Each platform tracks the blobs it adds, merged below so a failure anywhere rolls all of them back.
+    let build_one = |job: &PlatformJob| -> JobResult {
+        let mut t = Txn {
+            layout,
+            new_blobs: Vec::new(),
+        };
+        let r = write_image(&mut t, &job.plan, job.base.as_ref(), &job.walked, report);
+        (r, t.new_blobs)
+    };
+    let results: Vec<JobResult> = if let [job] = jobs {
+        vec![build_one(job)]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = jobs.iter().map(|j| s.spawn(|| build_one(j))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a platform build panicked"))
+                .collect()
+        })
+    };
+    let mut images = Vec::with_capacity(results.len());
+    let mut first_err = None;
+    for (r, blobs) in results {
+        txn.new_blobs.extend(blobs);
+        match r {
+            Ok((m, c)) => images.push((PlatformSpec::of_config(&c.value), m, c)),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    let root = match images.as_slice() {
+        [(p, m, _)] => Root::manifest(m, p.clone()),
+        _ => {
+            let listed: Vec<(PlatformSpec, &Json<ImageManifest>)> =
+                images.iter().map(|(p, m, _)| (p.clone(), m)).collect();
+            let index = image::build_index(&listed, jobs[0].plan.config.created)?;
+            let added = !layout.has_blob(&index.digest);
+            layout.put_bytes(&index.bytes, &index.digest)?;
+            txn.track(added, &index.digest);
+            Root::index(&index)
+        }
+    };
+    Ok((root, images))
 }
 
 /// Blobs this build added, removed again if it fails so the layout is left as it was.
