@@ -878,6 +878,21 @@ fn versions_against_the_registry() {
     assert_eq!(so, format!("{}:v10@{d10}\n", k.r("app")));
     assert_eq!(registry_digest(&reg, "app:v10"), d10);
 
+    // `kiln tags` lists the registry's tags in version order with digests; `next-version` only reads.
+    let listing = kiln_ok(&["tags", &k.r("app")]);
+    let names: Vec<&str> = listing
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(names, ["v1", "v2", "v3", "v9", "v10"], "{listing}");
+    assert!(listing.contains(&format!("v10\t{d10}")), "{listing}");
+    let tags_now = tag_map(&reg, "app");
+    assert_eq!(
+        kiln_ok(&["next-version", &k.r("app"), "--version", "auto"]),
+        "v11\n"
+    );
+    assert_eq!(tag_map(&reg, "app"), tags_now, "next-version wrote nothing");
+
     // A tag that points at another image: exit 3, and the registry is exactly as before (no tag, no blob).
     let before_tags = tag_map(&reg, "app");
     let before_blobs = storage_blobs(&reg);
