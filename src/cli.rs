@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 mod registry;
 mod tagging;
@@ -94,8 +95,11 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    /// Directory whose contents become the image's main layer
-    pub dir: PathBuf,
+    /// Directory whose contents become the image's main layer [default: kiln.toml's dir]
+    pub dir: Option<PathBuf>,
+    /// Build settings file (keys are the long flag names; flags override it) [default: ./kiln.toml if present]
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
     /// Where to publish: oci:PATH (a local OCI layout, created if absent)
     #[arg(long, default_value = "oci:kiln-images")]
     pub to: String,
@@ -276,7 +280,7 @@ pub fn parse_expose(s: &str) -> Result<String> {
     Ok(format!("{port}/{proto}"))
 }
 
-fn parse_chown(s: &str) -> Result<(u64, u64)> {
+pub fn parse_chown(s: &str) -> Result<(u64, u64)> {
     let bad = || Error::invalid_arg("--chown", s, "expected numeric UID:GID, e.g. 1000:1000");
     let (u, g) = s.split_once(':').ok_or_else(bad)?;
     Ok((u.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?))
@@ -312,8 +316,14 @@ impl BuildArgs {
         }
         let tagging = self.tagging.request()?;
         let prefix = normalize_dest(&self.prefix, "--prefix")?;
+        let dir = self.dir.clone().ok_or_else(|| {
+            Error::Usage(
+                "no build directory: give DIR (kiln build DIR) or a kiln.toml with dir = \"…\""
+                    .into(),
+            )
+        })?;
         let mut layers = vec![LayerSource {
-            src: self.dir.clone(),
+            src: dir,
             dest: prefix,
             created_by: String::new(),
         }];
@@ -454,14 +464,18 @@ pub fn default_cache() -> PathBuf {
 
 /// Run the CLI: parse, dispatch, print the error chain; returns the exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
+    let (mut cli, matches) = match parsed {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    match crate::commands::run(&cli) {
+    let result = with_config_file(&mut cli, &matches).and_then(|()| crate::commands::run(&cli));
+    match result {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("kiln: error: {e}");
@@ -473,6 +487,20 @@ pub fn main() -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// `kiln build`: fill what the command line did not say from kiln.toml (`config_file`).
+fn with_config_file(cli: &mut Cli, matches: &ArgMatches) -> Result<()> {
+    if let (Command::Build(args), Some(("build", m))) = (&mut cli.command, matches.subcommand()) {
+        let given = |id: &str| {
+            matches!(
+                m.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        crate::config_file::load_into(args, &given)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

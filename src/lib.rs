@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod cli;
 pub mod commands;
+pub mod config_file;
 pub mod digest;
 pub mod error;
 pub mod git;
