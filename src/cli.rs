@@ -100,7 +100,8 @@ pub struct BuildArgs {
     /// Build settings file (keys are the long flag names; flags override it) [default: ./kiln.toml if present]
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Where to publish: oci:PATH (a local OCI layout, created if absent)
+    /// Where to publish: oci:PATH (a local OCI layout, created if absent), docker-archive:PATH[:REPO:TAG] (a
+    /// tarball for docker/podman load), or REGISTRY/REPO[:TAG]
     #[arg(long, default_value = "oci:kiln-images")]
     pub to: String,
     /// Base image: scratch, or oci:PATH:TAG
@@ -162,7 +163,7 @@ pub struct BuildArgs {
 
 #[derive(Args, Debug)]
 pub struct PushArgs {
-    /// oci:PATH[:TAG|@DIGEST]
+    /// oci:PATH[:TAG|@DIGEST] or docker-archive:PATH[:REPO:TAG]
     pub source: String,
     /// REGISTRY/REPO[:TAG]
     pub destination: String,

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod config_file;
 pub mod digest;
+pub mod docker_archive;
 pub mod error;
 pub mod git;
 pub mod image;

@@ -98,6 +98,7 @@ pub fn load(
                 source: BaseSource::Registry { repo, reference },
             })
         }
+        Target::DockerArchive { .. } => Err(Target::archive_unsupported("--base")),
     }
 }
 
