@@ -80,6 +80,7 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
     let (layout_path, reference) = match &plan.target {
         Target::Layout(l) => (l.path.clone(), None),
         Target::Registry(r) => (plan.cache.join("layout"), Some(r.parse::<Reference>()?)),
+        Target::DockerArchive { .. } => (plan.cache.join("layout"), None),
     };
     let (layout, created) = Layout::open_or_create(&layout_path)?;
     let mut txn = Txn {
@@ -91,6 +92,16 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
             (Target::Layout(dest), _) => {
                 publish_layout(&layout, dest, &manifest, &config, plan, report)
             }
+            (Target::DockerArchive { path, reference }, _) => crate::commands::archive::publish(
+                &layout,
+                path,
+                reference.as_ref(),
+                base.as_ref(),
+                &manifest,
+                &config,
+                plan,
+                report,
+            ),
             (_, Some(r)) => {
                 let repo = client()?.repository(r);
                 let ctx = remote::PublishCtx {
