@@ -44,14 +44,16 @@ pub fn precheck(plan: &BuildPlan) -> Result<()> {
 /// layout first if needed).
 pub fn publish(
     layout: &Layout,
-    path: &Path,
-    name: Option<&(String, Tag)>,
     base: Option<&LoadedBase>,
     manifest: &Json<ImageManifest>,
     config: &Json<ImageConfiguration>,
     plan: &BuildPlan,
     report: &Reporter,
 ) -> Result<Published> {
+    let Target::DockerArchive { path, reference } = &plan.target else {
+        unreachable!("archive::publish is only called for a docker-archive target")
+    };
+    let name = reference.as_ref();
     if let Some(b) = base {
         for d in b.layer_digests()? {
             b.ensure_blob(layout, &d)?;
@@ -151,7 +153,7 @@ fn oci_image(
         Some(w) => imported
             .items
             .iter()
-            .find(|i| i.repo_tags.as_ref().is_some_and(|t| t.contains(w)))
+            .find(|i| i.repo_tags.iter().flatten().any(|t| same_name(t, w)))
             .ok_or_else(|| bad(format!("no image named {w} (names: {})", all())))?,
         None if imported.items.len() == 1 => &imported.items[0],
         None => {
@@ -199,6 +201,14 @@ fn oci_image(
     let manifest = Json::encode(m)?;
     layout.put_bytes(&manifest.bytes, &manifest.digest)?;
     Ok((manifest, config))
+}
+
+/// `app:v1` names `docker.io/library/app:v1`: names compare docker-normalized.
+fn same_name(a: &str, b: &str) -> bool {
+    match (a.parse::<Reference>(), b.parse::<Reference>()) {
+        (Ok(a), Ok(b)) => a.name() == b.name() && a.tag == b.tag,
+        _ => a == b,
+    }
 }
 
 /// An OCI manifest listed in the archive's `index.json` whose config and layers are exactly these.
