@@ -92,10 +92,8 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
             (Target::Layout(dest), _) => {
                 publish_layout(&layout, dest, &manifest, &config, plan, report)
             }
-            (Target::DockerArchive { path, reference }, _) => crate::commands::archive::publish(
+            (Target::DockerArchive { .. }, _) => crate::commands::archive::publish(
                 &layout,
-                path,
-                reference.as_ref(),
                 base.as_ref(),
                 &manifest,
                 &config,
