@@ -76,10 +76,15 @@ pub fn apply(args: &mut BuildArgs, given: &dyn Fn(&str) -> bool, f: FileBuild) {
         );
     }
     take!("chown", args.chown, f.chown);
+    // A docker archive's one name is in its target: the file's version and tags are for its registry or
+    // layout target, and do not apply when the command line says `--to docker-archive:…`.
+    let archive = args.to.starts_with("docker-archive:") && given("to");
     let t = &mut args.tagging;
-    take!("version_scheme", t.version_scheme, f.version.map(Some));
-    take!("tags", t.tags, f.tags);
-    take!("pre", t.pre, f.pre.map(Some));
+    if !archive {
+        take!("version_scheme", t.version_scheme, f.version.map(Some));
+        take!("tags", t.tags, f.tags);
+        take!("pre", t.pre, f.pre.map(Some));
+    }
     take!("allow_dirty", t.allow_dirty, f.allow_dirty);
     take!("always_new", t.always_new, f.always_new);
     take!("allow_floating", t.allow_floating, f.allow_floating);
