@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 mod registry;
 mod tagging;
@@ -94,9 +95,14 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    /// Directory whose contents become the image's main layer (optional when every --platform names its own)
+    /// Directory whose contents become the image's main layer [default: kiln.toml's dir; optional when every
+    /// --platform names its own]
     pub dir: Option<PathBuf>,
-    /// Where to publish: oci:PATH (a local OCI layout, created if absent)
+    /// Build settings file (keys are the long flag names; flags override it) [default: ./kiln.toml if present]
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Where to publish: oci:PATH (a local OCI layout, created if absent), docker-archive:PATH[:REPO:TAG] (a
+    /// tarball for docker/podman load), or REGISTRY/REPO[:TAG]
     #[arg(long, default_value = "oci:kiln-images")]
     pub to: String,
     /// Base image: scratch, or oci:PATH:TAG
@@ -159,7 +165,7 @@ pub struct BuildArgs {
 
 #[derive(Args, Debug)]
 pub struct PushArgs {
-    /// oci:PATH[:TAG|@DIGEST]
+    /// oci:PATH[:TAG|@DIGEST] or docker-archive:PATH[:REPO:TAG]
     pub source: String,
     /// REGISTRY/REPO[:TAG]
     pub destination: String,
@@ -277,7 +283,7 @@ pub fn parse_expose(s: &str) -> Result<String> {
     Ok(format!("{port}/{proto}"))
 }
 
-fn parse_chown(s: &str) -> Result<(u64, u64)> {
+pub fn parse_chown(s: &str) -> Result<(u64, u64)> {
     let bad = || Error::invalid_arg("--chown", s, "expected numeric UID:GID, e.g. 1000:1000");
     let (u, g) = s.split_once(':').ok_or_else(bad)?;
     Ok((u.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?))
@@ -352,8 +358,8 @@ impl BuildArgs {
             (None, true) if !self.platforms.is_empty() => PathBuf::from("."),
             _ => {
                 return Err(Error::Usage(
-                    "kiln build needs a DIR (the build output to put in the image), or --platform os/arch=DIR for \
-                     every platform"
+                    "no build directory: give DIR (kiln build DIR), a kiln.toml with dir = \"…\", or \
+                     --platform os/arch=DIR for every platform"
                         .into(),
                 ));
             }
@@ -482,14 +488,18 @@ pub fn default_cache() -> PathBuf {
 
 /// Run the CLI: parse, dispatch, print the error chain; returns the exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
+    let (mut cli, matches) = match parsed {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    match crate::commands::run(&cli) {
+    let result = with_config_file(&mut cli, &matches).and_then(|()| crate::commands::run(&cli));
+    match result {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("kiln: error: {e}");
@@ -501,6 +511,20 @@ pub fn main() -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// `kiln build`: fill what the command line did not say from kiln.toml (`config_file`).
+fn with_config_file(cli: &mut Cli, matches: &ArgMatches) -> Result<()> {
+    if let (Command::Build(args), Some(("build", m))) = (&mut cli.command, matches.subcommand()) {
+        let given = |id: &str| {
+            matches!(
+                m.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        crate::config_file::load_into(args, &given)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -76,6 +76,12 @@ pub enum Error {
         existing: String,
         new: String,
     },
+    /// `--to docker-archive:PATH` names a file that exists (exit 3, like a tag that would be moved).
+    #[error(
+        "{}: already exists; a docker archive is always a new file (choose another path, or replace it with --force-tag)",
+        path.display()
+    )]
+    ArchiveExists { path: PathBuf },
     #[error("{0}")]
     Version(String),
     /// A `--tag` template whose placeholders cannot be filled here, or whose result is not a tag (exit 1; a
@@ -109,7 +115,7 @@ impl Error {
             | Error::InvalidDigest { .. }
             | Error::Usage(_)
             | Error::InvalidReference { .. } => 2,
-            Error::TagExists { .. } => 3,
+            Error::TagExists { .. } | Error::ArchiveExists { .. } => 3,
             Error::Context { source, .. } => source.exit_code(),
             _ => 1,
         }

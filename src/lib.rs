@@ -9,7 +9,9 @@
 pub mod cache;
 pub mod cli;
 pub mod commands;
+pub mod config_file;
 pub mod digest;
+pub mod docker_archive;
 pub mod error;
 pub mod git;
 pub mod image;

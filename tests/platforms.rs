@@ -294,3 +294,36 @@ fn two_platforms_on_a_two_platform_base_in_a_registry() {
         "arm binary\n"
     );
 }
+
+#[test]
+fn kiln_toml_declares_the_platforms() {
+    let t = tempdir();
+    platform_dirs(t.path());
+    fs::write(
+        t.path().join("kiln.toml"),
+        "platforms = [\"linux/amd64=amd64\", \"linux/arm64=arm64\"]\nprefix = \"/app\"\nto = \"oci:out\"\n\
+         [[layer]]\nsrc = \"shared\"\ndest = \"/etc/app\"\n",
+    )
+    .unwrap();
+    let out = kiln()
+        .current_dir(t.path())
+        .args(["build", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(res["mediaType"], "application/vnd.oci.image.index.v1+json");
+    // The same as the flags say it.
+    let root = t.path().to_str().unwrap();
+    let flags: serde_json::Value = serde_json::from_str(&ok(&build_args(
+        root,
+        &format!("oci:{}", t.path().join("flags").display()),
+        &["--output", "json"],
+    )))
+    .unwrap();
+    assert_eq!(res["digest"], flags["digest"]);
+}

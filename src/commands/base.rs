@@ -114,6 +114,7 @@ pub fn load(
                 source: BaseSource::Registry { repo, reference },
             })
         }
+        Target::DockerArchive { .. } => Err(Target::archive_unsupported("--base")),
     }
 }
 

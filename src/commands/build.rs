@@ -12,7 +12,7 @@ use crate::commands::base::{self, LoadedBase};
 use crate::commands::remote;
 use crate::commands::tagging::{self, LayoutTags, TagRequest, Tagged};
 use crate::digest::{Digest, HashingWriter};
-use crate::error::{Result, ResultExt};
+use crate::error::{Error, Result, ResultExt};
 use crate::image::{self, ConfigSpec, Json, LayerRecord, PlatformSpec, Root};
 use crate::layer::{self, Compression, LayerOptions};
 use crate::output::{Published, Reporter};
@@ -145,6 +145,7 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
     let (layout_path, reference) = match &plan.target {
         Target::Layout(l) => (l.path.clone(), None),
         Target::Registry(r) => (plan.cache.join("layout"), Some(r.parse::<Reference>()?)),
+        Target::DockerArchive { .. } => (plan.cache.join("layout"), None),
     };
     let (layout, created) = Layout::open_or_create(&layout_path)?;
     let mut txn = Txn {
@@ -158,6 +159,19 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
             (Target::Layout(dest), _) => {
                 publish_layout(&layout, dest, &root, &listed, plan, report)
             }
+            (Target::DockerArchive { .. }, _) => match (images.as_slice(), jobs.as_slice()) {
+                ([(_, manifest, config)], [job]) => crate::commands::archive::publish(
+                    &layout,
+                    job.base.as_ref(),
+                    manifest,
+                    config,
+                    plan,
+                    report,
+                ),
+                _ => Err(Error::Usage(
+                    "a docker-archive holds one platform's image: give a single --platform".into(),
+                )),
+            },
             (_, Some(r)) => {
                 let repo = client()?.repository(r);
                 let ctx = remote::PublishCtx {

@@ -54,6 +54,7 @@ pub fn run(args: &InspectArgs, format: OutputFormat, verbose: u8) -> Result<()> 
             let tags = reference.tag.iter().map(|t| t.to_string()).collect();
             show(&reference.to_string(), &manifest, &config, tags, format)
         }
+        Target::DockerArchive { .. } => Err(Target::archive_unsupported("kiln inspect")),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The subcommands, each a thin driver over the pipeline modules.
 
+pub mod archive;
 pub mod base;
 pub mod build;
 pub mod inspect;
@@ -25,6 +26,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Build(args) => {
             let mut plan = args.plan()?;
             plan.registry.verbose = cli.verbose;
+            archive::precheck(&plan)?;
             let published = build::run(&plan, &report)?;
             finish(&published, cli, args.tagging.ref_file.as_deref())
         }

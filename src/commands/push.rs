@@ -17,6 +17,15 @@ use crate::target::Target;
 pub fn run(args: &PushArgs, verbose: u8, report: &Reporter) -> Result<Published> {
     let src = match args.source.parse::<Target>()? {
         Target::Layout(l) => l,
+        Target::DockerArchive { path, reference } => {
+            return crate::commands::archive::push(
+                args,
+                &path,
+                reference.as_ref(),
+                verbose,
+                report,
+            );
+        }
         Target::Registry(r) => {
             return Err(Error::invalid_arg(
                 "source",

@@ -105,6 +105,7 @@ pub fn open_target(
             let repo = Client::new(registry.clone())?.repository(&reference);
             Ok(Box::new(RemoteTags { repo, reference }))
         }
+        Target::DockerArchive { .. } => Err(Target::archive_unsupported("kiln tags/next-version")),
     }
 }
 

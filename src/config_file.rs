@@ -1,0 +1,241 @@
+//! `kiln.toml`: the build's flags, declared in a file at the build's root. Keys are the long flag names; a flag
+//! given on the command line wins over the file (a list flag replaces the file's list). Every value is validated
+//! here, while its position is known, so a mistake is reported as `FILE:LINE: key "NAME": …` (exit 2).
+
+mod doc;
+mod merge;
+
+use std::path::{Path, PathBuf};
+
+use toml::de::{DeTable, DeValue};
+
+use doc::{Doc, Val, conflicts, layers, suggest};
+pub use merge::{apply, load_into};
+
+use crate::cli::{CompressionArg, parse_chown, parse_expose};
+use crate::commands::tagging::TagRequest;
+use crate::error::{Error, Result};
+use crate::image::PlatformSpec;
+use crate::target::Target;
+use crate::versions::Scheme;
+use crate::walk::normalize_dest;
+
+/// The file `kiln build` reads when `--config` is not given (if it exists).
+pub const DEFAULT_FILE: &str = "kiln.toml";
+
+const KEYS: &[&str] = &[
+    "dir",
+    "to",
+    "base",
+    "version",
+    "tags",
+    "prefix",
+    "entrypoint",
+    "cmd",
+    "env",
+    "workdir",
+    "user",
+    "labels",
+    "annotations",
+    "expose",
+    "compression",
+    "compression-level",
+    "platforms",
+    "allow-floating",
+    "always-new",
+    "chown",
+    "layer",
+    "pre",
+    "allow-dirty",
+    "floating-tags",
+    "ref-file",
+];
+const LAYER_KEYS: &[&str] = &["src", "dest", "chown", "mode"];
+
+/// Values read from the file, already validated; `None` = not in the file. Paths are resolved against the
+/// file's directory.
+#[derive(Debug, Default, Clone)]
+pub struct FileBuild {
+    pub dir: Option<PathBuf>,
+    pub to: Option<String>,
+    pub base: Option<String>,
+    pub version: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub prefix: Option<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub env: Option<Vec<String>>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub labels: Option<Vec<String>>,
+    pub annotations: Option<Vec<String>>,
+    pub expose: Option<Vec<String>>,
+    pub compression: Option<CompressionArg>,
+    pub compression_level: Option<i32>,
+    /// `os/arch[/variant]` values, in order (one per platform of a multi-platform build).
+    pub platforms: Option<Vec<String>>,
+    pub allow_floating: Option<bool>,
+    pub always_new: Option<bool>,
+    pub chown: Option<String>,
+    /// `SRC:DEST` per `[[layer]]`, like `--layer`.
+    pub layers: Option<Vec<String>>,
+    pub pre: Option<String>,
+    pub allow_dirty: Option<bool>,
+    pub floating_tags: Option<Vec<String>>,
+    pub ref_file: Option<PathBuf>,
+}
+
+/// Read and validate a kiln.toml. `name` is how messages call it (the path as given).
+pub fn parse(name: &str, text: &str) -> Result<FileBuild> {
+    let base = Path::new(name)
+        .parent()
+        .unwrap_or(Path::new(""))
+        .to_path_buf();
+    let doc = Doc {
+        name: name.to_string(),
+        text,
+        base,
+    };
+    let root = DeTable::parse(text).map_err(|e| {
+        let line = e.span().map_or(1, |s| doc.line(s.start));
+        Error::Usage(format!("{name}:{line}: {}", e.message().trim_end()))
+    })?;
+    let mut f = FileBuild::default();
+    let mut spans: Vec<(&str, Val<'_>)> = Vec::new();
+    for (k, v) in root.get_ref().iter() {
+        let key: &str = k.get_ref();
+        let s = || doc.string(key, v);
+        match key {
+            "dir" => f.dir = Some(doc.path(&s()?)),
+            "to" => {
+                let t = s()?;
+                doc.check(key, v, t.parse::<Target>())?;
+                f.to = Some(doc.target(&t));
+            }
+            "base" => {
+                let b = s()?;
+                if b != "scratch" {
+                    doc.check(key, v, b.parse::<Target>())?;
+                }
+                f.base = Some(doc.target(&b));
+            }
+            "version" => {
+                f.version = Some(doc.check(
+                    key,
+                    v,
+                    s().and_then(|x| Scheme::parse(&x, None, false).map(|_| x)),
+                )?)
+            }
+            "tags" => {
+                let tags = doc.strings(key, v)?;
+                let req = TagRequest {
+                    templates: tags.clone(),
+                    ..TagRequest::default()
+                };
+                doc.check(key, v, req.validate())?;
+                f.tags = Some(tags);
+            }
+            "prefix" => {
+                f.prefix = Some(doc.check(
+                    key,
+                    v,
+                    s().and_then(|p| normalize_dest(&p, "--prefix").map(|_| p)),
+                )?)
+            }
+            "entrypoint" => f.entrypoint = Some(doc.strings(key, v)?),
+            "cmd" => f.cmd = Some(doc.strings(key, v)?),
+            "env" => f.env = Some(doc.pairs(key, v, "--env", true)?),
+            "workdir" => {
+                let w = s()?;
+                if !w.starts_with('/') {
+                    return Err(doc.err(
+                        v.span(),
+                        key,
+                        format!("invalid value {w:?}: expected an absolute path, e.g. /app"),
+                    ));
+                }
+                f.workdir = Some(w);
+            }
+            "user" => f.user = Some(s()?),
+            "labels" => f.labels = Some(doc.pairs(key, v, "--label", false)?),
+            "annotations" => f.annotations = Some(doc.pairs(key, v, "--annotation", false)?),
+            "expose" => {
+                let items = v
+                    .get_ref()
+                    .as_array()
+                    .ok_or_else(|| doc.wrong(key, v, "an array of ports"))?;
+                let ports = items.iter().map(|i| {
+                    let p = match i.get_ref() {
+                        DeValue::Integer(n) => n.as_str().replace('_', ""),
+                        _ => doc.string(key, i)?,
+                    };
+                    doc.check(key, i, parse_expose(&p).map(|_| p))
+                });
+                f.expose = Some(ports.collect::<Result<_>>()?);
+            }
+            "compression" => {
+                f.compression = Some(match s()?.as_str() {
+                    "gzip" => CompressionArg::Gzip,
+                    "zstd" => CompressionArg::Zstd,
+                    "none" => CompressionArg::None,
+                    c => {
+                        return Err(doc.err(
+                            v.span(),
+                            key,
+                            format!("invalid value {c:?}: expected gzip, zstd or none"),
+                        ));
+                    }
+                });
+                spans.push((key, v.clone()));
+            }
+            "compression-level" => {
+                let n = match v.get_ref() {
+                    DeValue::Integer(n) => {
+                        i32::from_str_radix(&n.as_str().replace('_', ""), n.radix()).ok()
+                    }
+                    _ => return Err(doc.wrong(key, v, "an integer")),
+                };
+                f.compression_level =
+                    Some(n.ok_or_else(|| doc.err(v.span(), key, "out of range"))?);
+                spans.push((key, v.clone()));
+            }
+            "platforms" => {
+                let mut list = Vec::new();
+                for p in doc.strings(key, v)? {
+                    // `os/arch=DIR`: DIR, like every path in the file, is relative to the file's directory.
+                    let (plat, dir) = p
+                        .split_once('=')
+                        .map_or((p.as_str(), None), |(a, b)| (a, Some(b)));
+                    doc.check(key, v, plat.parse::<PlatformSpec>())?;
+                    list.push(match dir {
+                        Some(d) => format!("{plat}={}", doc.path(d).display()),
+                        None => plat.to_string(),
+                    });
+                }
+                f.platforms = Some(list);
+            }
+            "allow-floating" => f.allow_floating = Some(doc.boolean(key, v)?),
+            "always-new" => f.always_new = Some(doc.boolean(key, v)?),
+            "allow-dirty" => f.allow_dirty = Some(doc.boolean(key, v)?),
+            "chown" => {
+                f.chown = Some(doc.check(key, v, s().and_then(|c| parse_chown(&c).map(|_| c)))?)
+            }
+            "pre" => {
+                f.pre = Some(s()?);
+                spans.push((key, v.clone()));
+            }
+            "floating-tags" => f.floating_tags = Some(doc.strings(key, v)?),
+            "ref-file" => f.ref_file = Some(doc.path(&s()?)),
+            "layer" => f.layers = Some(layers(&doc, v)?),
+            other => {
+                return Err(doc.err(
+                    k.span(),
+                    other,
+                    format!("unknown key{}", suggest(other, KEYS)),
+                ));
+            }
+        }
+    }
+    conflicts(&doc, &f, &spans)?;
+    Ok(f)
+}
