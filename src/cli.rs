@@ -25,8 +25,11 @@ use crate::walk::normalize_dest;
     name = "kiln",
     version,
     about = "Build OCI images from build output, without a daemon, and give every build a unique version",
-    after_help = "Examples:\n  kiln build ./dist --prefix /app --entrypoint /app/server\n  \
-                  kiln build ./dist --to oci:./images --tag v1\n  kiln inspect oci:./images:v1"
+    after_help = "Examples:\n  \
+        kiln build ./dist --prefix /app --entrypoint /app/server --to oci:./images --version auto\n  \
+        kiln build ./dist --prefix /app --entrypoint /app/server --to registry.example.com/team/app --version auto --ref-file ref.txt\n  \
+        kiln pin -f deploy.yaml -i --ref-file ref.txt\n\n\
+        Shell completions: kiln completions bash|zsh|fish; man page: kiln man"
 )]
 pub struct Cli {
     /// Result format on stdout (logs always go to stderr)
@@ -35,9 +38,13 @@ pub struct Cli {
     /// Only print results and errors
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// More logging on stderr (-v: each step; -vv: more detail)
+    /// More logging on stderr (-v: each HTTP request with status and timing; -vv: plus headers, secrets masked)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Progress on stderr: auto (live bars on a terminal, plain lines otherwise), tty (always live), plain (one
+    /// line per finished step), none
+    #[arg(long, global = true, value_enum, default_value_t = ProgressArg::Auto, env = "KILN_PROGRESS")]
+    pub progress: ProgressArg,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,49 +55,85 @@ pub enum OutputFormat {
     Json,
 }
 
+/// `--progress`: how stderr shows work in progress.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressArg {
+    Auto,
+    Tty,
+    Plain,
+    None,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Build an image from a directory of build output
-    #[command(after_help = "Examples:\n  kiln build ./dist\n  \
-        kiln build ./out --prefix /app --entrypoint /app/server --to oci:./images --tag v1\n  \
-        kiln build ./dist --layer ./node_modules:/app/node_modules --prefix /app/dist --cmd node --cmd /app/dist/index.js")]
+    #[command(after_help = "Examples:\n  \
+        kiln build ./dist --prefix /app --entrypoint /app/server --to oci:./images --version auto\n  \
+        kiln build ./out --prefix /app --entrypoint /app/server --to registry.example.com/team/app --version auto --ref-file ref.txt\n  \
+        kiln build ./dist --layer ./node_modules:/app/node_modules --prefix /app/dist --base docker.io/library/node:22-slim --cmd node --cmd /app/dist/index.js --to oci:./images --tag v1")]
     Build(Box<BuildArgs>),
     /// Push an image from a local OCI layout to a registry
-    #[command(
-        after_help = "Examples:\n  kiln push oci:./images:v1 registry.example.com/team/app:v1\n  \
-        kiln push oci:./images:v1 127.0.0.1:5000/app --version auto"
-    )]
+    #[command(after_help = "Examples:\n  \
+        kiln push oci:./images:v1 registry.example.com/team/app:v1\n  \
+        kiln push oci:./images:v3 registry.example.com/team/app --version auto --ref-file ref.txt\n  \
+        kiln push oci:./images:v1 127.0.0.1:5000/app:v1 -v")]
     Push(Box<PushArgs>),
     /// Store registry credentials in docker's config.json (verified first)
-    #[command(
-        after_help = "Examples:\n  echo \"$TOKEN\" | kiln login registry.example.com -u ci-bot --password-stdin"
-    )]
+    #[command(after_help = "Examples:\n  \
+        echo \"$TOKEN\" | kiln login registry.example.com -u ci-bot --password-stdin\n  \
+        kiln login ghcr.io -u \"$GITHUB_ACTOR\" --password-stdin < token.txt\n\n\
+        In CI, KILN_REGISTRY_USERNAME and KILN_REGISTRY_PASSWORD work without a login.")]
     Login(LoginArgs),
     /// Show an image's manifest, config and layers
-    #[command(
-        after_help = "Examples:\n  kiln inspect oci:./kiln-images\n  kiln inspect oci:./images:v1 --output json"
-    )]
+    #[command(after_help = "Examples:\n  \
+        kiln inspect oci:./images:v1\n  \
+        kiln inspect registry.example.com/team/app:v3 --platform linux/arm64\n  \
+        kiln inspect oci:./images:v1 --output json")]
     Inspect(InspectArgs),
     /// List a target's tags in version order, with the digest each points at
-    #[command(
-        after_help = "Examples:\n  kiln tags oci:./images\n  kiln tags oci:./images --output json"
-    )]
+    #[command(after_help = "Examples:\n  \
+        kiln tags oci:./images\n  \
+        kiln tags registry.example.com/team/app --output json")]
     Tags(TagsArgs),
     /// Print the version the next build would get, writing nothing
     #[command(
         name = "next-version",
         after_help = "Examples:\n  kiln next-version oci:./images --version auto\n  \
-            kiln next-version oci:./images --version semver:minor --pre rc\n  \
+            kiln next-version registry.example.com/team/app --version semver:minor --pre rc\n  \
             kiln next-version oci:./images --version git --dir ./src"
     )]
     NextVersion(NextVersionArgs),
     /// Pin image: values in YAML files to REPO:VERSION@sha256:… references
-    #[command(
-        after_help = "Examples:\n  kiln pin -f deploy.yaml --ref-file image.ref -i\n  \
+    #[command(after_help = "Examples:\n  \
+        kiln pin -f deploy.yaml -i --ref-file ref.txt\n  \
         kiln pin -f values.yaml --ref registry.example.com/team/web:v7@sha256:… > pinned.yaml\n  \
-        kiln pin -f deploy.yaml -i --image nginx=docker.io/library/nginx:1.27@sha256:…"
-    )]
+        kiln pin -f deploy.yaml -i --image nginx=docker.io/library/nginx:1.27@sha256:…")]
     Pin(PinArgs),
+    /// Print shell completions for bash, zsh, fish, elvish or powershell
+    #[command(after_help = "Examples:\n  \
+        kiln completions bash > ~/.local/share/bash-completion/completions/kiln\n  \
+        kiln completions zsh > \"${fpath[1]}/_kiln\"\n  \
+        kiln completions fish > ~/.config/fish/completions/kiln.fish")]
+    Completions(CompletionsArgs),
+    /// Print kiln's man page (roff)
+    #[command(
+        hide = true,
+        after_help = "Examples:\n  kiln man > ~/.local/share/man/man1/kiln.1 && man kiln\n  kiln man build | man -l -"
+    )]
+    Man(ManArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// A subcommand's page (kiln-SUBCOMMAND(1)) instead of kiln(1)
+    pub subcommand: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to generate completions for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Args, Debug)]
@@ -103,9 +146,10 @@ pub struct BuildArgs {
     pub config: Option<PathBuf>,
     /// Where to publish: oci:PATH (a local OCI layout, created if absent), docker-archive:PATH[:REPO:TAG] (a
     /// tarball for docker/podman load), or REGISTRY/REPO[:TAG]
+    /// Where to publish: oci:PATH[:TAG] (a local OCI layout, created if absent) or REGISTRY/REPO[:TAG]
     #[arg(long, default_value = "oci:kiln-images")]
     pub to: String,
-    /// Base image: scratch, or oci:PATH:TAG
+    /// Base image: scratch, oci:PATH:TAG, or REGISTRY/REPO[:TAG|@sha256:…] (docker.io/library/ when no registry)
     #[arg(long, default_value = "scratch")]
     pub base: String,
     /// Absolute path in the image where DIR's contents land
@@ -502,12 +546,7 @@ pub fn main() -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("kiln: error: {e}");
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                eprintln!("  caused by: {s}");
-                src = s.source();
-            }
+            eprint!("{}", error_report(&e));
             e.exit_code()
         }
     }
@@ -527,9 +566,43 @@ fn with_config_file(cli: &mut Cli, matches: &ArgMatches) -> Result<()> {
     Ok(())
 }
 
+/// The error as printed: `kiln: error: WHAT`, one `caused by:` line per cause that adds something (a cause whose
+/// text the line above already contains — an I/O error under the path that failed — is left out), then the next
+/// step when there is one.
+pub fn error_report(e: &Error) -> String {
+    let mut out = format!("kiln: error: {e}\n");
+    let mut last = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !last.contains(&text) {
+            out.push_str(&format!("  caused by: {text}\n"));
+        }
+        last = text;
+        src = s.source();
+    }
+    if let Some(h) = e.hint() {
+        out.push_str(&format!("  hint: {h}\n"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_report_drops_repeated_causes_and_adds_the_next_step() {
+        let e = Error::io("nodir", std::io::Error::from(std::io::ErrorKind::NotFound))
+            .context("reading build output nodir");
+        let r = error_report(&e);
+        assert_eq!(r.matches("not found").count(), 1, "{r}");
+        assert!(
+            r.starts_with("kiln: error: reading build output nodir\n  caused by: nodir: "),
+            "{r}"
+        );
+        assert!(r.contains("hint: check the path nodir"), "{r}");
+    }
 
     #[test]
     fn kv_and_expose() {

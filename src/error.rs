@@ -154,6 +154,72 @@ impl Error {
         }
     }
 
+    /// The innermost error (what actually failed, under the contexts).
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Context { source, .. } => source.root(),
+            e => e,
+        }
+    }
+
+    /// Whether the registry said the object does not exist (404, `MANIFEST_UNKNOWN`, `NAME_UNKNOWN`…).
+    pub fn not_found(&self) -> bool {
+        match self.root() {
+            Error::Registry { status, code, .. } => {
+                *status == Some(404)
+                    || matches!(
+                        code.as_deref(),
+                        Some("MANIFEST_UNKNOWN" | "NAME_UNKNOWN" | "BLOB_UNKNOWN")
+                    )
+            }
+            _ => false,
+        }
+    }
+
+    /// The next step for the user, when the message itself does not already say it.
+    pub fn hint(&self) -> Option<String> {
+        match self.root() {
+            Error::RegistryConnection { url, message, .. } => {
+                let host = url::Url::parse(url).ok().map_or_else(
+                    || url.clone(),
+                    |u| match u.port() {
+                        Some(p) => format!("{}:{p}", u.host_str().unwrap_or("")),
+                        None => u.host_str().unwrap_or("").to_string(),
+                    },
+                );
+                let m = message.to_ascii_lowercase();
+                Some(if m.contains("certificate") || m.contains("ssl") || m.contains("tls") {
+                    format!(
+                        "the registry's TLS certificate is not trusted here: pass --ca-file PEM with the CA that \
+                         signed it, or --insecure-registry {host} to skip verification (test registries only)"
+                    )
+                } else if m.contains("dns") || m.contains("resolve") || m.contains("lookup") {
+                    format!("{host} does not resolve: check the registry name in the reference")
+                } else {
+                    format!(
+                        "check that the registry at {host} is running and reachable from here (proxy variables: \
+                         HTTPS_PROXY, NO_PROXY); --retries N tries longer"
+                    )
+                })
+            }
+            Error::Io { path, source } if source.kind() == io::ErrorKind::NotFound => {
+                let cwd = std::env::current_dir()
+                    .map(|d| format!(" (relative paths start at {})", d.display()))
+                    .unwrap_or_default();
+                Some(format!("check the path {}{cwd}", path.display()))
+            }
+            Error::InvalidReference { .. } => Some(
+                "references look like registry.example.com/team/app:v1, app:1.2 (= docker.io/library/app:1.2), \
+                 or oci:PATH[:TAG] for a local OCI layout"
+                    .into(),
+            ),
+            Error::InvalidArg { flag, .. } if flag.starts_with('-') => {
+                Some("`kiln help COMMAND` lists every flag with examples".into())
+            }
+            _ => None,
+        }
+    }
+
     /// Wrap with what kiln was doing.
     pub fn context(self, context: impl Into<String>) -> Self {
         Error::Context {

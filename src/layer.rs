@@ -76,6 +76,17 @@ pub fn write_layer<W: Write>(
     opts: &LayerOptions,
     sink: W,
 ) -> Result<(LayerInfo, W)> {
+    write_layer_with_progress(entries, opts, sink, &mut |_| {})
+}
+
+/// [`write_layer`], calling `progress` (on this thread) with the number of tar bytes compressed so far after
+/// each chunk: progress bars (`kiln build` on a terminal) compare it with the walk's total.
+pub fn write_layer_with_progress<W: Write>(
+    entries: &[Entry],
+    opts: &LayerOptions,
+    sink: W,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(LayerInfo, W)> {
     let mut compressor = Compressor::new(opts.compression, sink)?;
     let (full_tx, full_rx) = mpsc::sync_channel::<Chunk>(BUFFERS - 2);
     let (empty_tx, empty_rx) = mpsc::channel::<Chunk>();
@@ -94,11 +105,14 @@ pub fn write_layer<W: Write>(
         });
         // Consumer. On a write error, dropping `full_rx` (by leaving the loop) stops the producer.
         let mut written = Ok(());
+        let mut done = 0u64;
         for chunk in full_rx {
             if let Err(e) = compressor.write_all(&chunk.buf[..chunk.len]) {
                 written = Err(write_error(e));
                 break;
             }
+            done += chunk.len as u64;
+            progress(done);
             // The producer may be done and gone: nothing to recycle then.
             let _ = empty_tx.send(chunk);
         }

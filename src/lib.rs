@@ -19,6 +19,7 @@ pub mod layer;
 pub mod output;
 pub mod pin;
 pub mod platform;
+pub mod progress;
 pub mod publish;
 pub mod reference;
 pub mod registry;

@@ -6,30 +6,161 @@ use std::io::Write;
 use oci_spec::image::ImageManifest;
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::cli::{OutputFormat, ProgressArg};
 use crate::commands::tagging::Tagged;
 use crate::digest::Digest;
 use crate::image::{Json, PlatformSpec, Root};
+use crate::progress::{Live, Mode, Task, human_bytes, human_duration};
 use crate::tag::Tag;
 
-/// Logging to stderr, one plain line per finished step (never on stdout).
-#[derive(Debug, Clone, Copy)]
+/// Logging and progress on stderr (never on stdout): live bars on a terminal, else one plain line per finished
+/// step; notes (decisions, warnings) in every mode but `-q`; a summary at the end. Cheap to clone, shared by
+/// threads.
+#[derive(Debug, Clone)]
 pub struct Reporter {
     pub quiet: bool,
     pub verbose: u8,
+    mode: Mode,
+    live: Option<Live>,
+    start: Instant,
+    summary: Arc<Mutex<Summary>>,
+}
+
+/// What a build/push did, for the closing summary.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub layers_built: usize,
+    pub layers_reused: usize,
+    pub tar_bytes: u64,
+    pub blob_bytes: u64,
+    pub compression: Option<String>,
+    pub pushed_to: Option<String>,
+    pub uploaded: usize,
+    pub uploaded_bytes: u64,
+    pub existing: usize,
+    pub mounted: usize,
+}
+
+impl Default for Reporter {
+    /// Plain lines, as in CI.
+    fn default() -> Self {
+        Reporter::new(false, 0, ProgressArg::Plain)
+    }
 }
 
 impl Reporter {
+    pub fn new(quiet: bool, verbose: u8, progress: ProgressArg) -> Self {
+        let mode = Mode::resolve(progress, quiet);
+        Reporter {
+            quiet,
+            verbose,
+            mode,
+            live: (mode == Mode::Live).then(Live::new),
+            start: Instant::now(),
+            summary: Arc::new(Mutex::new(Summary::default())),
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    fn line(&self, msg: fmt::Arguments<'_>) {
+        match &self.live {
+            Some(l) => l.println(&format!("kiln: {msg}")),
+            None => eprintln!("kiln: {msg}"),
+        }
+    }
+
+    /// A finished step (`walked DIR`, `layer … built`, `blob … uploaded`): a line in plain and live modes.
     pub fn step(&self, msg: fmt::Arguments<'_>) {
+        if self.mode != Mode::Silent {
+            self.line(msg);
+        }
+    }
+
+    /// A decision or warning the user should see even without progress (`--progress none`); not with `-q`.
+    pub fn note(&self, msg: fmt::Arguments<'_>) {
         if !self.quiet {
-            eprintln!("kiln: {msg}");
+            self.line(msg);
         }
     }
 
     pub fn debug(&self, msg: fmt::Arguments<'_>) {
         if self.verbose > 0 && !self.quiet {
-            eprintln!("kiln: {msg}");
+            self.line(msg);
         }
+    }
+
+    /// A live spinner (nothing unless live).
+    pub fn spinner(&self, msg: impl FnOnce() -> String) -> Task {
+        self.live
+            .as_ref()
+            .map_or_else(Task::none, |l| l.spinner(msg()))
+    }
+
+    /// A live byte bar of `total` bytes (nothing unless live).
+    pub fn bytes(&self, msg: impl FnOnce() -> String, total: u64) -> Task {
+        self.live
+            .as_ref()
+            .map_or_else(Task::none, |l| l.bytes(msg(), total))
+    }
+
+    /// Record what was done, for [`Reporter::summary`].
+    pub fn record(&self, f: impl FnOnce(&mut Summary)) {
+        f(&mut self.summary.lock().expect("summary lock"));
+    }
+
+    /// The closing summary of a build or push (not with `-q`): layers and sizes, the push, the version and why,
+    /// the wall time.
+    pub fn summary(&self, p: &Published) {
+        if self.quiet {
+            return;
+        }
+        let s = self.summary.lock().expect("summary lock").clone();
+        let layers = s.layers_built + s.layers_reused;
+        if layers > 0 {
+            let ratio = if s.tar_bytes > 0 {
+                format!(
+                    " ({:.0}%)",
+                    100.0 * s.blob_bytes as f64 / s.tar_bytes as f64
+                )
+            } else {
+                String::new()
+            };
+            self.line(format_args!(
+                "summary: {layers} layer{} ({} compressed, {} unchanged from the layer cache): {} of tar -> {} {}{ratio}",
+                if layers == 1 { "" } else { "s" },
+                s.layers_built,
+                s.layers_reused,
+                human_bytes(s.tar_bytes),
+                human_bytes(s.blob_bytes),
+                s.compression.as_deref().unwrap_or(""),
+            ));
+        }
+        if let Some(to) = &s.pushed_to {
+            self.line(format_args!(
+                "summary: pushed to {to}: {} blob{} uploaded ({}), {} already there (skipped), {} mounted",
+                s.uploaded,
+                if s.uploaded == 1 { "" } else { "s" },
+                human_bytes(s.uploaded_bytes),
+                s.existing,
+                s.mounted
+            ));
+        }
+        match (&p.version, &p.why) {
+            (Some(v), Some(why)) => self.line(format_args!("summary: version {v}: {why}")),
+            (Some(v), None) => self.line(format_args!("summary: version {v}")),
+            _ => {}
+        }
+        self.line(format_args!(
+            "summary: published {} in {}",
+            p.deploy_reference(),
+            human_duration(self.start.elapsed())
+        ));
     }
 }
 
@@ -51,6 +182,9 @@ pub struct Published {
     pub version: Option<Tag>,
     /// True when `version` already pointed at this image (an unchanged rebuild is not a new release).
     pub reused: bool,
+    /// Why this version (`next after v41`, `reused: …`), for the summary on stderr.
+    #[serde(skip)]
+    pub why: Option<String>,
     pub tags: Vec<Tag>,
     #[serde(rename = "mediaType")]
     pub media_type: String,
@@ -104,6 +238,7 @@ impl Published {
             digest,
             version: tagged.version.clone(),
             reused: tagged.reused,
+            why: tagged.why.clone(),
             tags,
             media_type: root.media_type.to_string(),
             size: root.bytes.len() as u64,

@@ -208,6 +208,19 @@ impl FromStr for Reference {
         if s.is_empty() {
             return Err(invalid(s, "empty reference"));
         }
+        // `user:password@host/repo` (with or without a scheme): refused without echoing the secret.
+        let start = s.find("://").map_or(0, |i| i + 3);
+        let authority = s[start..].split('/').next().unwrap_or("");
+        if let Some(at) = authority.rfind('@')
+            && !authority[at + 1..].starts_with("sha256:")
+        {
+            let shown = format!("{}***@{}", &s[..start], &s[start + at + 1..]);
+            return Err(invalid(
+                &shown,
+                "credentials do not belong in a reference: use `kiln login HOST` or KILN_REGISTRY_USERNAME and \
+                 KILN_REGISTRY_PASSWORD",
+            ));
+        }
         if s.contains("://") {
             return Err(invalid(
                 s,

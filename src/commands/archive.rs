@@ -71,6 +71,7 @@ pub fn publish(
         tags: name.map(|(_, t)| t.clone()).into_iter().collect(),
         reused: false,
         raced: Vec::new(),
+        why: None,
     };
     let platform = PlatformSpec::of_config(&config.value);
     let root = Root::manifest(manifest, platform.clone());

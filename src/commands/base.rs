@@ -103,8 +103,17 @@ pub fn load(
             let reference: Reference = s.parse()?;
             let repo = client()?.repository(&reference);
             let want = platform.cloned().unwrap_or_else(PlatformSpec::host);
-            let (manifest, config) = fetch_image(&repo, &reference, &want)
-                .context(|| format!("reading base image {reference}"))?;
+            let (manifest, config) =
+                fetch_image(&repo, &reference, &want).map_err(|e| match e.not_found() {
+                    true if *s != reference.to_string() => e.context(format!(
+                        "base image {reference} (--base {s} resolved) does not exist: check the repository \
+                         and tag"
+                    )),
+                    true => e.context(format!(
+                        "base image {reference} does not exist: check the repository and tag"
+                    )),
+                    false => e.context(format!("reading base image {reference}")),
+                })?;
             Ok(LoadedBase {
                 base: Base {
                     name: reference.to_string(),

@@ -127,12 +127,15 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
             .transpose()?;
         let mut walked = Vec::with_capacity(p.layers.len());
         for l in &p.layers {
+            let spinner = report.spinner(|| format!("walking {}", l.src.display()));
             let entries = walk::walk(&l.src, &l.dest)
                 .context(|| format!("reading build output {}", l.src.display()))?;
+            spinner.finish();
             report.step(format_args!(
-                "walked {} ({} entries)",
+                "walked {} ({} entries, {})",
                 l.src.display(),
-                entries.len()
+                entries.len(),
+                crate::progress::human_bytes(file_bytes(&entries))
             ));
             walked.push(entries);
         }
@@ -319,6 +322,12 @@ fn write_image(
                     h.digest.short(),
                     src.src.display()
                 ));
+                report.record(|s| {
+                    s.compression = Some(compression_name(opts.compression));
+                    s.layers_reused += 1;
+                    s.tar_bytes += h.tar_size;
+                    s.blob_bytes += h.size;
+                });
                 h
             }
             None => {
@@ -365,26 +374,70 @@ fn build_layer(
     // Hashing the sink too tells us the digest before the blob is named, so a blob that was already in the
     // layout (another image's) is never removed by a rollback.
     let sink = HashingWriter::new(layout.blob_writer()?);
-    let (info, sink) = layer::write_layer(entries, opts, sink)
-        .context(|| format!("building the layer from {}", src.src.display()))?;
+    let bar = report.bytes(
+        || format!("layer from {}", src.src.display()),
+        tar_estimate(entries),
+    );
+    let (info, sink) =
+        layer::write_layer_with_progress(entries, opts, sink, &mut |done| bar.set_position(done))
+            .context(|| format!("building the layer from {}", src.src.display()))?;
+    bar.finish();
     let (digest, size, sink) = sink.finish();
     let added = !layout.has_blob(&digest);
     layout.finish_blob(sink)?;
     txn.track(added, &digest);
     report.step(format_args!(
-        "layer {} from {}: {} bytes of tar → {} bytes{}",
+        "layer {} from {}: {} of tar -> {}{}",
         digest.short(),
         src.src.display(),
-        info.tar_size,
-        size,
+        crate::progress::human_bytes(info.tar_size),
+        crate::progress::human_bytes(size),
         if added { "" } else { " (already stored)" }
     ));
+    report.record(|s| {
+        s.layers_built += 1;
+        s.tar_bytes += info.tar_size;
+        s.blob_bytes += size;
+        s.compression = Some(compression_name(opts.compression));
+    });
     Ok(CachedLayer {
         digest,
         size,
         diff_id: info.diff_id,
         tar_size: info.tar_size,
     })
+}
+
+/// Bytes of regular files in a walk.
+fn file_bytes(entries: &[walk::Entry]) -> u64 {
+    entries
+        .iter()
+        .map(|e| match e.kind {
+            walk::EntryKind::File { size } => size,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// About the tar stream's size, for a progress bar: a header block per entry, contents padded to blocks, the
+/// end-of-archive blocks (PAX headers for long names make the real stream a little longer).
+fn tar_estimate(entries: &[walk::Entry]) -> u64 {
+    let contents: u64 = entries
+        .iter()
+        .map(|e| match e.kind {
+            walk::EntryKind::File { size } => size.div_ceil(512) * 512,
+            _ => 0,
+        })
+        .sum();
+    contents + 512 * entries.len() as u64 + 1024
+}
+
+fn compression_name(c: Compression) -> String {
+    match c {
+        Compression::Gzip { level } => format!("gzip -{level}"),
+        Compression::Zstd { level } => format!("zstd -{level}"),
+        Compression::None => "uncompressed".into(),
+    }
 }
 
 /// A cache hit is used only if its blob is intact (by size) in the layout being written, or can be linked in
@@ -451,7 +504,7 @@ pub(crate) fn publish_layout(
 /// One stderr line per decision: the version and why, versions lost to other publishers.
 pub fn report_tags(report: &Reporter, t: &Tagged) {
     for lost in &t.raced {
-        report.step(format_args!(
+        report.note(format_args!(
             "version {lost} was taken by another publisher meanwhile; trying the next"
         ));
     }
@@ -461,7 +514,10 @@ pub fn report_tags(report: &Reporter, t: &Tagged) {
                 "version {v} reused: it already points at this image"
             ));
         } else {
-            report.step(format_args!("version {v}: new"));
+            report.step(format_args!(
+                "version {v}: new ({})",
+                t.why.as_deref().unwrap_or("chosen")
+            ));
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod base;
 pub mod build;
+pub mod completions;
 pub mod inspect;
 pub mod pin;
 pub mod push;
@@ -18,21 +19,18 @@ use crate::output::{Published, Reporter};
 use crate::registry::{self, Client};
 
 pub fn run(cli: &Cli) -> Result<()> {
-    let report = Reporter {
-        quiet: cli.quiet,
-        verbose: cli.verbose,
-    };
+    let report = Reporter::new(cli.quiet, cli.verbose, cli.progress);
     match &cli.command {
         Command::Build(args) => {
             let mut plan = args.plan()?;
             plan.registry.verbose = cli.verbose;
             archive::precheck(&plan)?;
             let published = build::run(&plan, &report)?;
-            finish(&published, cli, args.tagging.ref_file.as_deref())
+            finish(&published, cli, args.tagging.ref_file.as_deref(), &report)
         }
         Command::Push(args) => {
             let published = push::run(args, cli.verbose, &report)?;
-            finish(&published, cli, args.tagging.ref_file.as_deref())
+            finish(&published, cli, args.tagging.ref_file.as_deref(), &report)
         }
         Command::Login(args) => login(args, cli.verbose, &report),
         Command::Inspect(args) => inspect::run(args, cli.output, cli.verbose),
@@ -41,16 +39,24 @@ pub fn run(cli: &Cli) -> Result<()> {
                 tags::open_target(&args.target, false, &args.registry.options(cli.verbose))?;
             tags::run(target.as_ref(), cli.output, &mut std::io::stdout().lock())
         }
-        Command::NextVersion(args) => tags::next_version(args, cli.output, &report),
+        Command::NextVersion(args) => tags::next_version(args, cli.output, cli.verbose, &report),
         Command::Pin(args) => pin::run(args, cli.output, &report),
+        Command::Completions(args) => completions::completions(args.shell),
+        Command::Man(args) => completions::man(args.subcommand.as_deref()),
     }
 }
 
-fn finish(p: &Published, cli: &Cli, ref_file: Option<&std::path::Path>) -> Result<()> {
-    p.print(cli.output);
+fn finish(
+    p: &Published,
+    cli: &Cli,
+    ref_file: Option<&std::path::Path>,
+    report: &Reporter,
+) -> Result<()> {
     if let Some(f) = ref_file {
         p.write_ref_file(f)?;
     }
+    report.summary(p);
+    p.print(cli.output);
     Ok(())
 }
 
@@ -68,7 +74,7 @@ fn login(args: &LoginArgs, verbose: u8, report: &Reporter) -> Result<()> {
     let client = Client::new(args.registry_args.options(verbose))?;
     let registry = crate::reference::normalize_registry(&args.registry);
     let path = registry::login(&client, &registry, &args.username, password, None)?;
-    report.step(format_args!(
+    report.note(format_args!(
         "login to {registry} succeeded; credentials stored in {}",
         path.display()
     ));

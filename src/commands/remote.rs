@@ -95,7 +95,43 @@ pub fn push_image(
             items.push((d.clone(), desc.size(), layout.blob_path(&d), None));
         }
     }
+    // Live: one bar over every blob's bytes (bytes read by uploads, whole blobs found or mounted).
+    let total: u64 = items.iter().map(|i| i.1).sum();
+    let bar = report.bytes(
+        || {
+            format!(
+                "pushing {} blob{} to {}",
+                items.len(),
+                if items.len() == 1 { "" } else { "s" },
+                repo.name()
+            )
+        },
+        total,
+    );
+    let bar = &bar;
+    let positions: Mutex<(u64, std::collections::HashMap<Digest, u64>)> = Mutex::default();
+    let positions = std::sync::Arc::new(positions);
+    let sizes: std::collections::HashMap<Digest, u64> =
+        items.iter().map(|i| (i.0.clone(), i.1)).collect();
+    let upload_repo = if report.mode() == crate::progress::Mode::Live {
+        let (pos, live) = (positions.clone(), bar.handle());
+        repo.clone()
+            .with_upload_progress(std::sync::Arc::new(move |d: &Digest, at: u64| {
+                let mut p = pos.lock().expect("positions");
+                p.1.insert(d.clone(), at);
+                let now = p.0 + p.1.values().sum::<u64>();
+                live.set_position(now);
+            }))
+    } else {
+        repo.clone()
+    };
     let progress = |d: &Digest, o: &BlobOutcome| {
+        {
+            let mut p = positions.lock().expect("positions");
+            p.1.remove(d);
+            p.0 += sizes.get(d).copied().unwrap_or(0);
+            bar.set_position(p.0 + p.1.values().sum::<u64>());
+        }
         let mut s = stats.lock().expect("stats");
         match o {
             BlobOutcome::Exists => {
@@ -109,11 +145,16 @@ pub fn push_image(
             BlobOutcome::Uploaded { bytes } => {
                 s.uploaded += 1;
                 s.uploaded_bytes += bytes;
-                report.step(format_args!("blob {} uploaded ({bytes} bytes)", d.short()));
+                report.step(format_args!(
+                    "blob {} uploaded ({})",
+                    d.short(),
+                    crate::progress::human_bytes(*bytes)
+                ));
             }
         }
     };
-    repo.push_blobs(items, Some(&progress))?;
+    upload_repo.push_blobs(items, Some(&progress))?;
+    bar.finish();
     let got = repo.put_manifest(&manifest.digest.to_string(), &manifest.bytes, OCI_MANIFEST)?;
     if got != manifest.digest {
         return Err(Error::Image {
@@ -186,13 +227,20 @@ pub fn publish_root(
         Ok(())
     })?;
     report.step(format_args!(
-        "pushed to {}: {} blobs uploaded ({} bytes), {} already there, {} mounted",
+        "pushed to {}: {} blobs uploaded ({}), {} already there, {} mounted",
         ctx.reference.name(),
         stats.uploaded,
-        stats.uploaded_bytes,
+        crate::progress::human_bytes(stats.uploaded_bytes),
         stats.existing,
         stats.mounted
     ));
+    report.record(|s| {
+        s.pushed_to = Some(ctx.reference.name());
+        s.uploaded += stats.uploaded;
+        s.uploaded_bytes += stats.uploaded_bytes;
+        s.existing += stats.existing;
+        s.mounted += stats.mounted;
+    });
     crate::commands::build::report_tags(report, &tagged);
     let listed: Vec<(PlatformSpec, &Json<ImageManifest>)> =
         images.iter().map(|(p, m, _)| (p.clone(), *m)).collect();

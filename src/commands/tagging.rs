@@ -75,6 +75,8 @@ pub struct Tagged {
     pub tags: Vec<Tag>,
     pub reused: bool,
     pub raced: Vec<Tag>,
+    /// Why this version: `next after v41`, `reused: already points at this image`… (for the summary).
+    pub why: Option<String>,
 }
 
 fn render_all(
@@ -150,11 +152,34 @@ pub fn publish_tags(
         ..req.policy.clone()
     };
     let p = publish::publish(target, digest, &first, git.as_ref())?;
+    let why = p.version.as_ref().map(|v| {
+        let before = req.scheme.as_ref().and_then(|s| {
+            versions::scheme_versions(s, &listed)
+                .into_iter()
+                .find(|t| t != v)
+        });
+        match (&req.scheme, p.reused, before) {
+            (_, true, _) => "reused: it already points at this image (same digest)".to_string(),
+            (Some(Scheme::Explicit(_)), _, _) => "as given by --version".to_string(),
+            (Some(Scheme::Git { .. }), _, _) => "from git describe".to_string(),
+            (_, _, Some(b)) if p.raced.is_empty() => format!("next after {b}"),
+            (_, _, Some(b)) => format!(
+                "next after {b}; {} taken meanwhile by another publisher",
+                p.raced
+                    .iter()
+                    .map(Tag::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            (_, _, None) => "the first version of this scheme here".to_string(),
+        }
+    });
     let mut out = Tagged {
         version: p.version.clone(),
         tags: p.tags,
         reused: p.reused,
         raced: p.raced,
+        why,
     };
     if uses_version {
         let extra = render_all(req, p.version.as_ref(), git.as_ref(), digest)?;

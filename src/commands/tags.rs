@@ -181,9 +181,14 @@ pub fn compute_next(
 }
 
 /// `kiln next-version TARGET --version SCHEME`.
-pub fn next_version(args: &NextVersionArgs, format: OutputFormat, report: &Reporter) -> Result<()> {
+pub fn next_version(
+    args: &NextVersionArgs,
+    format: OutputFormat,
+    verbose: u8,
+    report: &Reporter,
+) -> Result<()> {
     let scheme = Scheme::parse(&args.version_scheme, args.pre.as_deref(), args.allow_dirty)?;
-    let target = open_target(&args.target, true, &args.registry.options(0))?;
+    let target = open_target(&args.target, true, &args.registry.options(verbose))?;
     let git = if matches!(scheme, Scheme::Git { .. }) {
         Some(GitInfo::discover(&args.dir)?.ok_or_else(|| {
             Error::Version(format!(
@@ -197,7 +202,7 @@ pub fn next_version(args: &NextVersionArgs, format: OutputFormat, report: &Repor
     };
     let next = compute_next(target.as_ref(), &scheme, git.as_ref())?;
     if let Some(d) = &next.existing {
-        report.step(format_args!(
+        report.note(format_args!(
             "{} already exists in {} and points at {d}: only that image can be published under it (another \
              would be refused with exit code 3)",
             next.version, next.repository

@@ -233,13 +233,19 @@ impl Transport {
             .and_then(|st| st.credential.clone().flatten());
         if let Error::Registry { message, .. } = &mut e {
             let reg = &ep.registry;
-            message.push_str(&match cred {
-                Some(c) => format!("; tried credentials from {}; run `kiln login {reg}`", c.source),
-                None => format!(
-                    "; no credentials found for {reg}; run `kiln login {reg}` or set KILN_REGISTRY_USERNAME and \
-                     KILN_REGISTRY_PASSWORD"
+            *message = match cred {
+                Some(c) => format!(
+                    "HTTP 401, the registry rejected the credentials from {} ({message}); check them, or store \
+                     working ones with `kiln login {reg} -u USER --password-stdin`",
+                    c.source
                 ),
-            });
+                None => format!(
+                    "HTTP 401, {reg} needs credentials and no credentials found for it (looked at \
+                     KILN_REGISTRY_USERNAME/KILN_REGISTRY_PASSWORD, REGISTRY_AUTH_FILE, docker's config.json, \
+                     containers' auth.json) ({message}); run `kiln login {reg} -u USER --password-stdin` or set \
+                     KILN_REGISTRY_USERNAME and KILN_REGISTRY_PASSWORD"
+                ),
+            };
         }
         e
     }

@@ -108,14 +108,21 @@ pub fn protocol_error(
 /// A transport failure: connection, TLS, reset, timeout.
 pub fn connection_error(method: &str, url: &Url, err: &dyn std::error::Error) -> Error {
     // reqwest's Display includes the URL (unredacted); walk the sources for the cause instead.
-    let mut causes = Vec::new();
+    // Causes nest and repeat each other (hyper's "client error (Connect)", native-tls and OpenSSL both printing
+    // the same error stack): keep each text once, dropping any a kept one already contains.
+    let mut causes: Vec<String> = Vec::new();
     let mut cur: Option<&dyn std::error::Error> = err.source();
     while let Some(e) = cur {
         let s = e.to_string();
-        if !causes.contains(&s) {
-            causes.push(s);
-        }
         cur = e.source();
+        if s == "client error (Connect)" && cur.is_some() {
+            continue;
+        }
+        if causes.iter().any(|c| c.contains(&s)) {
+            continue;
+        }
+        causes.retain(|c| !s.contains(c.as_str()));
+        causes.push(s);
     }
     let message = if causes.is_empty() {
         "request failed".to_string()

@@ -27,7 +27,7 @@ use url::Url;
 pub use content::{MANIFEST_ACCEPT, RawManifest, parse_next_link};
 pub use credentials::{Credential, CredentialEnv, Secret};
 pub use retry::RetryPolicy;
-pub use upload::{BlobItem, BlobOutcome, Progress, resolve_location};
+pub use upload::{BlobItem, BlobOutcome, Progress, UploadProgress, resolve_location};
 
 use crate::error::{Error, Result};
 use crate::reference::Reference;
@@ -102,6 +102,7 @@ impl Client {
             client: self.clone(),
             registry: reference.registry.clone(),
             name: reference.repository.clone(),
+            upload_progress: None,
         }
     }
 
@@ -164,9 +165,16 @@ pub struct Repository {
     client: Client,
     registry: String,
     name: String,
+    upload_progress: Option<UploadProgress>,
 }
 
 impl Repository {
+    /// This handle, telling `progress` how far each blob upload has read (for progress bars).
+    pub fn with_upload_progress(mut self, progress: UploadProgress) -> Self {
+        self.upload_progress = Some(progress);
+        self
+    }
+
     pub fn registry(&self) -> &str {
         &self.registry
     }

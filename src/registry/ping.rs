@@ -50,7 +50,11 @@ impl Transport {
                 match self.send_following(&ep, &req, None) {
                     Err(e) => {
                         retryable |= is_retryable(&e);
-                        failures.push(e.to_string());
+                        let why = match &e {
+                            Error::RegistryConnection { message, .. } => message.clone(),
+                            other => other.to_string(),
+                        };
+                        failures.push((redact(&url), why));
                     }
                     Ok(resp) => {
                         let status = resp.status().as_u16();
@@ -60,15 +64,20 @@ impl Transport {
                             && status == 400
                             && body.windows(5).any(|w| w == b"HTTPS")
                         {
-                            failures
-                                .push(format!("GET {}: the server expects HTTPS", redact(&url)));
+                            failures.push((redact(&url), "the server expects HTTPS".into()));
                             continue;
                         }
                         if is_retryable_status(status) {
                             retryable = true;
-                            failures.push(
-                                super::errors::status_error("GET", &url, status, &body).to_string(),
-                            );
+                            let e = super::errors::status_error("GET", &url, status, &body);
+                            let why = match e {
+                                Error::Registry { code, message, .. } => match code {
+                                    Some(c) => format!("{c}: {message}"),
+                                    None => message,
+                                },
+                                other => other.to_string(),
+                            };
+                            failures.push((redact(&url), why));
                             continue;
                         }
                         ep.auth.lock().expect("auth lock").challenge = challenge;
@@ -77,17 +86,31 @@ impl Transport {
                 }
             }
             if !retryable || retry + 1 >= policy.max_attempts {
-                return Err(Error::RegistryConnection {
-                    method: "GET".into(),
-                    url: format!("{}://{host}/v2/", candidates[0].0),
-                    message: format!(
-                        "cannot reach registry {registry}: {}",
-                        failures.join("; then ")
-                    ),
-                });
+                return Err(unreachable(registry, &failures));
             }
             std::thread::sleep(policy.backoff(retry));
             retry += 1;
         }
+    }
+}
+
+/// The error for a registry that answered none of the pings: each URL tried and why, the same reason said once.
+fn unreachable(registry: &str, failures: &[(String, String)]) -> Error {
+    let (url, first) = failures
+        .first()
+        .cloned()
+        .unwrap_or_else(|| (format!("https://{registry}/v2/"), "no answer".into()));
+    let mut message = format!("cannot reach registry {registry}: {first}");
+    for (u, why) in &failures[1.min(failures.len())..] {
+        if *why == first {
+            message.push_str(&format!(" (the same over {u})"));
+        } else {
+            message.push_str(&format!("; then {u}: {why}"));
+        }
+    }
+    Error::RegistryConnection {
+        method: "GET".into(),
+        url,
+        message,
     }
 }

@@ -40,7 +40,35 @@ pub(crate) enum Body {
         path: PathBuf,
         offset: u64,
         len: u64,
+        /// Told the file position reached as the body is read (upload progress bars).
+        progress: Option<ReadProgress>,
     },
+}
+
+/// A callback with the absolute file offset read so far (a retry starts again from the chunk's offset).
+#[derive(Clone)]
+pub(crate) struct ReadProgress(pub std::sync::Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for ReadProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadProgress")
+    }
+}
+
+/// A reader reporting its position to a [`ReadProgress`].
+struct CountingReader<R> {
+    inner: R,
+    pos: u64,
+    progress: ReadProgress,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        (self.progress.0)(self.pos);
+        Ok(n)
+    }
 }
 
 impl Body {
@@ -48,11 +76,30 @@ impl Body {
         Ok(match self {
             Body::Empty => None,
             Body::Bytes(b) => Some(b.clone().into()),
-            Body::File { path, offset, len } => {
+            Body::File {
+                path,
+                offset,
+                len,
+                progress,
+            } => {
                 let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
                 f.seek(SeekFrom::Start(*offset))
                     .map_err(|e| Error::io(path, e))?;
-                Some(reqwest::blocking::Body::sized(f.take(*len), *len))
+                let body = f.take(*len);
+                Some(match progress {
+                    Some(p) => {
+                        (p.0)(*offset);
+                        reqwest::blocking::Body::sized(
+                            CountingReader {
+                                inner: body,
+                                pos: *offset,
+                                progress: p.clone(),
+                            },
+                            *len,
+                        )
+                    }
+                    None => reqwest::blocking::Body::sized(body, *len),
+                })
             }
         })
     }

@@ -12,7 +12,7 @@ use url::Url;
 
 use super::Repository;
 use super::errors::{is_retryable, protocol_error, status_error};
-use super::transport::{Body, Request, read_limited};
+use super::transport::{Body, ReadProgress, Request, read_limited};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
@@ -31,6 +31,10 @@ pub enum BlobOutcome {
 
 /// Called by `push_blobs` as each blob finishes (from the worker threads).
 pub type Progress<'a> = dyn Fn(&Digest, &BlobOutcome) + Sync + 'a;
+
+/// Called from upload threads with a blob and the byte offset its upload has read up to (see
+/// [`Repository::with_upload_progress`]).
+pub type UploadProgress = std::sync::Arc<dyn Fn(&Digest, u64) + Send + Sync>;
 
 /// One blob for `push_blobs`: digest, size, file, repository to try mounting from.
 pub type BlobItem = (Digest, u64, PathBuf, Option<String>);
@@ -160,10 +164,15 @@ impl Repository {
         )?;
         let mut loc = location_of("POST", &url, &expect("POST", &url, resp, 202)?)?;
         let octets = "application/octet-stream";
+        let progress = self.upload_progress.as_ref().map(|f| {
+            let (f, d) = (f.clone(), digest.clone());
+            ReadProgress(std::sync::Arc::new(move |pos| f(&d, pos)))
+        });
         let mut body = Body::File {
             path: path.to_path_buf(),
             offset: 0,
             len: size,
+            progress: progress.clone(),
         };
         if let Some(chunk) = t.opts.chunk_size.filter(|c| *c > 0) {
             let mut offset = 0;
@@ -180,6 +189,7 @@ impl Repository {
                         path: path.to_path_buf(),
                         offset,
                         len,
+                        progress: progress.clone(),
                     });
                 let resp = expect("PATCH", &loc, t.send(&ep, &req)?, 202)?;
                 loc = location_of("PATCH", &loc, &resp)?;
