@@ -19,6 +19,7 @@ use crate::walk::{Entry, EntryKind};
 
 mod compress;
 mod header;
+mod pgzip;
 #[cfg(test)]
 mod tests;
 

@@ -7,12 +7,11 @@ use crate::error::{Error, Result};
 
 /// Most zstd workers used; the output is the same for any count ≥ 1.
 const MAX_ZSTD_WORKERS: usize = 4;
-/// The gzip header's OS byte: 255 ("unknown"), flate2's default, set explicitly so the blob never depends on it.
-const GZIP_OS_UNKNOWN: u8 = 255;
 
 /// The pinned encoders.
 pub(super) enum Compressor<W: Write> {
-    Gzip(flate2::write::GzEncoder<W>),
+    /// Parallel, fixed block format (see `pgzip`): the same bytes for any thread count.
+    Gzip(super::pgzip::ParGzEncoder<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
     None(W),
 }
@@ -26,11 +25,7 @@ impl<W: Write> Compressor<W> {
                         "gzip compression level {level} is out of range (0-9)"
                     )));
                 }
-                // No file name, no mtime, fixed OS byte: the header is a function of the level only.
-                let enc = flate2::GzBuilder::new()
-                    .mtime(0)
-                    .operating_system(GZIP_OS_UNKNOWN)
-                    .write(sink, flate2::Compression::new(level));
+                let enc = super::pgzip::ParGzEncoder::new(sink, level).map_err(write_error)?;
                 Compressor::Gzip(enc)
             }
             Compression::Zstd { level } => {
