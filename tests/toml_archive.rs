@@ -419,3 +419,54 @@ fn push_from_docker_archive_to_a_registry() {
     ]);
     unpack_compare(&back2, "v9", &src, &t.path().join("bundle2"));
 }
+
+#[test]
+fn podman_loads_the_archive() {
+    let t = tempdir();
+    let src = fixture(t.path());
+    let a = t.path().join("app.tar");
+    let line = build_archive(
+        &src,
+        &format!("docker-archive:{}:team/app:v1", a.display()),
+        &t.path().join("cache"),
+    );
+    // podman with its own storage under the temp dir: nothing touches the machine's images.
+    let (root, run) = (t.path().join("podman-root"), t.path().join("podman-run"));
+    let podman = |args: &[&str]| {
+        let mut full = vec![
+            "--root",
+            root.to_str().unwrap(),
+            "--runroot",
+            run.to_str().unwrap(),
+            "--storage-driver",
+            "vfs",
+        ];
+        full.extend_from_slice(args);
+        tool_ok("podman", &full)
+    };
+    let loaded = podman(&["load", "-i", a.to_str().unwrap()]);
+    assert!(loaded.contains("team/app:v1"), "{loaded}");
+    // The image podman stored is ours: its ID is our config's digest, its layers our diff_ids.
+    let manifest: serde_json::Value = serde_json::from_str(&tool_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("docker-archive:{}", a.display()),
+        ],
+    ))
+    .unwrap_or_else(|_| panic!("{line}"));
+    let config_digest = manifest["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let id = podman(&[
+        "image",
+        "inspect",
+        "docker.io/team/app:v1",
+        "--format",
+        "{{.Id}}",
+    ]);
+    assert_eq!(id.trim(), config_digest);
+}
