@@ -103,6 +103,18 @@ impl Layout {
         self.path.join("blobs/sha256").join(digest.hex())
     }
 
+    /// The hex names of every sha256 blob stored now.
+    pub fn blob_names(&self) -> Result<std::collections::HashSet<String>> {
+        let dir = self.path.join("blobs/sha256");
+        fs::read_dir(&dir)
+            .map_err(|e| Error::io(&dir, e))?
+            .map(|e| {
+                e.map(|e| e.file_name().to_string_lossy().into_owned())
+                    .map_err(|e| Error::io(&dir, e))
+            })
+            .collect()
+    }
+
     pub fn has_blob(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()
     }

@@ -3,6 +3,7 @@
 //! A layout target receives the blobs directly. A registry target builds into the local cache layout (so an
 //! unchanged blob is never recompressed into a new file, and base blobs are fetched once), then pushes.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
@@ -11,7 +12,7 @@ use crate::cache::{self, CachedLayer, LayerCache};
 use crate::commands::base::{self, LoadedBase};
 use crate::commands::remote;
 use crate::commands::tagging::{self, LayoutTags, TagRequest, Tagged};
-use crate::digest::{Digest, HashingWriter};
+use crate::digest::Digest;
 use crate::error::{Error, Result, ResultExt};
 use crate::image::{self, ConfigSpec, Json, LayerRecord, PlatformSpec, Root};
 use crate::layer::{self, Compression, LayerOptions};
@@ -151,9 +152,14 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
         Target::DockerArchive { .. } => (plan.cache.join("layout"), None),
     };
     let (layout, created) = Layout::open_or_create(&layout_path)?;
+    let before = match plan.target {
+        Target::Layout(_) => layout.blob_names()?,
+        _ => HashSet::new(),
+    };
     let mut txn = Txn {
         layout: &layout,
         new_blobs: Vec::new(),
+        before: &before,
     };
     let result = build_all(&mut txn, &jobs, report).and_then(|(root, images)| {
         let listed: Vec<(PlatformSpec, &Json<ImageManifest>)> =
@@ -218,12 +224,13 @@ fn build_all(
     jobs: &[PlatformJob],
     report: &Reporter,
 ) -> Result<(Root, Vec<BuiltImage>)> {
-    let layout = txn.layout;
+    let (layout, before) = (txn.layout, txn.before);
     // Each platform tracks the blobs it adds, merged below so a failure anywhere rolls all of them back.
     let build_one = |job: &PlatformJob| -> JobResult {
         let mut t = Txn {
             layout,
             new_blobs: Vec::new(),
+            before,
         };
         let r = write_image(&mut t, &job.plan, job.base.as_ref(), &job.walked, report);
         (r, t.new_blobs)
@@ -272,9 +279,16 @@ fn build_all(
 struct Txn<'a> {
     layout: &'a Layout,
     new_blobs: Vec<Digest>,
+    /// Blob names present before this build (target layouts only: the cache layout is never rolled back).
+    before: &'a HashSet<String>,
 }
 
 impl Txn<'_> {
+    /// Whether this build added `d` (it was not in the layout when the build started).
+    fn is_new(&self, d: &Digest) -> bool {
+        !self.before.contains(d.hex())
+    }
+
     fn track(&mut self, added: bool, d: &Digest) {
         if added {
             self.new_blobs.push(d.clone());
@@ -371,9 +385,9 @@ fn build_layer(
     report: &Reporter,
 ) -> Result<CachedLayer> {
     let layout = txn.layout;
-    // Hashing the sink too tells us the digest before the blob is named, so a blob that was already in the
-    // layout (another image's) is never removed by a rollback.
-    let sink = HashingWriter::new(layout.blob_writer()?);
+    // ocidir's writer hashes what it writes; whether the blob is new comes from the snapshot taken at the start,
+    // so a blob that was already in the layout (another image's) is never removed by a rollback.
+    let sink = layout.blob_writer()?;
     let bar = report.bytes(
         || format!("layer from {}", src.src.display()),
         tar_estimate(entries),
@@ -382,9 +396,8 @@ fn build_layer(
         layer::write_layer_with_progress(entries, opts, sink, &mut |done| bar.set_position(done))
             .context(|| format!("building the layer from {}", src.src.display()))?;
     bar.finish();
-    let (digest, size, sink) = sink.finish();
-    let added = !layout.has_blob(&digest);
-    layout.finish_blob(sink)?;
+    let (digest, size) = layout.finish_blob(sink)?;
+    let added = txn.is_new(&digest);
     txn.track(added, &digest);
     report.step(format_args!(
         "layer {} from {}: {} of tar -> {}{}",
