@@ -386,14 +386,7 @@ impl BuildArgs {
     pub fn plan(&self) -> Result<BuildPlan> {
         let target: Target = self.to.parse()?;
         if let Target::Registry(r) = &target {
-            let r: Reference = r.parse()?;
-            if r.digest.is_some() {
-                return Err(Error::invalid_arg(
-                    "--to",
-                    &self.to,
-                    "a destination names a repository (and optionally a tag), not a digest",
-                ));
-            }
+            Reference::destination(r, "--to")?;
         }
         let tagging = self.tagging.request()?;
         let prefix = normalize_dest(&self.prefix, "--prefix")?;

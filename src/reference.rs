@@ -108,6 +108,21 @@ impl Reference {
     }
 }
 
+impl Reference {
+    /// A push destination: a repository and optionally a tag, never a digest (`flag` names it in the error).
+    pub fn destination(s: &str, flag: &'static str) -> Result<Self, Error> {
+        let r: Reference = s.parse()?;
+        if r.digest.is_some() {
+            return Err(Error::invalid_arg(
+                flag,
+                s,
+                "a destination names a repository (and optionally a tag), not a digest",
+            ));
+        }
+        Ok(r)
+    }
+}
+
 /// The API host for a registry name (Docker Hub's API is not on `docker.io`).
 pub fn api_host(registry: &str) -> &str {
     if registry == DOCKER_HUB {

@@ -92,14 +92,7 @@ pub fn push(
     verbose: u8,
     report: &Reporter,
 ) -> Result<Published> {
-    let dest: Reference = args.destination.parse()?;
-    if dest.digest.is_some() {
-        return Err(Error::invalid_arg(
-            "destination",
-            &args.destination,
-            "a destination names a repository (and optionally a tag), not a digest",
-        ));
-    }
+    let dest = Reference::destination(&args.destination, "destination")?;
     let request = args.tagging.request()?;
     let cache = std::env::var_os("KILN_CACHE")
         .filter(|c| !c.is_empty())

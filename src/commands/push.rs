@@ -34,14 +34,7 @@ pub fn run(args: &PushArgs, verbose: u8, report: &Reporter) -> Result<Published>
             ));
         }
     };
-    let dest: Reference = args.destination.parse()?;
-    if dest.digest.is_some() {
-        return Err(Error::invalid_arg(
-            "destination",
-            &args.destination,
-            "a destination names a repository (and optionally a tag), not a digest",
-        ));
-    }
+    let dest = Reference::destination(&args.destination, "destination")?;
     let request = args.tagging.request()?;
     let layout = Layout::open(&src.path)?;
     let (manifest, config) = read_image(&layout, &src)?;
