@@ -117,6 +117,7 @@ pub fn push(
         base: None,
         request: &request,
         build_dir: &cwd,
+        pushed_early: &[],
     };
     remote::publish(&ctx, &manifest, &config, report)
 }

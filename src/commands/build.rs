@@ -18,7 +18,7 @@ use crate::image::{self, ConfigSpec, Json, LayerRecord, PlatformSpec, Root};
 use crate::layer::{self, Compression, LayerOptions};
 use crate::output::{Published, Reporter};
 use crate::reference::Reference;
-use crate::registry::{Client, ClientOptions};
+use crate::registry::{BlobOutcome, Client, ClientOptions};
 use crate::store::Layout;
 use crate::target::{LayoutRef, Target};
 use crate::walk;
@@ -161,7 +161,51 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
         new_blobs: Vec::new(),
         before: &before,
     };
-    let result = build_all(&mut txn, &jobs, report).and_then(|(root, images)| {
+    // A registry publish that can only add new tags cannot be refused, so each layer blob is pushed (HEAD skip
+    // first) as soon as it is complete, while the next layer compresses; the publish then finds it there.
+    let repo = reference
+        .as_ref()
+        .map(|r| Ok::<_, Error>(client()?.repository(r)))
+        .transpose()?;
+    let early = match (&repo, &reference) {
+        (Some(repo), Some(r)) => {
+            let mut req = plan.tagging.clone();
+            req.add_target_tag(r.tag.as_ref());
+            let probe = remote::RemoteTags {
+                repo: repo.clone(),
+                reference: r.clone(),
+            };
+            tagging::only_new_tags(&probe, &req, &plan.layers[0].src)?.then_some(repo)
+        }
+        _ => None,
+    };
+    let mut pushed_early: Vec<(Digest, u64)> = Vec::new();
+    let built = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel::<(Digest, u64)>();
+        let uploader = early.map(|repo| {
+            let layout = &layout;
+            s.spawn(move || {
+                let mut done = Vec::new();
+                for (d, size) in rx {
+                    // A failure here is not the build's: the publish pushes whatever is missing, with retries.
+                    if let Ok(BlobOutcome::Uploaded { .. }) =
+                        repo.push_blob(&d, size, &layout.blob_path(&d), None)
+                    {
+                        report.step(format_args!("blob {} uploaded while building", d.short()));
+                        done.push((d, size));
+                    }
+                }
+                done
+            })
+        });
+        let built = build_all(&mut txn, &jobs, early.map(|_| &tx), report);
+        drop(tx);
+        if let Some(u) = uploader {
+            pushed_early = u.join().unwrap_or_default();
+        }
+        built
+    });
+    let result = built.and_then(|(root, images)| {
         let listed: Vec<(PlatformSpec, &Json<ImageManifest>)> =
             images.iter().map(|(p, m, _)| (p.clone(), m)).collect();
         match (&plan.target, &reference) {
@@ -182,14 +226,15 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
                 )),
             },
             (_, Some(r)) => {
-                let repo = client()?.repository(r);
+                let repo = repo.as_ref().expect("a registry target has a repository");
                 let ctx = remote::PublishCtx {
-                    repo: &repo,
+                    repo,
                     reference: r,
                     layout: &layout,
                     base: None,
                     request: &plan.tagging,
                     build_dir: &plan.layers[0].src,
+                    pushed_early: &pushed_early,
                 };
                 let with_bases: Vec<remote::PlatformImage<'_>> = images
                     .iter()
@@ -222,6 +267,7 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
 fn build_all(
     txn: &mut Txn<'_>,
     jobs: &[PlatformJob],
+    early: Option<&Finished>,
     report: &Reporter,
 ) -> Result<(Root, Vec<BuiltImage>)> {
     let (layout, before) = (txn.layout, txn.before);
@@ -232,7 +278,14 @@ fn build_all(
             new_blobs: Vec::new(),
             before,
         };
-        let r = write_image(&mut t, &job.plan, job.base.as_ref(), &job.walked, report);
+        let r = write_image(
+            &mut t,
+            &job.plan,
+            job.base.as_ref(),
+            &job.walked,
+            early,
+            report,
+        );
         (r, t.new_blobs)
     };
     let results: Vec<JobResult> = if let [job] = jobs {
@@ -302,11 +355,15 @@ impl Txn<'_> {
     }
 }
 
+/// Where finished layer blobs are announced (digest, size) for an early push.
+type Finished = std::sync::mpsc::Sender<(Digest, u64)>;
+
 fn write_image(
     txn: &mut Txn<'_>,
     plan: &BuildPlan,
     base: Option<&LoadedBase>,
     walked: &[Vec<walk::Entry>],
+    early: Option<&Finished>,
     report: &Reporter,
 ) -> Result<(Json<ImageManifest>, Json<ImageConfiguration>)> {
     let layout = txn.layout;
@@ -346,6 +403,9 @@ fn write_image(
             }
             None => {
                 let l = build_layer(txn, src, entries, &opts, report)?;
+                if let Some(tx) = early {
+                    let _ = tx.send((l.digest.clone(), l.size));
+                }
                 if let Some(c) = &cache {
                     c.put(&key, &l);
                 }

@@ -49,6 +49,7 @@ pub fn run(args: &PushArgs, verbose: u8, report: &Reporter) -> Result<Published>
         base: base.as_ref(),
         request: &request,
         build_dir: &cwd,
+        pushed_early: &[],
     };
     remote::publish(&ctx, &manifest, &config, report)
 }

@@ -45,11 +45,18 @@ pub fn push_image(
     layout: &Layout,
     manifest: &Json<ImageManifest>,
     base: Option<&LoadedBase>,
+    pushed_early: &[(Digest, u64)],
     report: &Reporter,
 ) -> Result<PushStats> {
     let stats = Mutex::new(PushStats::default());
-    // Base layers already settled by a mount (or found present) on the same registry.
+    // Blobs settled already: pushed during the build, or base layers mounted (or found present) below.
     let mut settled: Vec<Digest> = Vec::new();
+    for (d, size) in pushed_early {
+        let mut s = stats.lock().expect("stats");
+        s.uploaded += 1;
+        s.uploaded_bytes += size;
+        settled.push(d.clone());
+    }
     if let Some(b) = base {
         let same_registry = match &b.source {
             BaseSource::Registry { repo: from, .. } => {
@@ -175,6 +182,8 @@ pub struct PublishCtx<'a> {
     pub request: &'a TagRequest,
     /// For git versions and `{git_sha}`.
     pub build_dir: &'a Path,
+    /// Blobs already pushed while the image was being built (digest, size): counted as uploaded, not sent again.
+    pub pushed_early: &'a [(Digest, u64)],
 }
 
 /// Check every tag, push blobs and the manifest, then write the tags; print nothing, return the result.
@@ -214,7 +223,14 @@ pub fn publish_root(
     let mut stats = PushStats::default();
     let tagged = tagging::publish_tags(&target, &root.digest, &req, ctx.build_dir, &mut || {
         for (_, manifest, base) in images {
-            let s = push_image(ctx.repo, ctx.layout, manifest, *base, report)?;
+            let s = push_image(
+                ctx.repo,
+                ctx.layout,
+                manifest,
+                *base,
+                ctx.pushed_early,
+                report,
+            )?;
             stats.add(s);
         }
         if root.media_type == MediaType::ImageIndex {

@@ -108,6 +108,39 @@ fn now() -> i64 {
 
 /// Check everything, run `before_write` (push blobs and the manifest by digest), then write the tags.
 /// Nothing is written — not even by `before_write` — when a tag would be refused.
+/// Whether this publish can only write new tags — every tag it would write is absent (floating ones aside, when
+/// allowed) — so no check can refuse it and blobs may go to the registry before the image's digest is known.
+/// Reads only.
+pub fn only_new_tags(target: &dyn TagTarget, req: &TagRequest, build_dir: &Path) -> Result<bool> {
+    if req.templates.iter().any(|t| template::needs_digest(t)) {
+        return Ok(false);
+    }
+    let git = if req.needs_git() {
+        GitInfo::discover(build_dir)?
+    } else {
+        None
+    };
+    if matches!(req.scheme, Some(Scheme::Git { .. })) && git.is_none() {
+        return Ok(false);
+    }
+    let listed = target.list_tags()?;
+    let predicted = match &req.scheme {
+        Some(s) => Some(versions::next_version(s, &listed, git.as_ref())?),
+        None => None,
+    };
+    let tags = render_all(req, predicted.as_ref(), git.as_ref(), &Digest::of(b""))?;
+    for t in predicted.iter().chain(&tags) {
+        if versions::is_floating(t.as_str(), &req.policy.floating_list) {
+            if !req.policy.floating_allowed {
+                return Ok(false);
+            }
+        } else if listed.contains(t) || target.resolve(t)?.is_some() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 pub fn publish_tags(
     target: &dyn TagTarget,
     digest: &Digest,
