@@ -183,7 +183,8 @@ pub struct BuildArgs {
     /// os/arch[/variant]=DIR to build one image per platform under an image index
     #[arg(long = "platform", value_name = "PLATFORM[=DIR]")]
     pub platforms: Vec<String>,
-    /// Extra layer SRC:DEST (a directory and where it lands), in order, after the main layer
+    /// Extra layer SRC:DEST[,chown=UID:GID][,mode=OCTAL] (a directory and where it lands; owner and file mode for
+    /// this layer only), in order, after the main layer
     #[arg(long)]
     pub layer: Vec<String>,
     /// Layer compression
@@ -313,6 +314,41 @@ pub fn parse_kv(flag: &'static str, s: &str) -> Result<(String, String)> {
     }
 }
 
+/// `SRC:DEST[,chown=UID:GID][,mode=OCTAL]`: options are recognised at the end only, so a `,` inside SRC is fine.
+pub fn parse_layer(l: &str) -> Result<LayerSource> {
+    let bad = |why: &str| Error::invalid_arg("--layer", l, why.to_string());
+    let mut spec = l;
+    let (mut chown, mut mode) = (None, None);
+    while let Some((head, opt)) = spec.rsplit_once(',') {
+        if let Some(c) = opt.strip_prefix("chown=") {
+            chown = Some(
+                parse_chown(c)
+                    .map_err(|_| bad("chown= takes numeric UID:GID, e.g. chown=1000:1000"))?,
+            );
+        } else if let Some(m) = opt.strip_prefix("mode=") {
+            let v = u32::from_str_radix(m, 8)
+                .ok()
+                .filter(|v| *v <= 0o7777 && !m.is_empty())
+                .ok_or_else(|| bad("mode= takes octal permission bits, e.g. mode=0644"))?;
+            mode = Some(v);
+        } else {
+            break;
+        }
+        spec = head;
+    }
+    let (src, dest) = spec
+        .rsplit_once(':')
+        .filter(|(s, _)| !s.is_empty())
+        .ok_or_else(|| bad("expected SRC:DEST, e.g. ./node_modules:/app/node_modules"))?;
+    Ok(LayerSource {
+        src: PathBuf::from(src),
+        dest: normalize_dest(dest, "--layer")?,
+        created_by: String::new(),
+        chown,
+        mode,
+    })
+}
+
 /// `PORT[/tcp|udp]` → `PORT/proto` (tcp when absent).
 pub fn parse_expose(s: &str) -> Result<String> {
     let (port, proto) = s.split_once('/').unwrap_or((s, "tcp"));
@@ -405,23 +441,11 @@ impl BuildArgs {
             src: dir,
             dest: prefix,
             created_by: String::new(),
+            chown: None,
+            mode: None,
         }];
         for l in &self.layer {
-            let (src, dest) = l
-                .rsplit_once(':')
-                .filter(|(s, _)| !s.is_empty())
-                .ok_or_else(|| {
-                    Error::invalid_arg(
-                        "--layer",
-                        l,
-                        "expected SRC:DEST, e.g. ./node_modules:/app/node_modules",
-                    )
-                })?;
-            layers.push(LayerSource {
-                src: PathBuf::from(src),
-                dest: normalize_dest(dest, "--layer")?,
-                created_by: String::new(),
-            });
+            layers.push(parse_layer(l)?);
         }
         let compression = match (self.compression, self.compression_level) {
             (CompressionArg::Gzip, l) => {

@@ -461,3 +461,71 @@ fn unchanged_layers_are_reused_and_changed_ones_rebuilt_even_with_old_mtimes() {
         "only deps/ reused: {err}"
     );
 }
+
+#[test]
+fn a_layer_can_have_its_own_owner_and_file_mode() {
+    let t = tempdir();
+    let src = fixture(t.path());
+    let bin = t.path().join("tools");
+    fs::create_dir_all(bin.join("sub")).unwrap();
+    fs::write(bin.join("sub/run"), "#!/bin/sh\n").unwrap();
+    fs::set_permissions(bin.join("sub/run"), fs::Permissions::from_mode(0o600)).unwrap();
+    let layout = t.path().join("l");
+    kiln_ok(&[
+        "build",
+        src.to_str().unwrap(),
+        "--to",
+        &format!("oci:{}:v1", layout.display()),
+        "--compression",
+        "none",
+        "--layer",
+        &format!("{}:/opt/tools,chown=1000:1001,mode=0755", bin.display()),
+    ]);
+    let manifest: serde_json::Value = serde_json::from_str(&tool_ok(
+        "skopeo",
+        &["inspect", "--raw", &format!("oci:{}:v1", layout.display())],
+    ))
+    .unwrap();
+    let blob = |i: usize| {
+        let d = manifest["layers"][i]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string();
+        layout.join("blobs/sha256").join(d)
+    };
+    let tools = tool_ok(
+        "tar",
+        &["--numeric-owner", "-tvf", blob(1).to_str().unwrap()],
+    );
+    assert!(
+        tools
+            .lines()
+            .any(|l| l.starts_with("-rwxr-xr-x 1000/1001") && l.ends_with("opt/tools/sub/run")),
+        "{tools}"
+    );
+    assert!(
+        tools
+            .lines()
+            .any(|l| l.starts_with("drwxr-xr-x 1000/1001") && l.ends_with("opt/tools/sub/")),
+        "{tools}"
+    );
+    // The main layer keeps the build's owner and the files' own modes.
+    let main = tool_ok(
+        "tar",
+        &["--numeric-owner", "-tvf", blob(0).to_str().unwrap()],
+    );
+    assert!(
+        main.lines()
+            .any(|l| l.starts_with("-rw------- 0/0") && l.ends_with("app/secret.key"))
+            || main.contains("-rw------- 0/0"),
+        "{main}"
+    );
+    let out = kiln_out(&[
+        "build",
+        src.to_str().unwrap(),
+        "--layer",
+        &format!("{}:/x,mode=999", bin.display()),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -199,8 +199,8 @@ fn toml_errors_name_file_line_and_key() {
             "kiln.toml:4: key \"layer[1].dst\": unknown key (did you mean \"dest\"?)",
         ),
         (
-            "dir = \"src\"\n[[layer]]\nsrc = \"src/public\"\ndest = \"/x\"\nmode = \"0755\"\n",
-            "kiln.toml:5: key \"layer[1].mode\": per-layer mode is not supported yet",
+            "dir = \"src\"\n[[layer]]\nsrc = \"src/public\"\ndest = \"/x\"\nmode = \"0999\"\n",
+            "kiln.toml:5: key \"layer[1].mode\": invalid value",
         ),
         ("to = \"oci:x\"\n", "kiln.toml:1: key \"dir\": missing"),
         ("dir = \n", "kiln.toml:1:"),

@@ -91,6 +91,10 @@ pub struct LayerSource {
     /// Normalized absolute destination in the image.
     pub dest: String,
     pub created_by: String,
+    /// Owner of this layer's entries (else the build's `--chown`).
+    pub chown: Option<(u64, u64)>,
+    /// Permission bits for this layer's regular files (directories and links keep theirs).
+    pub mode: Option<u32>,
 }
 
 /// One platform's share of a build: its plan (main layer from its own directory) and what was read for it.
@@ -375,15 +379,17 @@ fn write_image(
             txn.track(added, &d);
         }
     }
-    let opts = LayerOptions {
-        mtime: plan.config.created,
-        uid: plan.uid,
-        gid: plan.gid,
-        compression: plan.compression,
-    };
     let cache = (!plan.no_cache).then(|| LayerCache::new(plan.cache.join(LAYER_CACHE_DIR)));
     let mut records = Vec::new();
     for (src, entries) in plan.layers.iter().zip(walked) {
+        let (uid, gid) = src.chown.unwrap_or((plan.uid, plan.gid));
+        let opts = LayerOptions {
+            mtime: plan.config.created,
+            uid,
+            gid,
+            compression: plan.compression,
+        };
+        let entries = &with_mode(entries, src.mode);
         let key = LayerCache::key(entries, &opts);
         let hit = cache.as_ref().and_then(|c| c.get(&key));
         let layer = match hit.filter(|h| reuse_blob(txn, &plan.cache, h)) {
@@ -435,6 +441,24 @@ fn write_image(
 
 /// Where layer-cache records live in the cache directory (beside `layout/`, the cache layout).
 const LAYER_CACHE_DIR: &str = "layers";
+
+/// A layer's `mode`: the permission bits of its regular files (hardlinks share them); directories and symlinks
+/// keep theirs.
+fn with_mode(entries: &[walk::Entry], mode: Option<u32>) -> std::borrow::Cow<'_, [walk::Entry]> {
+    let Some(mode) = mode else {
+        return std::borrow::Cow::Borrowed(entries);
+    };
+    let mut owned = entries.to_vec();
+    for e in &mut owned {
+        if matches!(
+            e.kind,
+            walk::EntryKind::File { .. } | walk::EntryKind::Hardlink { .. }
+        ) {
+            e.mode = mode;
+        }
+    }
+    std::borrow::Cow::Owned(owned)
+}
 
 /// One pass: walk entries → tar → diff_id → compression → blob in the layout.
 fn build_layer(

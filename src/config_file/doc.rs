@@ -163,7 +163,7 @@ pub(super) fn layers(doc: &Doc<'_>, v: &Val<'_>) -> Result<Vec<String>> {
             .get_ref()
             .as_table()
             .ok_or_else(|| doc.wrong("layer", item, want))?;
-        let (mut src, mut dest) = (None, None);
+        let (mut src, mut dest, mut opts) = (None, None, String::new());
         for (k, val) in t.iter() {
             let key = name(k.get_ref());
             match k.get_ref().as_ref() {
@@ -179,12 +179,9 @@ pub(super) fn layers(doc: &Doc<'_>, v: &Val<'_>) -> Result<Vec<String>> {
                     )
                 }
                 "chown" => {
-                    doc.check(
-                        &key,
-                        val,
-                        doc.string(&key, val).and_then(|c| parse_chown(&c)),
-                    )?;
-                    return Err(doc.err(val.span(), &key, "per-layer chown is not supported yet; use the top-level chown (every layer)"));
+                    let c = doc.string(&key, val)?;
+                    doc.check(&key, val, parse_chown(&c))?;
+                    opts.push_str(&format!(",chown={c}"));
                 }
                 "mode" => {
                     let m = doc.string(&key, val)?;
@@ -195,7 +192,7 @@ pub(super) fn layers(doc: &Doc<'_>, v: &Val<'_>) -> Result<Vec<String>> {
                             format!("invalid value {m:?}: expected an octal string like \"0755\""),
                         ));
                     }
-                    return Err(doc.err(val.span(), &key, "per-layer mode is not supported yet"));
+                    opts.push_str(&format!(",mode={m}"));
                 }
                 other => {
                     return Err(doc.err(
@@ -215,7 +212,7 @@ pub(super) fn layers(doc: &Doc<'_>, v: &Val<'_>) -> Result<Vec<String>> {
         };
         let src = src.ok_or_else(|| missing("src"))?;
         out.push(format!(
-            "{}:{}",
+            "{}:{}{opts}",
             src.display(),
             dest.ok_or_else(|| missing("dest"))?
         ));
