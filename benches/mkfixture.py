@@ -4,9 +4,9 @@
   mkfixture.py big OUT    200 MiB binary-like file of mixed compressibility (alternating 1 MiB blocks of
                           pseudo-random bytes and repetitive text) plus a few small files
   mkfixture.py small OUT  a Node-style dist/ of 3000 text-like files of 1-20 KiB in nested dirs (~30 MB)
-  mkfixture.py node OUT   a Node app: node_modules/ of exactly 20000 files (scoped and nested packages, each with
-                          package.json, index.js, lib/*.js, some .d.ts/.map/README.md; mostly 0.2-8 KiB, a tail to 32 KiB), a dist/
-                          of 120 bundle files and package.json (~90 MB)
+  mkfixture.py node OUT   a Node app (~90 MB): node_modules/ of exactly 20000 files (scoped and nested packages,
+                          each with package.json, index.js, lib/*.js, some .d.ts/.map/README.md; mostly 0.2-8 KiB,
+                          a tail to 32 KiB), a dist/ of 120 bundle files (4-64 KiB) and package.json
 """
 import hashlib, os, sys
 

@@ -139,9 +139,11 @@ for k in ${fixtures//,/ }; do
   fx=$(fixture "$k")
   d="$run/$k"; mkdir -p "$d"
   # Contexts: hard-link farms of the fixture (same inodes: the page cache is shared, all runs read warm files).
-  cold="$d/cold"; warm="$d/warm"; chg="$d/changed"
-  cp -al "$fx" "$cold"; cp -al "$fx" "$warm"; cp -al "$fx" "$chg"
-  "$steps" fresh "$warm"
+  # umoci restores the atimes it read, which bumps the directories' ctimes, which kiln's layer cache key includes:
+  # so the unchanged scenario gives umoci its own copy (warm-umoci) of the same input.
+  cold="$d/cold"; warm="$d/warm"; wumoci="$d/warm-umoci"; chg="$d/changed"
+  for c in "$cold" "$warm" "$wumoci" "$chg"; do cp -al "$fx" "$c"; done
+  "$steps" fresh "$warm"; cp "$warm/.build-id" "$wumoci/.build-id"
   subs=() layered=("--prefix" "/app")
   case "$k" in
     node) subs=(dist node_modules); changed_file=dist/bundle000.js ;;
@@ -174,8 +176,12 @@ for k in ${fixtures//,/ }; do
     # The warmup run fills kiln's cache and the registry; the timed runs rebuild the same input.
     cmds=(kiln "true" "$kiln build $warm --prefix /app --to $host/bench/kiln-warm:t --force-tag --cache $d/cache-warm -q")
     has "$skip" umoci ||
-      cmds+=(umoci+skopeo "rm -rf $d/U" "$steps umoci-push $warm $d/U $host/bench/umoci-warm:t")
+      cmds+=(umoci+skopeo "rm -rf $d/U" "$steps umoci-push $wumoci $d/U $host/bench/umoci-warm:t")
     bench "$k" unchanged "${cmds[@]}"
+    # It must have reused: nothing compressed, nothing uploaded.
+    out=$($kiln build "$warm" --prefix /app --to "$host/bench/kiln-warm:t" --cache "$d/cache-warm" 2>&1)
+    grep -q '(0 compressed' <<<"$out" && grep -q ' 0 blobs uploaded' <<<"$out" ||
+      { echo "run.sh: kiln's unchanged rebuild did not reuse everything:" >&2; echo "$out" >&2; exit 1; }
   fi
   if has "$scenarios" changed; then
     # node: node_modules/ as its own layer (unchanged: its cached blob is reused), dist/ the main layer.
@@ -188,6 +194,13 @@ for k in ${fixtures//,/ }; do
       "$kiln build $(lay "$chg") --to $host/bench/kiln-changed:t --force-tag --cache $d/cache-changed -q"
       kiln-cold "$fresh; rm -rf $d/cache" "$kiln build $(lay "$cold") --to $host/bench/kiln-cold:t --force-tag --cache $d/cache -q")
     bench "$k" changed "${cmds[@]}"
+    if [[ $k == node ]]; then  # node_modules/ must have come from the cache
+      "$steps" change "$chg/$changed_file" "$fx/$changed_file"
+      # shellcheck disable=SC2046
+      out=$($kiln build $(lay "$chg") --to "$host/bench/kiln-changed:t" --force-tag --cache "$d/cache-changed" 2>&1)
+      grep -q '(1 compressed, 1 unchanged from the layer cache)' <<<"$out" ||
+        { echo "run.sh: kiln's one-file-changed rebuild did not reuse node_modules/:" >&2; echo "$out" >&2; exit 1; }
+    fi
   fi
   stop_registry
   rm -rf "$d"
