@@ -68,6 +68,9 @@ for k in fixtures:
                   f"{vs(k, sc, cmd) or ''} |")
             first = False
     print()
+    if os.path.exists(f"{results}/{k}.sizes"):
+        ks, gs = (int(x) for x in open(f"{results}/{k}.sizes").read().split())
+        print(f"Layer size: kiln {ks / 2**20:.1f} MiB, igzip -1 {gs / 2**20:.1f} MiB (kiln {100 * (ks / gs - 1):+.0f}%)\n")
 
 TARGETS = [
     ("cold build ≤ 1.0x igzip one-pass", lambda k: ratio(k, "build", "kiln", "build", "layer-igzip1"),

@@ -9,7 +9,7 @@
 #              (node: node_modules/ is its own --layer, the file changed is in dist/)
 # Prints hyperfine's progress on stderr and a markdown report on stdout (also written to $BENCH_WORK/report.md):
 # median wall time, mean CPU (user+sys of all processes the step ran; not the registry's), peak RSS (the largest
-# single process, /usr/bin/time %M), ratios and the targets met.
+# single process, /usr/bin/time %M), ratios, the compressed layer size beside igzip -1's, and the targets met.
 #
 # Usage: benches/run.sh [--quick] [--runs N] [--fixtures small,big,node] [--scenarios build,push,unchanged,changed]
 #                       [--skip umoci,buildah]
@@ -151,13 +151,16 @@ for k in ${fixtures//,/ }; do
     big) changed_file=README.md ;;
   esac
   fresh="$steps fresh $cold ${subs[*]}"
-  rm -rf "$work/results/$k".*.json
+  rm -rf "$work/results/$k".*
 
   if has "$scenarios" build; then
     cmds=(kiln "rm -rf $d/L $d/cache" "$kiln build $cold --prefix /app --to oci:$d/L:t --cache $d/cache -q"
       layer-igzip1 "true" "$steps layer-igzip1 $cold")
     has "$skip" umoci || cmds+=(umoci "rm -rf $d/U" "$steps umoci-build $cold $d/U")
     bench "$k" build "${cmds[@]}"
+    # The same work? Compressed layer sizes: kiln's (the largest blob of its last layout) and igzip -1's.
+    echo "$(find "$d/L/blobs" -type f -printf '%s\n' | sort -n | tail -1)" \
+      "$(tar -C "$cold" --sort=name -cf - . | igzip -1 -c | wc -c)" >"$work/results/$k.sizes"
   fi
   if has "$scenarios" push || has "$scenarios" unchanged || has "$scenarios" changed; then start_registry; fi
   # Every run pushes a new image under the same tag: kiln refuses to move a tag unless --force-tag (the peers
