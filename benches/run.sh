@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# kiln's benchmark suite: kiln beside its baselines and peers, all measured in ONE invocation on the same input
+# (compare ratios within a run, never absolute times across runs or machines). For each fixture (small, big, node):
+#   build      build to a local OCI layout (fresh layout and cache each run): kiln | layer-igzip1 | umoci
+#   push       cold build+push to a throwaway local registry (content nobody has seen, fresh caches):
+#              kiln | push-igzip1 (tar|igzip -1|curl stream) | umoci+skopeo | buildah (vfs)
+#   unchanged  rebuild+push of unchanged input: kiln (warm cache) | umoci+skopeo
+#   changed    rebuild+push with one file changed: kiln (warm cache) vs kiln cold with the same layers
+#              (node: node_modules/ is its own --layer, the file changed is in dist/)
+# Prints hyperfine's progress on stderr and a markdown report on stdout (also written to $BENCH_WORK/report.md):
+# median wall time, mean CPU (user+sys of all processes the step ran; not the registry's), peak RSS (the largest
+# single process, /usr/bin/time %M), ratios, the compressed layer size beside igzip -1's, and the targets met.
+#
+# Usage: benches/run.sh [--quick] [--runs N] [--fixtures small,big,node] [--scenarios build,push,unchanged,changed]
+#                       [--skip umoci,buildah]
+# Env: BENCH_WORK (default /tmp/kiln-bench: fixtures are kept there), KILN (a kiln binary; default: cargo build
+#      --release --locked, found in cargo's target dir, so CARGO_TARGET_DIR is honoured).
+# Needs: hyperfine, igzip (isal), openssl, curl, tar, python3, /usr/bin/time, docker-registry; peers: umoci,
+#        skopeo, buildah (root only: vfs storage). As root on Debian missing ones are installed with apt-get.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+steps="$here/steps.sh"
+
+runs=5 warmup=1 fixtures=small,big,node scenarios=build,push,unchanged,changed skip=""
+while (($#)); do
+  case "$1" in
+    --quick) runs=2 ;;
+    --runs) runs="$2"; shift ;;
+    --fixtures) fixtures="$2"; shift ;;
+    --scenarios) scenarios="$2"; shift ;;
+    --skip) skip="$2"; shift ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+has() { [[ ",$1," == *",$2,"* ]]; }
+log() { echo "== $*" >&2; }
+
+# --- tools -------------------------------------------------------------------------------------------------
+declare -A pkg=([hyperfine]=hyperfine [igzip]=isal [openssl]=openssl [curl]=curl [tar]=tar [python3]=python3
+  [/usr/bin/time]=time [docker-registry]=docker-registry [umoci]=umoci [skopeo]=skopeo [buildah]=buildah)
+want=(hyperfine igzip openssl curl tar python3 /usr/bin/time docker-registry)
+has "$skip" umoci || want+=(umoci skopeo)
+if [[ $(id -u) != 0 ]] && ! has "$skip" buildah; then
+  log "not root: skipping buildah (rootless buildah needs subuid/subgid setup; run as root to include it)"
+  skip="$skip,buildah"
+fi
+has "$skip" buildah || want+=(buildah)
+missing=()
+for t in "${want[@]}"; do command -v "$t" >/dev/null || missing+=("${pkg[$t]}"); done
+if ((${#missing[@]})); then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing ${missing[*]}"
+    (export DEBIAN_FRONTEND=noninteractive; apt-get update -qq &&
+      apt-get install -y -qq --no-install-recommends "${missing[@]}") >&2
+  else
+    echo "run.sh: missing tools; install them (Debian): apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+# --- kiln --------------------------------------------------------------------------------------------------
+if [[ -z "${KILN:-}" ]]; then
+  log "cargo build --release --locked"
+  (cd "$root" && cargo build --release --locked -q)
+  target=$(cd "$root" && cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  KILN="$target/release/kiln"
+fi
+kiln=$(readlink -f "$KILN")
+[[ -x "$kiln" ]] || { echo "run.sh: no kiln binary at $kiln" >&2; exit 1; }
+
+# --- work dirs, fixtures -----------------------------------------------------------------------------------
+work=${BENCH_WORK:-/tmp/kiln-bench}
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+run=$(mktemp -d "$work/run.XXXXXX")
+regpid=""
+cleanup() {
+  if [[ -n "$regpid" ]]; then kill "$regpid" 2>/dev/null || true; wait "$regpid" 2>/dev/null || true; fi
+  rm -rf "$run"
+}
+trap cleanup EXIT
+export SOURCE_DATE_EPOCH=1700000000
+
+gen_stamp=$(sha256sum "$here/mkfixture.py" | cut -c1-16)
+fixture() {  # fixture KIND -> path of the (cached) fixture, regenerated when mkfixture.py changed
+  local fx="$work/fixture-$1"
+  if [[ ! -d "$fx" || "$(cat "$fx.stamp" 2>/dev/null)" != "$gen_stamp" ]]; then
+    log "generating fixture $1"
+    rm -rf "$fx"
+    python3 "$here/mkfixture.py" "$1" "$fx.tmp" && mv "$fx.tmp" "$fx"
+    echo "$gen_stamp" >"$fx.stamp"
+  fi
+  echo "$fx"
+}
+
+# A throwaway registry (Debian's docker-registry, CNCF distribution) on 127.0.0.1, one per fixture.
+start_registry() {
+  local d="$run/registry" port
+  rm -rf "$d"; mkdir -p "$d/data"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cat >"$d/config.yml" <<YAML
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage:
+  filesystem: {rootdirectory: $d/data}
+  maintenance: {uploadpurging: {enabled: false}}
+http: {addr: 127.0.0.1:$port, secret: kiln-bench}
+YAML
+  docker-registry serve "$d/config.yml" >"$d/log" 2>&1 &
+  regpid=$!
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+  curl -fs "http://127.0.0.1:$port/v2/" >/dev/null || { cat "$d/log" >&2; exit 1; }
+  host="127.0.0.1:$port"
+}
+stop_registry() {
+  if [[ -n "$regpid" ]]; then kill "$regpid" 2>/dev/null || true; wait "$regpid" 2>/dev/null || true; fi
+  regpid=""
+  rm -rf "$run/registry"
+}
+
+# bench KIND SCENARIO [NAME PREPARE COMMAND]... : one hyperfine invocation; every command runs under
+# /usr/bin/time so each timed run also records its peak RSS (KiB) in $run/rss/KIND.SCENARIO.NAME.
+mkdir -p "$run/rss" "$work/results"
+bench() {
+  local k="$1" sc="$2" args=(); shift 2
+  while (($#)); do
+    args+=(-n "$1" --prepare "$2" "/usr/bin/time -a -o $run/rss/$k.$sc.$1 -f %M $3")
+    shift 3
+  done
+  log "$k: $sc"
+  hyperfine --style basic --warmup "$warmup" --runs "$runs" --export-json "$work/results/$k.$sc.json" "${args[@]}" >&2
+}
+
+for k in ${fixtures//,/ }; do
+  fx=$(fixture "$k")
+  d="$run/$k"; mkdir -p "$d"
+  # Contexts: hard-link farms of the fixture (same inodes: the page cache is shared, all runs read warm files).
+  # umoci restores the atimes it read, which bumps the directories' ctimes, which kiln's layer cache key includes:
+  # so the unchanged scenario gives umoci its own copy (warm-umoci) of the same input.
+  cold="$d/cold"; warm="$d/warm"; wumoci="$d/warm-umoci"; chg="$d/changed"
+  for c in "$cold" "$warm" "$wumoci" "$chg"; do cp -al "$fx" "$c"; done
+  "$steps" fresh "$warm"; cp "$warm/.build-id" "$wumoci/.build-id"
+  subs=() layered=("--prefix" "/app")
+  case "$k" in
+    node) subs=(dist node_modules); changed_file=dist/bundle000.js ;;
+    small) changed_file=dist/chunk00/part0/module0000.js ;;
+    big) changed_file=README.md ;;
+  esac
+  fresh="$steps fresh $cold ${subs[*]}"
+  rm -rf "$work/results/$k".*
+
+  if has "$scenarios" build; then
+    cmds=(kiln "rm -rf $d/L $d/cache" "$kiln build $cold --prefix /app --to oci:$d/L:t --cache $d/cache -q"
+      layer-igzip1 "true" "$steps layer-igzip1 $cold")
+    has "$skip" umoci || cmds+=(umoci "rm -rf $d/U" "$steps umoci-build $cold $d/U")
+    bench "$k" build "${cmds[@]}"
+    # The same work? Compressed layer sizes: kiln's (the largest blob of its last layout) and igzip -1's.
+    echo "$(find "$d/L/blobs" -type f -printf '%s\n' | sort -n | tail -1)" \
+      "$(tar -C "$cold" --sort=name -cf - . | igzip -1 -c | wc -c)" >"$work/results/$k.sizes"
+  fi
+  if has "$scenarios" push || has "$scenarios" unchanged || has "$scenarios" changed; then start_registry; fi
+  # Every run pushes a new image under the same tag: kiln refuses to move a tag unless --force-tag (the peers
+  # just overwrite it). The unchanged rebuild republishes the identical image: a no-op either way.
+  if has "$scenarios" push; then
+    cmds=(kiln "$fresh; rm -rf $d/cache" "$kiln build $cold --prefix /app --to $host/bench/kiln:t --force-tag --cache $d/cache -q"
+      push-igzip1 "$fresh" "$steps push-igzip1 $cold http://$host/v2/bench/igzip")
+    has "$skip" umoci ||
+      cmds+=(umoci+skopeo "$fresh; rm -rf $d/U" "$steps umoci-push $cold $d/U $host/bench/umoci:t")
+    has "$skip" buildah || cmds+=(buildah "$fresh; rm -rf $d/B; buildah --root $d/B/root --runroot $d/B/run \
+--storage-driver vfs images >/dev/null" "$steps buildah-push $cold $d/B $host/bench/buildah:t")
+    bench "$k" push "${cmds[@]}"
+    rm -rf "$d/B"
+  fi
+  if has "$scenarios" unchanged; then
+    # The warmup run fills kiln's cache and the registry; the timed runs rebuild the same input.
+    cmds=(kiln "true" "$kiln build $warm --prefix /app --to $host/bench/kiln-warm:t --force-tag --cache $d/cache-warm -q")
+    has "$skip" umoci ||
+      cmds+=(umoci+skopeo "rm -rf $d/U" "$steps umoci-push $wumoci $d/U $host/bench/umoci-warm:t")
+    bench "$k" unchanged "${cmds[@]}"
+    # It must have reused: nothing compressed, nothing uploaded.
+    out=$($kiln build "$warm" --prefix /app --to "$host/bench/kiln-warm:t" --cache "$d/cache-warm" 2>&1)
+    grep -q '(0 compressed' <<<"$out" && grep -q ' 0 blobs uploaded' <<<"$out" ||
+      { echo "run.sh: kiln's unchanged rebuild did not reuse everything:" >&2; echo "$out" >&2; exit 1; }
+  fi
+  if has "$scenarios" changed; then
+    # node: node_modules/ as its own layer (unchanged: its cached blob is reused), dist/ the main layer.
+    if [[ $k == node ]]; then
+      lay() { echo "$1/dist --prefix /app/dist --layer $1/node_modules:/app/node_modules"; }
+    else
+      lay() { echo "$1 --prefix /app"; }
+    fi
+    cmds=(kiln "$steps change $chg/$changed_file $fx/$changed_file"
+      "$kiln build $(lay "$chg") --to $host/bench/kiln-changed:t --force-tag --cache $d/cache-changed -q"
+      kiln-cold "$fresh; rm -rf $d/cache" "$kiln build $(lay "$cold") --to $host/bench/kiln-cold:t --force-tag --cache $d/cache -q")
+    bench "$k" changed "${cmds[@]}"
+    if [[ $k == node ]]; then  # node_modules/ must have come from the cache
+      "$steps" change "$chg/$changed_file" "$fx/$changed_file"
+      # shellcheck disable=SC2046
+      out=$($kiln build $(lay "$chg") --to "$host/bench/kiln-changed:t" --force-tag --cache "$d/cache-changed" 2>&1)
+      grep -q '(1 compressed, 1 unchanged from the layer cache)' <<<"$out" ||
+        { echo "run.sh: kiln's one-file-changed rebuild did not reuse node_modules/:" >&2; echo "$out" >&2; exit 1; }
+    fi
+  fi
+  stop_registry
+  rm -rf "$d"
+done
+
+# --- report ------------------------------------------------------------------------------------------------
+{
+  echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'),"\
+    "$(free -g | awk '/^Mem:/{print $2}') GiB RAM, $(uname -sr); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "kiln $(cd "$root" && git describe --always --dirty 2>/dev/null || echo '?'), $runs runs + $warmup warmup per command;"\
+    "$(hyperfine --version), $(umoci --version 2>/dev/null | head -1), $(skopeo --version 2>/dev/null),"\
+    "$(buildah --version 2>/dev/null | cut -d'(' -f1)"
+  echo
+  python3 "$here/report.py" "$work/results" "$run/rss" ${fixtures//,/ }
+} | tee "$work/report.md"
