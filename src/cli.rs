@@ -190,7 +190,7 @@ pub struct BuildArgs {
     /// Layer compression
     #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
     pub compression: CompressionArg,
-    /// Compression level (gzip 1-9, default 1; zstd 1-19, default 3)
+    /// Compression level (gzip 1-9, default 2; zstd 1-19, default 3)
     #[arg(long)]
     pub compression_level: Option<i32>,
     /// Owner of every file in the layers, UID:GID
@@ -369,6 +369,10 @@ pub fn parse_chown(s: &str) -> Result<(u64, u64)> {
     Ok((u.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?))
 }
 
+/// gzip level when none is given. zlib-rs's level 1 uses fixed Huffman codes only, which makes text-heavy layers
+/// 30-40% larger than `gzip -1`; level 2 matches `igzip -1`'s size for a few percent more CPU (parallel anyway).
+pub const DEFAULT_GZIP_LEVEL: i32 = 2;
+
 /// `SOURCE_DATE_EPOCH` (seconds since 1970, default 0): the time stamped on every entry and in the config.
 pub fn source_date_epoch() -> Result<u64> {
     match std::env::var("SOURCE_DATE_EPOCH") {
@@ -449,7 +453,7 @@ impl BuildArgs {
         }
         let compression = match (self.compression, self.compression_level) {
             (CompressionArg::Gzip, l) => {
-                let level = l.unwrap_or(1);
+                let level = l.unwrap_or(DEFAULT_GZIP_LEVEL);
                 if !(1..=9).contains(&level) {
                     return Err(Error::invalid_arg(
                         "--compression-level",
