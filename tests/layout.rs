@@ -87,16 +87,7 @@ fn build_is_valid_and_unpacks_to_the_source_tree() {
 
     // umoci unpacks a tree identical to the source: content, modes, symlink targets, hardlinks.
     let bundle = t.path().join("bundle");
-    tool_ok(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &format!("{}:v1", layout.display()),
-            bundle.to_str().unwrap(),
-        ],
-    );
+    umoci_unpack(&format!("{}:v1", layout.display()), &bundle);
     let rootfs = bundle.join("rootfs/app");
     assert_eq!(tree_listing(&src), tree_listing(&rootfs));
     let a = fs::metadata(rootfs.join("bin/hello")).unwrap();
@@ -331,16 +322,7 @@ fn builds_on_a_base_from_a_layout() {
     );
     // umoci sees both layers merged.
     let bundle = t.path().join("bundle");
-    tool_ok(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &format!("{}:v1", layout.display()),
-            bundle.to_str().unwrap(),
-        ],
-    );
+    umoci_unpack(&format!("{}:v1", layout.display()), &bundle);
     assert!(bundle.join("rootfs/app/bin/hello").is_file());
     assert!(bundle.join("rootfs/srv/more.txt").is_file());
 }

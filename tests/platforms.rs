@@ -125,16 +125,7 @@ fn two_platforms_into_a_layout_make_an_index() {
             "{}:{arch}",
             t.path().join(format!("single-{arch}")).display()
         );
-        tool_ok(
-            "umoci",
-            &[
-                "unpack",
-                "--rootless",
-                "--image",
-                &image,
-                bundle.to_str().unwrap(),
-            ],
-        );
+        umoci_unpack(&image, &bundle);
         assert_eq!(
             fs::read_to_string(bundle.join("rootfs/app/bin/server")).unwrap(),
             text
@@ -279,16 +270,7 @@ fn two_platforms_on_a_two_platform_base_in_a_registry() {
     );
     let bundle = t.path().join("bundle");
     let image = format!("{}:arm", t.path().join("copy").display());
-    tool_ok(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &image,
-            bundle.to_str().unwrap(),
-        ],
-    );
+    umoci_unpack(&image, &bundle);
     assert_eq!(
         fs::read_to_string(bundle.join("rootfs/app/bin/server")).unwrap(),
         "arm binary\n"

@@ -769,16 +769,7 @@ fn cross_host_redirect_and_upload_location_get_no_credentials() {
     let raw = tool_ok("skopeo", &["inspect", "--raw", &img]);
     assert_eq!(sha256_digest(raw.as_bytes()), digest);
     let bundle = t.path().join("bundle");
-    tool_ok(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &format!("{}:v1", layout.display()),
-            bundle.to_str().unwrap(),
-        ],
-    );
+    umoci_unpack(&format!("{}:v1", layout.display()), &bundle);
     assert_eq!(
         tree_listing(base_src.path()),
         tree_listing(&bundle.join("rootfs/base"))

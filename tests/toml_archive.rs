@@ -254,16 +254,7 @@ fn build_archive(src: &Path, target: &str, cache: &Path) -> String {
 }
 
 fn unpack_compare(layout: &Path, tag: &str, src: &Path, bundle: &Path) {
-    tool_ok(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &format!("{}:{tag}", layout.display()),
-            bundle.to_str().unwrap(),
-        ],
-    );
+    umoci_unpack(&format!("{}:{tag}", layout.display()), bundle);
     assert_eq!(tree_listing(src), tree_listing(&bundle.join("rootfs/app")));
 }
 

@@ -111,16 +111,7 @@ pub fn pull_and_unpack(reg: &Registry, image: &str, dest: &Path) -> PathBuf {
     args.push(&dst);
     skopeo(&args);
     let bundle = dest.join("bundle");
-    tool_ok(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &format!("{}:t", layout.display()),
-            bundle.to_str().unwrap(),
-        ],
-    );
+    super::umoci_unpack(&format!("{}:t", layout.display()), &bundle);
     bundle.join("rootfs")
 }
 

@@ -314,3 +314,17 @@ pub fn kiln_ok(args: &[&str]) -> String {
 pub fn tool_ok(prog: &str, args: &[&str]) -> String {
     run_ok(Command::new(prog).args(args))
 }
+
+/// `umoci unpack --rootless --image LAYOUT:TAG BUNDLE`: an independent unpacker's view of an image.
+pub fn umoci_unpack(image: &str, bundle: &Path) -> String {
+    tool_ok(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            image,
+            bundle.to_str().unwrap(),
+        ],
+    )
+}
