@@ -279,7 +279,7 @@ impl TagTarget for RemoteTags {
     }
 
     fn resolve(&self, tag: &Tag) -> Result<Option<Digest>> {
-        Ok(self.repo.head_manifest(tag.as_str())?.map(|(d, _, _)| d))
+        resolve_tag(&self.repo, tag)
     }
 
     fn write_tag(&self, tag: &Tag) -> Result<WriteOutcome> {
@@ -288,6 +288,11 @@ impl TagTarget for RemoteTags {
             self.reference.name()
         )))
     }
+}
+
+/// What a tag points at now (`HEAD` on the manifest).
+fn resolve_tag(repo: &Repository, tag: &Tag) -> Result<Option<Digest>> {
+    Ok(repo.head_manifest(tag.as_str())?.map(|(d, _, _)| d))
 }
 
 /// Tags that follow the grammar (registries may hold others, e.g. from old tools; they are not versions).
@@ -316,7 +321,7 @@ impl TagTarget for RegistryTags<'_> {
     }
 
     fn resolve(&self, tag: &Tag) -> Result<Option<Digest>> {
-        Ok(self.repo.head_manifest(tag.as_str())?.map(|(d, _, _)| d))
+        resolve_tag(self.repo, tag)
     }
 
     fn write_tag(&self, tag: &Tag) -> Result<WriteOutcome> {

@@ -106,48 +106,15 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Check everything, run `before_write` (push blobs and the manifest by digest), then write the tags.
-/// Nothing is written — not even by `before_write` — when a tag would be refused.
-/// Whether this publish can only write new tags — every tag it would write is absent (floating ones aside, when
-/// allowed) — so no check can refuse it and blobs may go to the registry before the image's digest is known.
-/// Reads only.
-pub fn only_new_tags(target: &dyn TagTarget, req: &TagRequest, build_dir: &Path) -> Result<bool> {
-    if req.templates.iter().any(|t| template::needs_digest(t)) {
-        return Ok(false);
-    }
-    let git = if req.needs_git() {
-        GitInfo::discover(build_dir)?
-    } else {
-        None
-    };
-    if matches!(req.scheme, Some(Scheme::Git { .. })) && git.is_none() {
-        return Ok(false);
-    }
-    let listed = target.list_tags()?;
-    let predicted = match &req.scheme {
-        Some(s) => Some(versions::next_version(s, &listed, git.as_ref())?),
-        None => None,
-    };
-    let tags = render_all(req, predicted.as_ref(), git.as_ref(), &Digest::of(b""))?;
-    for t in predicted.iter().chain(&tags) {
-        if versions::is_floating(t.as_str(), &req.policy.floating_list) {
-            if !req.policy.floating_allowed {
-                return Ok(false);
-            }
-        } else if listed.contains(t) || target.resolve(t)?.is_some() {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+/// What every publish starts from: git (when a version or template needs it), the target's tags, and the version
+/// this publish will most likely get.
+struct Start {
+    git: Option<GitInfo>,
+    listed: Vec<Tag>,
+    predicted: Option<Tag>,
 }
 
-pub fn publish_tags(
-    target: &dyn TagTarget,
-    digest: &Digest,
-    req: &TagRequest,
-    build_dir: &Path,
-    before_write: &mut dyn FnMut() -> Result<()>,
-) -> Result<Tagged> {
+fn start(target: &dyn TagTarget, req: &TagRequest, build_dir: &Path) -> Result<Start> {
     let git = if req.needs_git() {
         GitInfo::discover(build_dir)?
     } else {
@@ -160,12 +127,59 @@ pub fn publish_tags(
         )));
     }
     let listed = target.list_tags()?;
-    // The version this publish will most likely get; templates with {version} are checked with it now and
-    // rendered again below if a race or reuse changes it.
     let predicted = match &req.scheme {
         Some(s) => Some(versions::next_version(s, &listed, git.as_ref())?),
         None => None,
     };
+    Ok(Start {
+        git,
+        listed,
+        predicted,
+    })
+}
+
+/// Whether this publish can only write new tags — every tag it would write is absent (floating ones aside, when
+/// allowed) — so no check can refuse it and blobs may go to the registry before the image's digest is known.
+/// Reads only.
+pub fn only_new_tags(target: &dyn TagTarget, req: &TagRequest, build_dir: &Path) -> Result<bool> {
+    if req.templates.iter().any(|t| template::needs_digest(t)) {
+        return Ok(false);
+    }
+    let st = start(target, req, build_dir)?;
+    let tags = render_all(
+        req,
+        st.predicted.as_ref(),
+        st.git.as_ref(),
+        &Digest::of(b""),
+    )?;
+    for t in st.predicted.iter().chain(&tags) {
+        if versions::is_floating(t.as_str(), &req.policy.floating_list) {
+            if !req.policy.floating_allowed {
+                return Ok(false);
+            }
+        } else if st.listed.contains(t) || target.resolve(t)?.is_some() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Check everything, run `before_write` (push blobs and the manifest by digest), then write the tags.
+/// Nothing is written — not even by `before_write` — when a tag would be refused.
+pub fn publish_tags(
+    target: &dyn TagTarget,
+    digest: &Digest,
+    req: &TagRequest,
+    build_dir: &Path,
+    before_write: &mut dyn FnMut() -> Result<()>,
+) -> Result<Tagged> {
+    // The predicted version: templates with {version} are checked with it now and rendered again below if a race
+    // or reuse changes it.
+    let Start {
+        git,
+        listed,
+        predicted,
+    } = start(target, req, build_dir)?;
     let pre_tags = render_all(req, predicted.as_ref(), git.as_ref(), digest)?;
     let uses_version = req.templates.iter().any(|t| t.contains("{version}"));
     let check = Plan {
