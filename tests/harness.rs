@@ -16,8 +16,7 @@ fn header(r: &reqwest::blocking::Response, name: impl reqwest::header::AsHeaderN
 }
 
 fn plain() -> Client {
-    Client::builder()
-        .no_proxy()
+    registry::http_client()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
@@ -650,7 +649,7 @@ fn proxy_redirects_to_second_host_and_records_authorization() {
             img.layer_digest
         )
     );
-    let following = Client::builder().no_proxy().build().unwrap();
+    let following = registry::http_client().build().unwrap();
     let r = following
         .get(&blob_url)
         .header(AUTHORIZATION, reg.basic_auth())

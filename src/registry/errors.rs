@@ -108,7 +108,7 @@ pub fn protocol_error(
 /// A transport failure: connection, TLS, reset, timeout.
 pub fn connection_error(method: &str, url: &Url, err: &dyn std::error::Error) -> Error {
     // reqwest's Display includes the URL (unredacted); walk the sources for the cause instead.
-    // Causes nest and repeat each other (hyper's "client error (Connect)", native-tls and OpenSSL both printing
+    // Causes nest and repeat each other (hyper's "client error (Connect)", the TLS library and hyper both printing
     // the same error stack): keep each text once, dropping any a kept one already contains.
     let mut causes: Vec<String> = Vec::new();
     let mut cur: Option<&dyn std::error::Error> = err.source();

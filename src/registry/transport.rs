@@ -192,6 +192,9 @@ pub(crate) fn is_loopback(host_port: &str) -> bool {
 
 impl Transport {
     pub fn new(opts: ClientOptions, creds: CredentialEnv) -> Result<Self> {
+        // reqwest is built without a bundled crypto provider (`rustls-no-provider`): ring is ours, installed once
+        // per process (a second install, e.g. by a second Transport, is a harmless no-op).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         // Read the CA file now so a bad one is reported before anything else happens.
         let ca = match &opts.ca_file {
             Some(ca) => {
@@ -214,8 +217,8 @@ impl Transport {
         })
     }
 
-    /// The HTTP client, built on first use: building one loads the system CA bundle, which OpenSSL 3 takes tens
-    /// of milliseconds for; a run that never needs the unverified client never pays for it.
+    /// The HTTP client, built on first use: building one loads and parses the system CA bundle; a run that never
+    /// needs the unverified client never pays for it.
     fn http(&self, accept_invalid: bool) -> Result<&Http> {
         let cell = if accept_invalid {
             &self.unverified

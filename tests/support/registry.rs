@@ -141,10 +141,15 @@ fn wait_ready(
     ))
 }
 
+/// A reqwest client builder for the harness's own requests. reqwest is built without a bundled crypto provider
+/// (kiln installs ring itself), so the harness installs the same one before its first client.
+pub fn http_client() -> reqwest::blocking::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder().no_proxy()
+}
+
 fn client_builder(ca: Option<&Path>) -> reqwest::blocking::ClientBuilder {
-    let mut b = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none());
+    let mut b = http_client().redirect(reqwest::redirect::Policy::none());
     if let Some(ca) = ca {
         let pem = std::fs::read(ca).unwrap();
         b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
