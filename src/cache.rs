@@ -2,8 +2,8 @@
 //! nor re-uploaded (the usual CI case: `dist/` changed, `node_modules/` did not).
 //!
 //! The key hashes everything the blob depends on: the encoder (kiln's version), compression and level, owner,
-//! mtime, destination, and for every entry its path, kind, mode, link target, size and its inode stamp (mtime and
-//! ctime to the nanosecond, inode number). Not mtimes alone: `ctime` cannot be set by users (`touch`, `cp -p`,
+//! mtime, destination, and for every entry its path, kind, mode, link target, size and (all but directories) its
+//! inode stamp (mtime and ctime to the nanosecond, inode number). Not mtimes alone: `ctime` cannot be set by users (`touch`, `cp -p`,
 //! `git checkout` all leave a new ctime), so a file rewritten with its old mtime restored still misses. A hit is
 //! only used if the blob is still in a layout with its recorded size; the record itself is written after the blob,
 //! atomically, so a crash leaves at most a missing record.
@@ -61,7 +61,13 @@ impl LayerCache {
                     h.update(target.as_os_str().as_bytes());
                 }
             }
-            let (m, mn, c, cn, ino) = e.stamp;
+            // A directory's tar header holds only its path and mode (times and owners are normalized), so its
+            // stamp stays out: adding or replacing a file changes the directory's mtime and ctime, and would
+            // otherwise invalidate the layer holding the directory as well as the one holding the file.
+            let (m, mn, c, cn, ino) = match e.kind {
+                EntryKind::Dir => (0, 0, 0, 0, 0),
+                _ => e.stamp,
+            };
             h.update(format!(" {:o} {m}.{mn} {c}.{cn} {ino}\n", e.mode));
         }
         hex::encode(h.finalize())

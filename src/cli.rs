@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::image::{ConfigSpec, PlatformSpec};
 use crate::layer::Compression;
 use crate::reference::Reference;
+use crate::split::Split;
 use crate::target::Target;
 use crate::walk::normalize_dest;
 
@@ -206,6 +207,11 @@ pub struct BuildArgs {
     /// Compress every layer again instead of reusing an unchanged layer's blob from the cache
     #[arg(long)]
     pub no_cache: bool,
+    /// Cut each directory into layers of about SIZE of tar at content-defined boundaries, large files in layers
+    /// of their own, so a rebuild recompresses and pushes only the parts that changed: auto (4 MiB or more, about
+    /// 16 parts per directory at most), a SIZE like 32MiB, or off (one layer per directory)
+    #[arg(long, value_name = "auto|off|SIZE", default_value = "auto")]
+    pub split: Split,
 }
 
 #[derive(Args, Debug)]
@@ -537,6 +543,7 @@ impl BuildArgs {
             registry: self.registry.options(0),
             cache: self.cache.clone().unwrap_or_else(default_cache),
             no_cache: self.no_cache,
+            split: self.split,
         })
     }
 }

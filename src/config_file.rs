@@ -16,6 +16,7 @@ use crate::cli::{CompressionArg, parse_chown, parse_expose};
 use crate::commands::tagging::TagRequest;
 use crate::error::{Error, Result};
 use crate::image::PlatformSpec;
+use crate::split::Split;
 use crate::target::Target;
 use crate::versions::Scheme;
 use crate::walk::normalize_dest;
@@ -40,6 +41,7 @@ const KEYS: &[&str] = &[
     "expose",
     "compression",
     "compression-level",
+    "split",
     "platforms",
     "allow-floating",
     "always-new",
@@ -72,6 +74,7 @@ pub struct FileBuild {
     pub expose: Option<Vec<String>>,
     pub compression: Option<CompressionArg>,
     pub compression_level: Option<i32>,
+    pub split: Option<Split>,
     /// `os/arch[/variant]` values, in order (one per platform of a multi-platform build).
     pub platforms: Option<Vec<String>>,
     pub allow_floating: Option<bool>,
@@ -187,6 +190,13 @@ pub fn parse(name: &str, text: &str) -> Result<FileBuild> {
                     }
                 });
                 spans.push((key, v.clone()));
+            }
+            "split" => {
+                let v2 = s()?;
+                f.split = Some(
+                    v2.parse::<Split>()
+                        .map_err(|why| doc.err(v.span(), key, why))?,
+                );
             }
             "compression-level" => {
                 let n = match v.get_ref() {

@@ -23,6 +23,7 @@ pub mod progress;
 pub mod publish;
 pub mod reference;
 pub mod registry;
+pub mod split;
 pub mod store;
 pub mod tag;
 pub mod target;

@@ -511,3 +511,101 @@ fn a_layer_can_have_its_own_owner_and_file_mode() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The layer digests of `image` (an `oci:` reference), bottom first, as skopeo reads them.
+fn skopeo_layers(image: &str) -> Vec<String> {
+    let info: serde_json::Value =
+        serde_json::from_str(&tool_ok("skopeo", &["inspect", image])).unwrap();
+    info["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_directory_is_split_into_layers_by_content_and_a_change_rebuilds_one() {
+    let t = tempdir();
+    let src = t.path().join("src");
+    // A 5 MiB "binary" with a hardlink beside it, and a web/ of 700 small files (~9 MB of tar).
+    fs::create_dir_all(src.join("bin")).unwrap();
+    let mut bin = Vec::with_capacity(5 << 20);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while bin.len() < 5 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        bin.extend_from_slice(&x.to_le_bytes());
+    }
+    fs::write(src.join("bin/server"), &bin).unwrap();
+    fs::hard_link(src.join("bin/server"), src.join("bin/server-link")).unwrap();
+    for i in 0..700 {
+        let d = src.join(format!("web/d{}", i % 7));
+        fs::create_dir_all(&d).unwrap();
+        let body = format!("export const v{i} = {:?};\n", "x".repeat(40)).repeat(300);
+        fs::write(d.join(format!("m{i:03}.js")), body).unwrap();
+    }
+    let cache = t.path().join("cache");
+    let build = |layout: &str, extra: &[&str]| {
+        let to = format!("oci:{}:v1", t.path().join(layout).display());
+        let mut args = vec!["build", src.to_str().unwrap(), "--to", &to, "--force-tag"];
+        args.extend_from_slice(&["--cache", cache.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let out = kiln_out(&args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        (to, err)
+    };
+
+    let (split, err) = build("split", &["--split", "4MiB"]);
+    let layers = skopeo_layers(&split);
+    assert!(layers.len() >= 3, "{layers:?}\n{err}");
+    // The binary has a layer of its own (with its hardlink): one layer is about its size.
+    assert!(err.contains("5.0 MiB of tar"), "{err}");
+    tool_ok(
+        "oci-image-tool",
+        &["validate", "--type", "image", "--ref", "name=v1"]
+            .into_iter()
+            .chain([t.path().join("split").to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    );
+    // Applied in order, the layers give exactly the source tree, hardlink included.
+    let bundle = t.path().join("bundle");
+    umoci_unpack(split.strip_prefix("oci:").unwrap(), &bundle);
+    assert_eq!(tree_listing(&src), tree_listing(&bundle.join("rootfs")));
+    let a = fs::metadata(bundle.join("rootfs/bin/server")).unwrap();
+    let b = fs::metadata(bundle.join("rootfs/bin/server-link")).unwrap();
+    assert_eq!(a.ino(), b.ino(), "the hardlink stayed with its file");
+
+    // --split off: one layer, the same tree.
+    let (off, _) = build("off", &["--split", "off"]);
+    assert_eq!(skopeo_layers(&off).len(), 1);
+    let bundle = t.path().join("bundle-off");
+    umoci_unpack(off.strip_prefix("oci:").unwrap(), &bundle);
+    assert_eq!(tree_listing(&src), tree_listing(&bundle.join("rootfs")));
+
+    // Deterministic: a fresh cache and layout give the same layers.
+    let (again, _) = build("again", &["--split", "4MiB", "--no-cache"]);
+    assert_eq!(skopeo_layers(&again), layers);
+
+    // One file rewritten (a new inode, like a bundler's output): only its layer is compressed again.
+    let f = src.join("web/d2/m345.js");
+    let mut body = fs::read(&f).unwrap();
+    body[10] ^= 1;
+    fs::remove_file(&f).unwrap();
+    fs::write(&f, &body).unwrap();
+    let (changed, err) = build("split", &["--split", "4MiB"]);
+    assert!(err.contains("(1 compressed,"), "{err}");
+    let after = skopeo_layers(&changed);
+    assert_eq!(after.len(), layers.len());
+    let differ = after.iter().zip(&layers).filter(|(a, b)| a != b).count();
+    assert_eq!(differ, 1, "{layers:?}\n{after:?}");
+
+    // A file added: boundaries move only next to it, most layers keep their digests.
+    fs::write(src.join("web/d2/m345b.js"), "export const added = 1;\n").unwrap();
+    let (added, _) = build("split", &["--split", "4MiB"]);
+    let now = skopeo_layers(&added);
+    let kept = now.iter().filter(|l| after.contains(l)).count();
+    assert!(kept + 2 >= after.len(), "{after:?}\n{now:?}");
+}

@@ -19,6 +19,7 @@ use crate::layer::{self, Compression, LayerOptions};
 use crate::output::{Published, Reporter};
 use crate::reference::Reference;
 use crate::registry::{BlobOutcome, Client, ClientOptions};
+use crate::split::{self, Split};
 use crate::store::Layout;
 use crate::target::{LayoutRef, Target};
 use crate::walk;
@@ -45,6 +46,8 @@ pub struct BuildPlan {
     pub cache: PathBuf,
     /// Do not reuse cached layers (every layer is compressed again).
     pub no_cache: bool,
+    /// How each source directory is cut into image layers.
+    pub split: Split,
 }
 
 impl BuildPlan {
@@ -380,8 +383,17 @@ fn write_image(
         }
     }
     let cache = (!plan.no_cache).then(|| LayerCache::new(plan.cache.join(LAYER_CACHE_DIR)));
-    let mut records = Vec::new();
+    // Every source's parts first: the layer count is checked before anything is compressed.
+    let mut sources = Vec::with_capacity(plan.layers.len());
     for (src, entries) in plan.layers.iter().zip(walked) {
+        let entries = with_mode(entries, src.mode);
+        let ranges = split::parts(&entries, plan.split);
+        sources.push((src, entries, ranges));
+    }
+    let base_layers = base.map_or(0, |b| b.base.manifest.value.layers().len());
+    split::check_layer_count(base_layers + sources.iter().map(|s| s.2.len()).sum::<usize>())?;
+    let mut records = Vec::new();
+    for (src, entries, ranges) in &sources {
         let (uid, gid) = src.chown.unwrap_or((plan.uid, plan.gid));
         let opts = LayerOptions {
             mtime: plan.config.created,
@@ -389,42 +401,27 @@ fn write_image(
             gid,
             compression: plan.compression,
         };
-        let entries = &with_mode(entries, src.mode);
-        let key = LayerCache::key(entries, &opts);
-        let hit = cache.as_ref().and_then(|c| c.get(&key));
-        let layer = match hit.filter(|h| reuse_blob(txn, &plan.cache, h)) {
-            Some(h) => {
-                report.step(format_args!(
-                    "layer {} from {}: unchanged, reused",
-                    h.digest.short(),
-                    src.src.display()
-                ));
-                report.record(|s| {
-                    s.compression = Some(compression_name(opts.compression));
-                    s.layers_reused += 1;
-                    s.tar_bytes += h.tar_size;
-                    s.blob_bytes += h.size;
-                });
-                h
-            }
-            None => {
-                let l = build_layer(txn, src, entries, &opts, report)?;
-                if let Some(tx) = early {
-                    let _ = tx.send((l.digest.clone(), l.size));
-                }
-                if let Some(c) = &cache {
-                    c.put(&key, &l);
-                }
-                l
-            }
-        };
-        records.push(LayerRecord {
-            digest: layer.digest,
-            size: layer.size,
-            media_type: plan.compression.media_type(),
-            diff_id: layer.diff_id,
-            created_by: src.created_by.clone(),
-        });
+        let count = ranges.len();
+        for (i, range) in ranges.iter().enumerate() {
+            let part = Part {
+                entries: &entries[range.clone()],
+                label: match count {
+                    1 => src.src.display().to_string(),
+                    _ => format!("{} (part {}/{count})", src.src.display(), i + 1),
+                },
+            };
+            let layer = layer_for(txn, plan, cache.as_ref(), &part, &opts, early, report)?;
+            records.push(LayerRecord {
+                digest: layer.digest,
+                size: layer.size,
+                media_type: plan.compression.media_type(),
+                diff_id: layer.diff_id,
+                created_by: match count {
+                    1 => src.created_by.clone(),
+                    _ => format!("{} [part {}/{count}]", src.created_by, i + 1),
+                },
+            });
+        }
     }
     let config = image::build_config(base.map(|b| &b.base.config.value), &plan.config, &records)?;
     let manifest = image::build_manifest(base.map(|b| &b.base), &config, &records, &plan.config)?;
@@ -460,25 +457,67 @@ fn with_mode(entries: &[walk::Entry], mode: Option<u32>) -> std::borrow::Cow<'_,
     std::borrow::Cow::Owned(owned)
 }
 
+/// One image layer: a run of a source's entries (all of them unless the source is split), and how messages name it.
+struct Part<'a> {
+    entries: &'a [walk::Entry],
+    label: String,
+}
+
+/// A part's layer: the cached blob when its input is unchanged, else built now (and announced for an early push).
+fn layer_for(
+    txn: &mut Txn<'_>,
+    plan: &BuildPlan,
+    cache: Option<&LayerCache>,
+    part: &Part<'_>,
+    opts: &LayerOptions,
+    early: Option<&Finished>,
+    report: &Reporter,
+) -> Result<CachedLayer> {
+    let key = LayerCache::key(part.entries, opts);
+    let hit = cache.and_then(|c| c.get(&key));
+    if let Some(h) = hit.filter(|h| reuse_blob(txn, &plan.cache, h)) {
+        report.step(format_args!(
+            "layer {} from {}: unchanged, reused",
+            h.digest.short(),
+            part.label
+        ));
+        report.record(|s| {
+            s.compression = Some(compression_name(opts.compression));
+            s.layers_reused += 1;
+            s.tar_bytes += h.tar_size;
+            s.blob_bytes += h.size;
+        });
+        return Ok(h);
+    }
+    let l = build_layer(txn, part, opts, report)?;
+    if let Some(tx) = early {
+        let _ = tx.send((l.digest.clone(), l.size));
+    }
+    if let Some(c) = cache {
+        c.put(&key, &l);
+    }
+    Ok(l)
+}
+
 /// One pass: walk entries → tar → diff_id → compression → blob in the layout.
 fn build_layer(
     txn: &mut Txn<'_>,
-    src: &LayerSource,
-    entries: &[walk::Entry],
+    part: &Part<'_>,
     opts: &LayerOptions,
     report: &Reporter,
 ) -> Result<CachedLayer> {
+    let entries = part.entries;
     let layout = txn.layout;
     // ocidir's writer hashes what it writes; whether the blob is new comes from the snapshot taken at the start,
     // so a blob that was already in the layout (another image's) is never removed by a rollback.
     let sink = layout.blob_writer()?;
     let bar = report.bytes(
-        || format!("layer from {}", src.src.display()),
+        || format!("layer from {}", part.label),
         tar_estimate(entries),
     );
     let (info, sink) =
         layer::write_layer_with_progress(entries, opts, sink, &mut |done| bar.set_position(done))
-            .context(|| format!("building the layer from {}", src.src.display()))?;
+            .context(|| format!("building the layer from {}", part.label))?;
     bar.finish();
     let (digest, size) = layout.finish_blob(sink)?;
     let added = txn.is_new(&digest);
@@ -486,7 +525,7 @@ fn build_layer(
     report.step(format_args!(
         "layer {} from {}: {} of tar -> {}{}",
         digest.short(),
-        src.src.display(),
+        part.label,
         crate::progress::human_bytes(info.tar_size),
         crate::progress::human_bytes(size),
         if added { "" } else { " (already stored)" }
