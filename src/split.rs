@@ -113,6 +113,7 @@ fn path_hash(path: &[u8]) -> u64 {
 }
 
 /// The parts of `entries` (sorted, as `walk` returns them): contiguous, non-empty, covering every entry in order.
+#[allow(clippy::single_range_in_vec_init)] // one part holding every entry, not the numbers 0..n
 pub fn parts(entries: &[Entry], split: Split) -> Vec<Range<usize>> {
     let n = entries.len();
     let target = match split {
