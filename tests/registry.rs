@@ -1031,3 +1031,49 @@ fn auto_version_follows_tag_pagination() {
         assert_eq!(skopeo_list_tags(&reg, repo).len(), 8);
     }
 }
+
+#[test]
+fn a_one_file_change_pushes_only_its_layer() {
+    let reg = Registry::start(Mode::open());
+    let proxy = Proxy::start(&reg);
+    let k = Kiln::new(&reg, &proxy.host(), Creds::None);
+    let src = k.env.path("dist");
+    for i in 0..600 {
+        let d = src.join(format!("chunk{}", i % 5));
+        std::fs::create_dir_all(&d).unwrap();
+        let body = format!("export const m{i} = {};\n", i * 7919).repeat(700);
+        std::fs::write(d.join(format!("m{i:03}.js")), body).unwrap();
+    }
+    let split = ["--split", "4MiB"];
+    let (first, _) = k.build(&src, "web:v1", "/app", &split);
+    let layers = |out: &str| -> Vec<String> {
+        let raw: serde_json::Value = serde_json::from_str(&skopeo_inspect_raw(
+            &reg,
+            &format!("web@{}", digest_of(out)),
+        ))
+        .unwrap();
+        raw["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before = layers(&first);
+    assert!(before.len() >= 3, "{before:?}");
+
+    proxy.clear_requests();
+    // Rewritten by the build tool (a new inode), one byte different.
+    let f = src.join("chunk2/m302.js");
+    let mut body = std::fs::read(&f).unwrap();
+    body[13] = b'X';
+    std::fs::remove_file(&f).unwrap();
+    std::fs::write(&f, body).unwrap();
+    let (second, err) = k.build(&src, "web:v2", "/app", &split);
+    let after = layers(&second);
+    assert_eq!(after.len(), before.len());
+    assert_eq!(after.iter().filter(|l| !before.contains(l)).count(), 1);
+    // Two blobs uploaded: the changed layer and the config; every other layer was found there (HEAD).
+    assert_eq!(blob_upload_requests(&proxy, "web").0, 2, "{err}");
+    assert!(err.contains("(1 compressed,"), "{err}");
+}
