@@ -4,17 +4,19 @@
 //! image layer (sockets, devices, FIFOs, names runtimes would read as whiteouts), and records what `layer` needs to
 //! notice a file changing under it (`stamp`). Owners and times are not recorded: the layer normalizes them.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
 #[cfg(test)]
 pub(crate) mod fixture;
+mod order;
+mod scan;
+mod sys;
 #[cfg(test)]
 mod tests;
 
@@ -110,141 +112,43 @@ pub fn walk(root: &Path, dest: &str) -> Result<Vec<Entry>> {
             root,
             format!(
                 "is not a directory ({}); a layer is built from a directory",
-                describe(&root_md.file_type())
+                sys::describe(root_md.mode())
             ),
         ));
     }
 
-    // Each entry with the (dev, ino) of a regular file with more than one link, to find hardlinks once sorted.
-    let mut entries: Vec<(Entry, Option<(u64, u64)>)> = Vec::new();
+    let mut entries: Vec<Entry> = Vec::new();
     // Archive path of `root`: `dest` without its leading `/` ("" for the image root).
     let base: Vec<u8> = dest.as_bytes()[1..].to_vec();
+    // The components of `dest` are prefixes of everything below, so they come first in byte-wise order.
     let mut prefix = Vec::new();
     for comp in base.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
         if !prefix.is_empty() {
             prefix.push(b'/');
         }
         prefix.extend_from_slice(comp);
-        let e = Entry {
+        entries.push(Entry {
             path: PathBuf::from(OsStr::from_bytes(&prefix)),
             source: None,
             kind: EntryKind::Dir,
             mode: DEST_DIR_MODE,
             stamp: (0, 0, 0, 0, 0),
-        };
-        entries.push((e, None));
+        });
     }
+    // (dev, ino, index) of each regular file with more than one link.
+    let mut links = Vec::new();
+    scan::scan(root, &base, &mut entries, &mut links)?;
 
-    // Explicit stack of (disk dir, archive path) instead of recursion: trees may be deep.
-    let mut stack: Vec<(PathBuf, Vec<u8>)> = vec![(root.to_path_buf(), base)];
-    while let Some((dir, arch)) = stack.pop() {
-        let rd = fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
-        for de in rd {
-            let de = de.map_err(|e| Error::io(&dir, e))?;
-            let name = de.file_name();
-            let disk = de.path();
-            if name.as_bytes().starts_with(WHITEOUT_PREFIX) {
-                return Err(Error::input(
-                    &disk,
-                    "a file named .wh.* would be read by container runtimes as a whiteout (deleting a file of \
-                     the lower layers), not as a file; rename or remove it",
-                ));
-            }
-            let mut path = Vec::with_capacity(arch.len() + 1 + name.len());
-            if !arch.is_empty() {
-                path.extend_from_slice(&arch);
-                path.push(b'/');
-            }
-            path.extend_from_slice(name.as_bytes());
-
-            // lstat: never follow.
-            let md = fs::symlink_metadata(&disk).map_err(|e| Error::io(&disk, e))?;
-            let ft = md.file_type();
-            let mut link = None;
-            let kind = if ft.is_dir() {
-                stack.push((disk.clone(), path.clone()));
-                EntryKind::Dir
-            } else if ft.is_file() {
-                if md.nlink() > 1 {
-                    link = Some((md.dev(), md.ino()));
-                }
-                EntryKind::File { size: md.len() }
-            } else if ft.is_symlink() {
-                let target = fs::read_link(&disk).map_err(|e| Error::io(&disk, e))?;
-                EntryKind::Symlink { target }
-            } else {
-                return Err(Error::input(
-                    &disk,
-                    format!(
-                        "is a {}; kiln only puts regular files, directories and symlinks in a layer",
-                        describe(&ft)
-                    ),
-                ));
+    // The first name (in order) of a multiply-linked inode is the file, later names link to it. Sorting is
+    // cheaper than a map here: most multiply-linked files have no second name in the tree (a package store's).
+    links.sort_unstable();
+    for group in links.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+        let first = group[0].2;
+        for &(_, _, i) in &group[1..] {
+            entries[i].kind = EntryKind::Hardlink {
+                target: entries[first].path.clone(),
             };
-            let e = Entry {
-                path: PathBuf::from(OsStr::from_bytes(&path)),
-                source: Some(disk),
-                kind,
-                mode: md.mode() & 0o7777,
-                stamp: (
-                    md.mtime(),
-                    md.mtime_nsec(),
-                    md.ctime(),
-                    md.ctime_nsec(),
-                    md.ino(),
-                ),
-            };
-            entries.push((e, link));
         }
     }
-
-    // Byte-wise order of the full path: a parent is a prefix of its children, so it sorts first.
-    entries.sort_unstable_by(|(a, _), (b, _)| {
-        a.path
-            .as_os_str()
-            .as_bytes()
-            .cmp(b.path.as_os_str().as_bytes())
-    });
-    // The first name of a multiply-linked inode is the file, later names link to it.
-    let mut first_name: HashMap<(u64, u64), PathBuf> = HashMap::new();
-    let sorted = entries
-        .into_iter()
-        .map(|(mut e, link)| {
-            if let Some(key) = link {
-                match first_name.get(&key) {
-                    Some(first) => {
-                        e.kind = EntryKind::Hardlink {
-                            target: first.clone(),
-                        }
-                    }
-                    None => {
-                        first_name.insert(key, e.path.clone());
-                    }
-                }
-            }
-            e
-        })
-        .collect();
-    Ok(sorted)
-}
-
-/// What a file type is, for error messages.
-fn describe(ft: &fs::FileType) -> &'static str {
-    if ft.is_dir() {
-        "directory"
-    } else if ft.is_file() {
-        "regular file"
-    } else if ft.is_symlink() {
-        "symlink"
-    } else if ft.is_socket() {
-        "unix socket"
-    } else if ft.is_fifo() {
-        "FIFO (named pipe)"
-    } else if ft.is_char_device() {
-        "character device"
-    } else if ft.is_block_device() {
-        "block device"
-    } else {
-        "special file"
-    }
+    Ok(entries)
 }

@@ -275,3 +275,53 @@ fn normalize_dest_cases() {
             .contains("inside the image root")
     );
 }
+
+#[test]
+fn order_is_bytewise_across_directories() {
+    // A directory's contents sort after siblings that extend its name with a byte below `/` (`a-b`, `a.c` come
+    // before `a/…`), so they are not next to the directory's own entry.
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path();
+    for d in ["a/b/c", "a-b", "a.c", "a0", "b/a/x", "b/a-", "b/a."] {
+        fs::create_dir_all(r.join(d)).unwrap();
+    }
+    for f in [
+        "!", "~", "a/f", "a/b-c", "a.c/f", "a0/f", "b/a/x/y", "b/a-/z",
+    ] {
+        fs::write(r.join(f), b"").unwrap();
+    }
+    // The first name in that order is the file, wherever the directories were read.
+    fs::write(r.join("a/b/c/h"), b"shared").unwrap();
+    fs::hard_link(r.join("a/b/c/h"), r.join("a-b/h")).unwrap();
+    let entries = walk(r, "/").unwrap();
+    let got: Vec<&[u8]> = entries.iter().map(|e| bytes(&e.path)).collect();
+    let mut sorted = got.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(got, sorted);
+    assert_eq!(got.len(), 21, "{got:?}");
+    assert_eq!(find(&entries, "a-b/h").kind, EntryKind::File { size: 6 });
+    assert_eq!(
+        find(&entries, "a/b/c/h").kind,
+        EntryKind::Hardlink {
+            target: PathBuf::from("a-b/h")
+        }
+    );
+}
+
+#[test]
+fn of_several_errors_the_first_path_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    for d in ["a/x", "b", "c"] {
+        fs::create_dir_all(tmp.path().join(d)).unwrap();
+    }
+    fs::write(tmp.path().join("c/.wh.c"), b"").unwrap();
+    fs::write(tmp.path().join("b/.wh.b"), b"").unwrap();
+    let fifo = tmp.path().join("a/x/pipe");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    for _ in 0..5 {
+        let msg = walk(tmp.path(), "/").unwrap_err().to_string();
+        assert!(msg.contains(fifo.to_str().unwrap()), "{msg}");
+    }
+}
