@@ -114,13 +114,17 @@ pub(super) fn scan(
         wake: Condvar::new(),
         next_id: AtomicU32::new(1),
     };
-    // Helpers start only once there is a second directory to read: small trees never need them.
+    // Helpers start only once there is a second directory to read: small trees never need them. A helper that
+    // cannot be started (thread limit) only means fewer threads.
     let found: Vec<Gathered> = std::thread::scope(|s| {
         let mut helpers = Vec::new();
         let mut spawn = || {
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
             for _ in 1..threads.min(MAX_THREADS) {
-                helpers.push(s.spawn(|| w.work(None)));
+                let helper = std::thread::Builder::new()
+                    .name("kiln-walk".into())
+                    .spawn_scoped(s, || w.work(None));
+                helpers.extend(helper.ok());
             }
         };
         let mut found = vec![w.work(Some(&mut spawn))];
