@@ -153,7 +153,7 @@ fn logged(stderr: &str, method: &str, path_contains: &str) -> usize {
 /// The shared proof for one registry mode, with kiln reaching the registry at `k.host` (the registry, or a proxy
 /// in front of it when `proxy` is given):
 /// 1. build + push: the printed reference, skopeo's bytes hash to kiln's digest, umoci unpacks the source tree;
-/// 2. the same push again uploads no blob and says "exists, skipped";
+/// 2. the same push again uploads no blob: the manifest is there already, so its blobs are too;
 /// 3. a build on a base in the same registry mounts the base's layers into the other repository.
 fn push_pull_mount(k: &Kiln<'_>, proxy: Option<&Proxy>, repo: &str) {
     let reg = k.reg;
@@ -174,14 +174,14 @@ fn push_pull_mount(k: &Kiln<'_>, proxy: Option<&Proxy>, repo: &str) {
     assert_eq!(tree_listing(&src), tree_listing(&rootfs.join("app")));
     assert_eq!(skopeo_list_tags(reg, repo), vec!["v1"]);
 
-    // 2. The same push again: every blob exists, nothing is uploaded.
+    // 2. The same push again: the manifest exists (so do its blobs), nothing is uploaded.
     let blobs_before = storage_blobs(reg);
     if let Some(p) = proxy {
         p.clear_requests();
     }
     let (again, err) = k.build(&src, &format!("{repo}:v1"), "/app", &["-v"]);
     assert_eq!(again, out, "same image, same reference");
-    assert!(err.contains("exists, skipped"), "{err}");
+    assert!(err.contains("blobs are there"), "{err}");
     assert!(
         !err.lines()
             .any(|l| l.starts_with("kiln: blob ") && l.contains(" uploaded (")),
@@ -196,14 +196,15 @@ fn push_pull_mount(k: &Kiln<'_>, proxy: Option<&Proxy>, repo: &str) {
                 "{:#?}",
                 p.requests()
             );
-            assert!(p.count("HEAD", &format!("/v2/{repo}/blobs/sha256:")) >= 2);
+            assert!(p.count("HEAD", &format!("/v2/{repo}/manifests/sha256:")) >= 1);
+            assert_eq!(p.count("PUT", &format!("/v2/{repo}/manifests/sha256:")), 0);
         }
         None => {
             // kiln's own request log is the only view of a TLS exchange; the registry's storage confirms it.
             assert_eq!(logged(&err, "POST", "/blobs/uploads/"), 0, "{err}");
             assert_eq!(logged(&err, "PATCH", "/blobs/uploads/"), 0, "{err}");
             assert_eq!(logged(&err, "PUT", "/blobs/uploads/"), 0, "{err}");
-            assert!(logged(&err, "HEAD", "/blobs/sha256:") >= 2, "{err}");
+            assert!(logged(&err, "HEAD", "/manifests/sha256:") >= 1, "{err}");
         }
     }
     assert_eq!(storage_blobs(reg), blobs_before);

@@ -48,6 +48,27 @@ pub fn push_image(
     pushed_early: &[(Digest, u64)],
     report: &Reporter,
 ) -> Result<PushStats> {
+    // The manifest already in the repository (an unchanged rebuild): the registry accepted it only with all its
+    // blobs present (OCI distribution spec, "Pushing Manifests": MANIFEST_BLOB_UNKNOWN; the reference registry
+    // and the major ones enforce it), so one HEAD replaces a HEAD per blob and the manifest PUT.
+    if let Some((d, _, _)) = repo.head_manifest(&manifest.digest.to_string())?
+        && d == manifest.digest
+    {
+        let m = &manifest.value;
+        let blobs = 1 + m.layers().len();
+        let early: u64 = pushed_early.iter().map(|p| p.1).sum();
+        report.step(format_args!(
+            "manifest {} already in {}: its {blobs} blobs are there",
+            manifest.digest.short(),
+            repo.name()
+        ));
+        return Ok(PushStats {
+            uploaded: pushed_early.len(),
+            uploaded_bytes: early,
+            existing: blobs.saturating_sub(pushed_early.len()),
+            mounted: 0,
+        });
+    }
     let stats = Mutex::new(PushStats::default());
     // Blobs settled already: pushed during the build, or base layers mounted (or found present) below.
     let mut settled: Vec<Digest> = Vec::new();
