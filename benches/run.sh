@@ -152,6 +152,7 @@ for k in ${fixtures//,/ }; do
     big) changed_file=README.md ;;
   esac
   fresh="$steps fresh $cold ${subs[*]}"
+  id="\$(cat $cold/.build-id)"  # expanded by hyperfine's shell at each run, after the prepare step wrote it
   rm -rf "$work/results/$k".*
 
   if has "$scenarios" build; then
@@ -167,12 +168,15 @@ for k in ${fixtures//,/ }; do
   # Every run pushes a new image under the same tag: kiln refuses to move a tag unless --force-tag (the peers
   # just overwrite it). The unchanged rebuild republishes the identical image: a no-op either way.
   if has "$scenarios" push; then
-    cmds=(kiln "$fresh; rm -rf $d/cache" "$kiln build $cold --prefix /app --to $host/bench/kiln:t --force-tag --cache $d/cache -q"
-      push-igzip1 "$fresh" "$steps push-igzip1 $cold http://$host/v2/bench/igzip")
+    # Cold means nothing is in the registry yet: each run pushes to a repository of its own (named by the run's
+    # fresh .build-id), so no blob of an earlier run is found there — with --split, the parts without .build-id
+    # would otherwise be (HEAD-skipped), which the peers' single layer never is.
+    cmds=(kiln "$fresh; rm -rf $d/cache" "$kiln build $cold --prefix /app --to $host/bench/kiln-$id:t --force-tag --cache $d/cache -q"
+      push-igzip1 "$fresh" "$steps push-igzip1 $cold http://$host/v2/bench/igzip-$id")
     has "$skip" umoci ||
-      cmds+=(umoci+skopeo "$fresh; rm -rf $d/U" "$steps umoci-push $cold $d/U $host/bench/umoci:t")
+      cmds+=(umoci+skopeo "$fresh; rm -rf $d/U" "$steps umoci-push $cold $d/U $host/bench/umoci-$id:t")
     has "$skip" buildah || cmds+=(buildah "$fresh; rm -rf $d/B; buildah --root $d/B/root --runroot $d/B/run \
---storage-driver vfs images >/dev/null" "$steps buildah-push $cold $d/B $host/bench/buildah:t")
+--storage-driver vfs images >/dev/null" "$steps buildah-push $cold $d/B $host/bench/buildah-$id:t")
     bench "$k" push "${cmds[@]}"
     rm -rf "$d/B"
   fi
@@ -196,7 +200,7 @@ for k in ${fixtures//,/ }; do
     fi
     cmds=(kiln "$steps change $chg/$changed_file $fx/$changed_file"
       "$kiln build $(lay "$chg") --to $host/bench/kiln-changed:t --force-tag --cache $d/cache-changed -q"
-      kiln-cold "$fresh; rm -rf $d/cache" "$kiln build $(lay "$cold") --to $host/bench/kiln-cold:t --force-tag --cache $d/cache -q")
+      kiln-cold "$fresh; rm -rf $d/cache" "$kiln build $(lay "$cold") --to $host/bench/kiln-cold-$id:t --cache $d/cache -q")
     bench "$k" changed "${cmds[@]}"
     # Only what changed was compressed again: node_modules/ (its own --layer) all from the cache, and for small and
     # big only the part of the split main layer holding the changed file.

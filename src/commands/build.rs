@@ -187,28 +187,44 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
         _ => None,
     };
     let mut pushed_early: Vec<(Digest, u64)> = Vec::new();
+    let (tx, rx) = std::sync::mpsc::channel::<(Digest, u64)>();
+    // Several uploads at once (`--jobs`): with a split directory, layers finish faster than one connection pushes
+    // them through the registry's POST + PUT round trips.
+    let rx = std::sync::Mutex::new(rx);
     let built = std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::channel::<(Digest, u64)>();
-        let uploader = early.map(|repo| {
-            let layout = &layout;
-            s.spawn(move || {
-                let mut done = Vec::new();
-                for (d, size) in rx {
-                    // A failure here is not the build's: the publish pushes whatever is missing, with retries.
-                    if let Ok(BlobOutcome::Uploaded { .. }) =
-                        repo.push_blob(&d, size, &layout.blob_path(&d), None)
-                    {
-                        report.step(format_args!("blob {} uploaded while building", d.short()));
-                        done.push((d, size));
-                    }
-                }
-                done
+        let uploaders: Vec<_> = early
+            .map(|repo| {
+                let (layout, rx) = (&layout, &rx);
+                let n = plan.registry.max_parallel.max(1);
+                (0..n)
+                    .map(|_| {
+                        s.spawn(move || {
+                            let mut done = Vec::new();
+                            loop {
+                                let next = rx.lock().expect("early upload queue").recv();
+                                let Ok((d, size)) = next else { break };
+                                // A failure here is not the build's: the publish pushes whatever is missing,
+                                // with retries.
+                                if let Ok(BlobOutcome::Uploaded { .. }) =
+                                    repo.push_blob(&d, size, &layout.blob_path(&d), None)
+                                {
+                                    report.step(format_args!(
+                                        "blob {} uploaded while building",
+                                        d.short()
+                                    ));
+                                    done.push((d, size));
+                                }
+                            }
+                            done
+                        })
+                    })
+                    .collect()
             })
-        });
+            .unwrap_or_default();
         let built = build_all(&mut txn, &jobs, early.map(|_| &tx), report);
         drop(tx);
-        if let Some(u) = uploader {
-            pushed_early = u.join().unwrap_or_default();
+        for u in uploaders {
+            pushed_early.extend(u.join().unwrap_or_default());
         }
         built
     });
@@ -392,7 +408,7 @@ fn write_image(
     }
     let base_layers = base.map_or(0, |b| b.base.manifest.value.layers().len());
     split::check_layer_count(base_layers + sources.iter().map(|s| s.2.len()).sum::<usize>())?;
-    let mut records = Vec::new();
+    let mut parts = Vec::new();
     for (src, entries, ranges) in &sources {
         let (uid, gid) = src.chown.unwrap_or((plan.uid, plan.gid));
         let opts = LayerOptions {
@@ -403,26 +419,33 @@ fn write_image(
         };
         let count = ranges.len();
         for (i, range) in ranges.iter().enumerate() {
-            let part = Part {
-                entries: &entries[range.clone()],
-                label: match count {
-                    1 => src.src.display().to_string(),
-                    _ => format!("{} (part {}/{count})", src.src.display(), i + 1),
-                },
+            let (label, created_by) = match count {
+                1 => (src.src.display().to_string(), src.created_by.clone()),
+                _ => (
+                    format!("{} (part {}/{count})", src.src.display(), i + 1),
+                    format!("{} [part {}/{count}]", src.created_by, i + 1),
+                ),
             };
-            let layer = layer_for(txn, plan, cache.as_ref(), &part, &opts, early, report)?;
-            records.push(LayerRecord {
-                digest: layer.digest,
-                size: layer.size,
-                media_type: plan.compression.media_type(),
-                diff_id: layer.diff_id,
-                created_by: match count {
-                    1 => src.created_by.clone(),
-                    _ => format!("{} [part {}/{count}]", src.created_by, i + 1),
-                },
+            parts.push(Part {
+                entries: &entries[range.clone()],
+                label,
+                created_by,
+                opts: opts.clone(),
             });
         }
     }
+    let layers = build_parts(txn, plan, cache.as_ref(), &parts, early, report)?;
+    let records: Vec<LayerRecord> = parts
+        .iter()
+        .zip(layers)
+        .map(|(part, layer)| LayerRecord {
+            digest: layer.digest,
+            size: layer.size,
+            media_type: plan.compression.media_type(),
+            diff_id: layer.diff_id,
+            created_by: part.created_by.clone(),
+        })
+        .collect();
     let config = image::build_config(base.map(|b| &b.base.config.value), &plan.config, &records)?;
     let manifest = image::build_manifest(base.map(|b| &b.base), &config, &records, &plan.config)?;
     for (bytes, digest) in [
@@ -457,10 +480,66 @@ fn with_mode(entries: &[walk::Entry], mode: Option<u32>) -> std::borrow::Cow<'_,
     std::borrow::Cow::Owned(owned)
 }
 
-/// One image layer: a run of a source's entries (all of them unless the source is split), and how messages name it.
+/// One image layer: a run of a source's entries (all of them unless the source is split), how messages name it,
+/// its history text and how it is written.
 struct Part<'a> {
     entries: &'a [walk::Entry],
     label: String,
+    created_by: String,
+    opts: LayerOptions,
+}
+
+/// Every part's layer, in order. Two parts build at once: each compresses on every core, but a layer's tail
+/// (reading its last files, the last blocks, finishing the blob) leaves cores idle that the next part fills.
+fn build_parts(
+    txn: &mut Txn<'_>,
+    plan: &BuildPlan,
+    cache: Option<&LayerCache>,
+    parts: &[Part<'_>],
+    early: Option<&Finished>,
+    report: &Reporter,
+) -> Result<Vec<CachedLayer>> {
+    if parts.len() == 1 {
+        let p = &parts[0];
+        return Ok(vec![layer_for(
+            txn, plan, cache, p, &p.opts, early, report,
+        )?]);
+    }
+    let (layout, before) = (txn.layout, txn.before);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let results: std::sync::Mutex<Vec<Option<Result<CachedLayer>>>> =
+        std::sync::Mutex::new((0..parts.len()).map(|_| None).collect());
+    let worker = || {
+        // Each worker tracks the blobs it adds; merged below so a failure rolls all of them back.
+        let mut t = Txn {
+            layout,
+            new_blobs: Vec::new(),
+            before,
+        };
+        use std::sync::atomic::Ordering::Relaxed;
+        while !failed.load(Relaxed) {
+            let i = next.fetch_add(1, Relaxed);
+            let Some(p) = parts.get(i) else { break };
+            let r = layer_for(&mut t, plan, cache, p, &p.opts, early, report);
+            failed.fetch_or(r.is_err(), Relaxed);
+            results.lock().expect("results")[i] = Some(r);
+        }
+        t.new_blobs
+    };
+    let added: Vec<Vec<Digest>> = std::thread::scope(|s| {
+        let second = s.spawn(worker);
+        let first = worker();
+        vec![first, second.join().expect("a layer build panicked")]
+    });
+    txn.new_blobs.extend(added.into_iter().flatten());
+    // Parts are taken in order, so a failed one comes before any never started: the first error is returned.
+    results
+        .into_inner()
+        .expect("results")
+        .into_iter()
+        .map_while(|r| r)
+        .collect::<Result<Vec<_>>>()
 }
 
 /// A part's layer: the cached blob when its input is unchanged, else built now (and announced for an early push).
