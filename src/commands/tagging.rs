@@ -139,9 +139,13 @@ fn start(target: &dyn TagTarget, req: &TagRequest, build_dir: &Path) -> Result<S
 }
 
 /// Whether this publish can only write new tags — every tag it would write is absent (floating ones aside, when
-/// allowed) — so no check can refuse it and blobs may go to the registry before the image's digest is known.
+/// allowed), or `--force-tag` may move them — so no check can refuse it and blobs may go to the registry before the image's digest is known.
 /// Reads only.
 pub fn only_new_tags(target: &dyn TagTarget, req: &TagRequest, build_dir: &Path) -> Result<bool> {
+    // `--force-tag` moves any tag it must: no tag check can refuse the publish.
+    if req.policy.force {
+        return Ok(true);
+    }
     if req.templates.iter().any(|t| template::needs_digest(t)) {
         return Ok(false);
     }
