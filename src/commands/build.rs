@@ -18,7 +18,7 @@ use crate::image::{self, ConfigSpec, Json, LayerRecord, PlatformSpec, Root};
 use crate::layer::{self, Compression, LayerOptions};
 use crate::output::{Published, Reporter};
 use crate::reference::Reference;
-use crate::registry::{BlobOutcome, Client, ClientOptions};
+use crate::registry::{BlobOutcome, Client, ClientOptions, LayerStreams, StreamTee};
 use crate::split::{self, Split};
 use crate::store::Layout;
 use crate::target::{LayoutRef, Target};
@@ -167,6 +167,7 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
         layout: &layout,
         new_blobs: Vec::new(),
         before: &before,
+        streams: None,
     };
     // A registry publish that can only add new tags cannot be refused, so each layer blob is pushed (HEAD skip
     // first) as soon as it is complete, while the next layer compresses; the publish then finds it there.
@@ -186,6 +187,10 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
         }
         _ => None,
     };
+    // Better still, a big new layer is uploaded while it is compressed (registry::stream); its uploader waits for
+    // that upload and pushes the file only if it failed.
+    let streams = early.map(|repo| LayerStreams::new(repo.clone()));
+    txn.streams = streams.as_ref();
     let mut pushed_early: Vec<(Digest, u64)> = Vec::new();
     let (tx, rx) = std::sync::mpsc::channel::<(Digest, u64)>();
     // Several uploads at once (`--jobs`): with a split directory, layers finish faster than one connection pushes
@@ -194,7 +199,7 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
     let built = std::thread::scope(|s| {
         let uploaders: Vec<_> = early
             .map(|repo| {
-                let (layout, rx) = (&layout, &rx);
+                let (layout, rx, streams) = (&layout, &rx, &streams);
                 let n = plan.registry.max_parallel.max(1);
                 (0..n)
                     .map(|_| {
@@ -205,8 +210,12 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
                                 let Ok((d, size)) = next else { break };
                                 // A failure here is not the build's: the publish pushes whatever is missing,
                                 // with retries.
-                                if let Ok(BlobOutcome::Uploaded { .. }) =
-                                    repo.push_blob(&d, size, &layout.blob_path(&d), None)
+                                let streamed = streams.as_ref().is_some_and(|s| s.wait(&d));
+                                if streamed
+                                    || matches!(
+                                        repo.push_blob(&d, size, &layout.blob_path(&d), None),
+                                        Ok(BlobOutcome::Uploaded { .. })
+                                    )
                                 {
                                     report.step(format_args!(
                                         "blob {} uploaded while building",
@@ -293,13 +302,14 @@ fn build_all(
     early: Option<&Finished>,
     report: &Reporter,
 ) -> Result<(Root, Vec<BuiltImage>)> {
-    let (layout, before) = (txn.layout, txn.before);
+    let (layout, before, streams) = (txn.layout, txn.before, txn.streams);
     // Each platform tracks the blobs it adds, merged below so a failure anywhere rolls all of them back.
     let build_one = |job: &PlatformJob| -> JobResult {
         let mut t = Txn {
             layout,
             new_blobs: Vec::new(),
             before,
+            streams,
         };
         let r = write_image(
             &mut t,
@@ -357,6 +367,8 @@ struct Txn<'a> {
     new_blobs: Vec<Digest>,
     /// Blob names present before this build (target layouts only: the cache layout is never rolled back).
     before: &'a HashSet<String>,
+    /// Where big new layers are uploaded while they are written, when they may be pushed early.
+    streams: Option<&'a LayerStreams>,
 }
 
 impl Txn<'_> {
@@ -505,7 +517,7 @@ fn build_parts(
             txn, plan, cache, p, &p.opts, early, report,
         )?]);
     }
-    let (layout, before) = (txn.layout, txn.before);
+    let (layout, before, streams) = (txn.layout, txn.before, txn.streams);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
     let results: std::sync::Mutex<Vec<Option<Result<CachedLayer>>>> =
@@ -516,6 +528,7 @@ fn build_parts(
             layout,
             new_blobs: Vec::new(),
             before,
+            streams,
         };
         use std::sync::atomic::Ordering::Relaxed;
         while !failed.load(Relaxed) {
@@ -589,7 +602,7 @@ fn build_layer(
     let layout = txn.layout;
     // ocidir's writer hashes what it writes; whether the blob is new comes from the snapshot taken at the start,
     // so a blob that was already in the layout (another image's) is never removed by a rollback.
-    let sink = layout.blob_writer()?;
+    let sink = StreamTee::new(layout.blob_writer()?, txn.streams, tar_estimate(entries));
     let bar = report.bytes(
         || format!("layer from {}", part.label),
         tar_estimate(entries),
@@ -598,7 +611,7 @@ fn build_layer(
         layer::write_layer_with_progress(entries, opts, sink, &mut |done| bar.set_position(done))
             .context(|| format!("building the layer from {}", part.label))?;
     bar.finish();
-    let (digest, size) = layout.finish_blob(sink)?;
+    let (digest, size) = sink.finish(|blob| layout.finish_blob(blob))?;
     let added = txn.is_new(&digest);
     txn.track(added, &digest);
     report.step(format_args!(

@@ -13,6 +13,7 @@ pub mod errors;
 mod ping;
 pub mod redact;
 pub mod retry;
+mod stream;
 mod transport;
 mod upload;
 
@@ -27,6 +28,7 @@ use url::Url;
 pub use content::{MANIFEST_ACCEPT, RawManifest, parse_next_link};
 pub use credentials::{Credential, CredentialEnv, Secret};
 pub use retry::RetryPolicy;
+pub use stream::{LayerStreams, StreamTee};
 pub use upload::{BlobItem, BlobOutcome, Progress, UploadProgress, resolve_location};
 
 use crate::error::{Error, Result};

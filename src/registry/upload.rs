@@ -51,7 +51,7 @@ pub fn resolve_location(request: &Url, location: &str) -> Result<Url> {
     })
 }
 
-fn location_of(method: &str, url: &Url, resp: &Response) -> Result<Url> {
+pub(super) fn location_of(method: &str, url: &Url, resp: &Response) -> Result<Url> {
     let loc = resp
         .headers()
         .get(LOCATION)
@@ -67,7 +67,29 @@ fn location_of(method: &str, url: &Url, resp: &Response) -> Result<Url> {
     resolve_location(url, loc)
 }
 
-fn expect(method: &str, url: &Url, resp: Response, status: u16) -> Result<Response> {
+/// The `Content-Type` of blob bytes.
+pub(super) const OCTETS: &str = "application/octet-stream";
+
+/// After a closing `PUT` (201): a `Docker-Content-Digest` naming another sha256 blob is an error.
+pub(super) fn check_stored(put: &Url, resp: &Response, digest: &Digest) -> Result<()> {
+    if let Some(d) = resp
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|d| d.to_str().ok())
+        && d.starts_with("sha256:")
+        && d != digest.to_string()
+    {
+        return Err(protocol_error(
+            "PUT",
+            put,
+            Some(201),
+            format!("registry stored {d}, expected {digest}"),
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn expect(method: &str, url: &Url, resp: Response, status: u16) -> Result<Response> {
     if resp.status().as_u16() == status {
         Ok(resp)
     } else {
@@ -120,7 +142,7 @@ impl Repository {
         }
     }
 
-    fn log(&self, msg: std::fmt::Arguments<'_>) {
+    pub(super) fn log(&self, msg: std::fmt::Arguments<'_>) {
         if self.client.t.opts.verbose > 0 {
             eprintln!("kiln: {msg}");
         }
@@ -163,7 +185,6 @@ impl Repository {
             &Request::new(Method::POST, url.clone(), &scopes).no_retry(),
         )?;
         let mut loc = location_of("POST", &url, &expect("POST", &url, resp, 202)?)?;
-        let octets = "application/octet-stream";
         let progress = self.upload_progress.as_ref().map(|f| {
             let (f, d) = (f.clone(), digest.clone());
             ReadProgress(std::sync::Arc::new(move |pos| f(&d, pos)))
@@ -180,7 +201,7 @@ impl Repository {
                 let len = chunk.min(size - offset);
                 let req = Request::new(Method::PATCH, loc.clone(), &scopes)
                     .no_retry()
-                    .header(CONTENT_TYPE, octets)
+                    .header(CONTENT_TYPE, OCTETS)
                     .header(
                         HeaderName::from_static("content-range"),
                         &format!("{offset}-{}", offset + len - 1),
@@ -202,27 +223,13 @@ impl Repository {
             .append_pair("digest", &digest.to_string());
         let mut req = Request::new(Method::PUT, put.clone(), &scopes)
             .no_retry()
-            .header(CONTENT_TYPE, octets)
+            .header(CONTENT_TYPE, OCTETS)
             .body(body);
         if matches!(req.body, Body::Empty) {
             req = req.header(reqwest::header::CONTENT_LENGTH, "0");
         }
         let resp = expect("PUT", &put, t.send(&ep, &req)?, 201)?;
-        if let Some(d) = resp
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|d| d.to_str().ok())
-            && d.starts_with("sha256:")
-            && d != digest.to_string()
-        {
-            return Err(protocol_error(
-                "PUT",
-                &put,
-                Some(201),
-                format!("registry stored {d}, expected {digest}"),
-            ));
-        }
-        Ok(())
+        check_stored(&put, &resp, digest)
     }
 
     /// HEAD skip → mount (when `mount_from` is given) → upload.
