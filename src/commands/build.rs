@@ -188,8 +188,12 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
         _ => None,
     };
     // Better still, a big new layer is uploaded while it is compressed (registry::stream); its uploader waits for
-    // that upload and pushes the file only if it failed.
-    let streams = early.map(|repo| LayerStreams::new(repo.clone()));
+    // that upload and pushes the file only if it failed. Only into a repository without tags: a streamed layer's
+    // digest is unknown until it is complete, so it cannot be HEAD-skipped, and in a repository that has images
+    // an unchanged layer rebuilt by a runner without a cache (split layers make that common) would go up again.
+    let streams = early
+        .filter(|repo| repo.list_tags().is_ok_and(|t| t.is_empty()))
+        .map(|repo| LayerStreams::new(repo.clone()));
     txn.streams = streams.as_ref();
     let mut pushed_early: Vec<(Digest, u64)> = Vec::new();
     let (tx, rx) = std::sync::mpsc::channel::<(Digest, u64)>();
