@@ -46,6 +46,7 @@ pub fn push_image(
     manifest: &Json<ImageManifest>,
     base: Option<&LoadedBase>,
     pushed_early: &[(Digest, u64)],
+    known: &[Digest],
     report: &Reporter,
 ) -> Result<PushStats> {
     // The manifest already in the repository (an unchanged rebuild): the registry accepted it only with all its
@@ -119,6 +120,15 @@ pub fn push_image(
     let mut items: Vec<BlobItem> = Vec::new();
     for desc in std::iter::once(m.config()).chain(m.layers().iter()) {
         let d = Digest::from_oci(desc.digest())?;
+        if known.contains(&d) && !settled.contains(&d) {
+            stats.lock().expect("stats").existing += 1;
+            report.step(format_args!(
+                "blob {} exists (in the tag's image), skipped",
+                d.short()
+            ));
+            settled.push(d);
+            continue;
+        }
         if !settled.contains(&d) && !items.iter().any(|i| i.0 == d) {
             items.push((d.clone(), desc.size(), layout.blob_path(&d), None));
         }
@@ -193,6 +203,25 @@ pub fn push_image(
     Ok(stats.into_inner().expect("stats"))
 }
 
+/// The blobs of the image the target tag points at now, which the repository therefore holds (a registry accepts a
+/// manifest only with its blobs): a rebuild pushed to the same tag skips a `HEAD` for each layer it kept. One
+/// `GET`; nothing when the reference has no tag, the tag is absent or names an index.
+fn tagged_blobs(ctx: &PublishCtx<'_>) -> Vec<Digest> {
+    let Some(tag) = &ctx.reference.tag else {
+        return Vec::new();
+    };
+    let Ok(raw) = ctx.repo.get_manifest(tag.as_str()) else {
+        return Vec::new();
+    };
+    let Ok(m) = serde_json::from_slice::<ImageManifest>(&raw.bytes) else {
+        return Vec::new();
+    };
+    std::iter::once(m.config())
+        .chain(m.layers().iter())
+        .filter_map(|d| Digest::from_oci(d.digest()).ok())
+        .collect()
+}
+
 /// What publishing one image to a registry needs.
 pub struct PublishCtx<'a> {
     pub repo: &'a Repository,
@@ -243,6 +272,7 @@ pub fn publish_root(
     };
     let mut stats = PushStats::default();
     let tagged = tagging::publish_tags(&target, &root.digest, &req, ctx.build_dir, &mut || {
+        let known = tagged_blobs(ctx);
         for (_, manifest, base) in images {
             let s = push_image(
                 ctx.repo,
@@ -250,6 +280,7 @@ pub fn publish_root(
                 manifest,
                 *base,
                 ctx.pushed_early,
+                &known,
                 report,
             )?;
             stats.add(s);
