@@ -3,10 +3,10 @@
 //!
 //! The key hashes everything the blob depends on: the encoder (kiln's version), compression and level, owner,
 //! mtime, destination, and for every entry its path, kind, mode, link target, size and (all but directories) its
-//! inode stamp (mtime and ctime to the nanosecond, inode number). Not mtimes alone: `ctime` cannot be set by users (`touch`, `cp -p`,
-//! `git checkout` all leave a new ctime), so a file rewritten with its old mtime restored still misses. A hit is
-//! only used if the blob is still in a layout with its recorded size; the record itself is written after the blob,
-//! atomically, so a crash leaves at most a missing record.
+//! inode stamp (mtime and ctime to the nanosecond, inode number). Not mtimes alone: `ctime` cannot be set by
+//! users (`touch`, `cp -p`, `git checkout` all leave a new ctime), so a file rewritten with its old mtime restored
+//! still misses. A hit is only used if the blob is still in a layout with its recorded size; the record itself is
+//! written after the blob, atomically, so a crash leaves at most a missing record.
 
 use std::fs;
 use std::io::Write;

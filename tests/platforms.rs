@@ -55,16 +55,10 @@ fn ok(args: &[String]) -> String {
 }
 
 fn layers(image: &str, arch: &str, flags: &[&str]) -> Vec<String> {
-    let mut args = vec!["inspect", "--override-arch", arch];
+    let mut args = vec!["--override-arch", arch];
     args.extend_from_slice(flags);
     args.push(image);
-    let v: serde_json::Value = serde_json::from_str(&tool_ok("skopeo", &args)).unwrap();
-    v["Layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap().to_string())
-        .collect()
+    skopeo_layers(&args)
 }
 
 #[test]

@@ -517,9 +517,7 @@ fn build_parts(
 ) -> Result<Vec<CachedLayer>> {
     if parts.len() == 1 {
         let p = &parts[0];
-        return Ok(vec![layer_for(
-            txn, plan, cache, p, &p.opts, early, report,
-        )?]);
+        return Ok(vec![layer_for(txn, plan, cache, p, early, report)?]);
     }
     let (layout, before, streams) = (txn.layout, txn.before, txn.streams);
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -538,7 +536,7 @@ fn build_parts(
         while !failed.load(Relaxed) {
             let i = next.fetch_add(1, Relaxed);
             let Some(p) = parts.get(i) else { break };
-            let r = layer_for(&mut t, plan, cache, p, &p.opts, early, report);
+            let r = layer_for(&mut t, plan, cache, p, early, report);
             failed.fetch_or(r.is_err(), Relaxed);
             results.lock().expect("results")[i] = Some(r);
         }
@@ -565,10 +563,10 @@ fn layer_for(
     plan: &BuildPlan,
     cache: Option<&LayerCache>,
     part: &Part<'_>,
-    opts: &LayerOptions,
     early: Option<&Finished>,
     report: &Reporter,
 ) -> Result<CachedLayer> {
+    let opts = &part.opts;
     let key = LayerCache::key(part.entries, opts);
     let hit = cache.and_then(|c| c.get(&key));
     if let Some(h) = hit.filter(|h| reuse_blob(txn, &plan.cache, h)) {
@@ -585,7 +583,7 @@ fn layer_for(
         });
         return Ok(h);
     }
-    let l = build_layer(txn, part, opts, report)?;
+    let l = build_layer(txn, part, report)?;
     if let Some(tx) = early {
         let _ = tx.send((l.digest.clone(), l.size));
     }
@@ -596,13 +594,8 @@ fn layer_for(
 }
 
 /// One pass: walk entries → tar → diff_id → compression → blob in the layout.
-fn build_layer(
-    txn: &mut Txn<'_>,
-    part: &Part<'_>,
-    opts: &LayerOptions,
-    report: &Reporter,
-) -> Result<CachedLayer> {
-    let entries = part.entries;
+fn build_layer(txn: &mut Txn<'_>, part: &Part<'_>, report: &Reporter) -> Result<CachedLayer> {
+    let (entries, opts) = (part.entries, &part.opts);
     let layout = txn.layout;
     // ocidir's writer hashes what it writes; whether the blob is new comes from the snapshot taken at the start,
     // so a blob that was already in the layout (another image's) is never removed by a rollback.

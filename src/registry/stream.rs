@@ -27,13 +27,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use reqwest::Method;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName};
+use reqwest::header::CONTENT_LENGTH;
 use url::Url;
 
 use super::Repository;
 use super::errors::protocol_error;
 use super::transport::{Body, Endpoint, Request};
-use super::upload::{OCTETS, check_stored, expect, location_of};
+use super::upload::{chunk_request, close_session, expect, location_of};
 use crate::digest::Digest;
 use crate::error::Result;
 
@@ -332,14 +332,7 @@ impl<'a> Session<'a> {
     /// Send `buf` as the next chunk; the buffer comes back to be reused.
     fn patch(&mut self, buf: Vec<u8>) -> Result<Vec<u8>> {
         let len = buf.len() as u64;
-        let req = Request::new(Method::PATCH, self.loc.clone(), &self.scopes)
-            .no_retry()
-            .header(CONTENT_TYPE, OCTETS)
-            .header(
-                HeaderName::from_static("content-range"),
-                &format!("{}-{}", self.offset, self.offset + len - 1),
-            )
-            .body(Body::Bytes(buf));
+        let req = chunk_request(&self.loc, &self.scopes, self.offset, len, Body::Bytes(buf));
         let resp = self.repo.client.t.send(&self.ep, &req)?;
         let resp = expect("PATCH", &self.loc, resp, 202)?;
         self.loc = location_of("PATCH", &self.loc, &resp)?;
@@ -359,15 +352,14 @@ impl<'a> Session<'a> {
                 format!("streamed {} bytes of a {size}-byte blob", self.offset),
             ));
         }
-        let mut put = self.loc.clone();
-        put.query_pairs_mut()
-            .append_pair("digest", &digest.to_string());
-        let req = Request::new(Method::PUT, put.clone(), &self.scopes)
-            .no_retry()
-            .header(CONTENT_TYPE, OCTETS)
-            .header(CONTENT_LENGTH, "0");
-        let resp = self.repo.client.t.send(&self.ep, &req)?;
-        check_stored(&put, &expect("PUT", &put, resp, 201)?, digest)
+        close_session(
+            &self.repo.client.t,
+            &self.ep,
+            &self.loc,
+            &self.scopes,
+            digest,
+            Body::Empty,
+        )
     }
 
     /// Best effort: tell the registry the session is abandoned.

@@ -12,7 +12,7 @@ use url::Url;
 
 use super::Repository;
 use super::errors::{is_retryable, protocol_error, status_error};
-use super::transport::{Body, ReadProgress, Request, read_limited};
+use super::transport::{Body, Endpoint, ReadProgress, Request, Transport, read_limited};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
@@ -68,10 +68,48 @@ pub(super) fn location_of(method: &str, url: &Url, resp: &Response) -> Result<Ur
 }
 
 /// The `Content-Type` of blob bytes.
-pub(super) const OCTETS: &str = "application/octet-stream";
+const OCTETS: &str = "application/octet-stream";
 
-/// After a closing `PUT` (201): a `Docker-Content-Digest` naming another sha256 blob is an error.
-pub(super) fn check_stored(put: &Url, resp: &Response, digest: &Digest) -> Result<()> {
+/// One chunk of an upload session: `PATCH` with `Content-Range: offset-last` (OCI distribution spec, "Pushing a
+/// blob in chunks"), never retried on its own (a retry starts a new session).
+pub(super) fn chunk_request(
+    loc: &Url,
+    scopes: &[String],
+    offset: u64,
+    len: u64,
+    body: Body,
+) -> Request {
+    Request::new(Method::PATCH, loc.clone(), scopes)
+        .no_retry()
+        .header(CONTENT_TYPE, OCTETS)
+        .header(
+            HeaderName::from_static("content-range"),
+            &format!("{offset}-{}", offset + len - 1),
+        )
+        .body(body)
+}
+
+/// Close an upload session: `PUT <location>?digest=` with the last bytes (or none), expect 201, and refuse a
+/// `Docker-Content-Digest` naming another sha256 blob.
+pub(super) fn close_session(
+    t: &Transport,
+    ep: &Endpoint,
+    loc: &Url,
+    scopes: &[String],
+    digest: &Digest,
+    body: Body,
+) -> Result<()> {
+    let mut put = loc.clone();
+    put.query_pairs_mut()
+        .append_pair("digest", &digest.to_string());
+    let mut req = Request::new(Method::PUT, put.clone(), scopes)
+        .no_retry()
+        .header(CONTENT_TYPE, OCTETS)
+        .body(body);
+    if matches!(req.body, Body::Empty) {
+        req = req.header(reqwest::header::CONTENT_LENGTH, "0");
+    }
+    let resp = expect("PUT", &put, t.send(ep, &req)?, 201)?;
     if let Some(d) = resp
         .headers()
         .get("docker-content-digest")
@@ -81,7 +119,7 @@ pub(super) fn check_stored(put: &Url, resp: &Response, digest: &Digest) -> Resul
     {
         return Err(protocol_error(
             "PUT",
-            put,
+            &put,
             Some(201),
             format!("registry stored {d}, expected {digest}"),
         ));
@@ -199,37 +237,20 @@ impl Repository {
             let mut offset = 0;
             while offset < size {
                 let len = chunk.min(size - offset);
-                let req = Request::new(Method::PATCH, loc.clone(), &scopes)
-                    .no_retry()
-                    .header(CONTENT_TYPE, OCTETS)
-                    .header(
-                        HeaderName::from_static("content-range"),
-                        &format!("{offset}-{}", offset + len - 1),
-                    )
-                    .body(Body::File {
-                        path: path.to_path_buf(),
-                        offset,
-                        len,
-                        progress: progress.clone(),
-                    });
+                let part = Body::File {
+                    path: path.to_path_buf(),
+                    offset,
+                    len,
+                    progress: progress.clone(),
+                };
+                let req = chunk_request(&loc, &scopes, offset, len, part);
                 let resp = expect("PATCH", &loc, t.send(&ep, &req)?, 202)?;
                 loc = location_of("PATCH", &loc, &resp)?;
                 offset += len;
             }
             body = Body::Empty;
         }
-        let mut put = loc.clone();
-        put.query_pairs_mut()
-            .append_pair("digest", &digest.to_string());
-        let mut req = Request::new(Method::PUT, put.clone(), &scopes)
-            .no_retry()
-            .header(CONTENT_TYPE, OCTETS)
-            .body(body);
-        if matches!(req.body, Body::Empty) {
-            req = req.header(reqwest::header::CONTENT_LENGTH, "0");
-        }
-        let resp = expect("PUT", &put, t.send(&ep, &req)?, 201)?;
-        check_stored(&put, &resp, digest)
+        close_session(t, &ep, &loc, &scopes, digest, body)
     }
 
     /// HEAD skip → mount (when `mount_from` is given) → upload.

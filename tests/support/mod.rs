@@ -310,6 +310,19 @@ pub fn kiln_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The layer digests (bottom first) of `skopeo inspect ARGS… IMAGE`: the last argument is the image.
+pub fn skopeo_layers(args: &[&str]) -> Vec<String> {
+    let mut all = vec!["inspect"];
+    all.extend_from_slice(args);
+    let info: serde_json::Value = serde_json::from_str(&tool_ok("skopeo", &all)).unwrap();
+    info["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Run any tool, require success, return stdout.
 pub fn tool_ok(prog: &str, args: &[&str]) -> String {
     run_ok(Command::new(prog).args(args))
