@@ -199,7 +199,11 @@ pub fn publish(
     plan: &Plan,
     git: Option<&GitInfo>,
 ) -> Result<Published> {
-    let listed = target.list_tags()?;
+    // Only a version is chosen from the list; without a scheme there is nothing to list for.
+    let listed = match plan.version_scheme {
+        Some(_) => target.list_tags()?,
+        None => Vec::new(),
+    };
     let mut out = Published {
         version: None,
         tags: Vec::new(),
@@ -285,8 +289,9 @@ pub fn publish(
     };
     for p in planned.iter().filter(|p| p.role != Role::Version) {
         if p.current.as_ref() != Some(digest) {
-            if p.role == Role::Extra && !plan.force {
-                // taken since the check?
+            // Taken since the check? Only worth asking once something was written since: the check above was
+            // the last request otherwise.
+            if p.role == Role::Extra && !plan.force && !written.is_empty() {
                 if let Some(d) = target.resolve(&p.tag)?.filter(|d| d != digest) {
                     let note = format!(
                         "tag {} in {} was taken by {d} while publishing {digest}; {}",

@@ -640,8 +640,8 @@ fn manifest_put_429_honours_retry_after() {
         "Retry-After: 1 was not waited for"
     );
     f.check_image("app", &out);
-    // By digest (429, then again) and the tag: one repeat, no blob uploaded twice.
-    assert_eq!(f.proxy.count("PUT", "/v2/app/manifests/"), 3);
+    // Stored by its tag's PUT (429, then again): one repeat, no blob uploaded twice.
+    assert_eq!(f.proxy.count("PUT", "/v2/app/manifests/"), 2);
     let limited: Vec<_> = f
         .proxy
         .requests()
@@ -1217,6 +1217,15 @@ fn a_one_file_change_pushes_only_its_layer() {
     };
     let before = layers(&first);
     assert!(before.len() >= 3, "{before:?}");
+    // A first push into an empty repository: each blob goes up without a HEAD, and the manifest is stored once,
+    // by its tag.
+    assert_eq!(proxy.count("HEAD", "/v2/web/blobs/"), 0);
+    assert_eq!(
+        blob_upload_requests(&proxy, "web"),
+        (before.len() + 1, 0, before.len() + 1)
+    );
+    assert_eq!(proxy.count("PUT", "/v2/web/manifests/"), 1);
+    assert_eq!(proxy.count("PUT", "/v2/web/manifests/v1"), 1);
 
     proxy.clear_requests();
     // Rewritten by the build tool (a new inode), one byte different.
@@ -1229,7 +1238,10 @@ fn a_one_file_change_pushes_only_its_layer() {
     let after = layers(&second);
     assert_eq!(after.len(), before.len());
     assert_eq!(after.iter().filter(|l| !before.contains(l)).count(), 1);
-    // Two blobs uploaded: the changed layer and the config; every other layer was found there (HEAD).
+    // Two blobs uploaded: the changed layer and the config; every other layer was found there (HEAD). The config
+    // of an image with a new layer is new too: it is not asked for first.
     assert_eq!(blob_upload_requests(&proxy, "web").0, 2, "{err}");
+    assert_eq!(proxy.count("HEAD", "/v2/web/blobs/"), after.len(), "{err}");
     assert!(err.contains("(1 compressed,"), "{err}");
+    assert_eq!(proxy.count("PUT", "/v2/web/manifests/"), 1, "{err}");
 }

@@ -18,7 +18,7 @@ use crate::image::{self, ConfigSpec, Json, LayerRecord, PlatformSpec, Root};
 use crate::layer::{self, Compression, LayerOptions};
 use crate::output::{Published, Reporter};
 use crate::reference::Reference;
-use crate::registry::{BlobOutcome, Client, ClientOptions, LayerStreams, StreamTee};
+use crate::registry::{BlobOutcome, Client, ClientOptions, LayerStreams, Repository, StreamTee};
 use crate::split::{self, Split};
 use crate::store::Layout;
 use crate::target::{LayoutRef, Target};
@@ -125,38 +125,30 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
         let c = Client::new(plan.registry.clone())?;
         Ok(client.get_or_init(|| c).clone())
     };
-    // Everything that can be checked without writing is checked first: a bad base or input changes nothing.
-    let mut jobs = Vec::new();
-    for p in plan.per_platform() {
-        let base = p
-            .base
+    let reference = match &plan.target {
+        Target::Registry(r) => Some(r.parse::<Reference>()?),
+        _ => None,
+    };
+    let repo = reference
+        .as_ref()
+        .map(|r| Ok::<_, Error>(client()?.repository(r)))
+        .transpose()?;
+    // Everything that can be checked without writing is checked first: a bad base or input changes nothing. The
+    // registry's answers (its tags) are awaited while the build output is walked.
+    let (jobs, early) = std::thread::scope(|s| {
+        let check = repo
             .as_ref()
-            .map(|b| base::load(b, client, p.config.platform.as_ref()))
-            .transpose()?;
-        let mut walked = Vec::with_capacity(p.layers.len());
-        for l in &p.layers {
-            let spinner = report.spinner(|| format!("walking {}", l.src.display()));
-            let entries = walk::walk(&l.src, &l.dest)
-                .context(|| format!("reading build output {}", l.src.display()))?;
-            spinner.finish();
-            report.step(format_args!(
-                "walked {} ({} entries, {})",
-                l.src.display(),
-                entries.len(),
-                crate::progress::human_bytes(file_bytes(&entries))
-            ));
-            walked.push(entries);
-        }
-        jobs.push(PlatformJob {
-            plan: p,
-            base,
-            walked,
-        });
-    }
-    let (layout_path, reference) = match &plan.target {
-        Target::Layout(l) => (l.path.clone(), None),
-        Target::Registry(r) => (plan.cache.join("layout"), Some(r.parse::<Reference>()?)),
-        Target::DockerArchive { .. } => (plan.cache.join("layout"), None),
+            .zip(reference.as_ref())
+            .map(|(repo, r)| s.spawn(move || early_push(repo, r, plan)));
+        let jobs = walk_all(plan, &client, report);
+        let early = check.map(|h| h.join().expect("the registry check panicked"));
+        (jobs, early)
+    });
+    let jobs = jobs?;
+    let early = early.transpose()?.flatten();
+    let layout_path = match &plan.target {
+        Target::Layout(l) => l.path.clone(),
+        Target::Registry(_) | Target::DockerArchive { .. } => plan.cache.join("layout"),
     };
     let (layout, created) = Layout::open_or_create(&layout_path)?;
     let before = match plan.target {
@@ -169,69 +161,41 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
         before: &before,
         streams: None,
     };
-    // A registry publish that can only add new tags cannot be refused, so each layer blob is pushed (HEAD skip
-    // first) as soon as it is complete, while the next layer compresses; the publish then finds it there.
-    let repo = reference
-        .as_ref()
-        .map(|r| Ok::<_, Error>(client()?.repository(r)))
-        .transpose()?;
-    let early = match (&repo, &reference) {
-        (Some(repo), Some(r)) => {
-            let mut req = plan.tagging.clone();
-            req.add_target_tag(r.tag.as_ref());
-            let probe = remote::RemoteTags {
-                repo: repo.clone(),
-                reference: r.clone(),
-            };
-            tagging::only_new_tags(&probe, &req, &plan.layers[0].src)?.then_some(repo)
-        }
-        _ => None,
-    };
     // Better still, a big new layer is uploaded while it is compressed (registry::stream); its uploader waits for
     // that upload and pushes the file only if it failed. Only into a repository without tags: a streamed layer's
     // digest is unknown until it is complete, so it cannot be HEAD-skipped, and in a repository that has images
     // an unchanged layer rebuilt by a runner without a cache (split layers make that common) would go up again.
-    let streams = early
-        .filter(|repo| repo.list_tags().is_ok_and(|t| t.is_empty()))
-        .map(|repo| LayerStreams::new(repo.clone()));
+    let streams = match (&repo, early) {
+        (Some(repo), Some(Early { empty: true })) => Some(LayerStreams::new(repo.clone())),
+        _ => None,
+    };
     txn.streams = streams.as_ref();
+    // Into a repository without tags, blobs go up without a HEAD first: it holds no image, so at most the
+    // leftovers of an interrupted push, and a HEAD per blob would cost a round trip each to save nothing.
+    let skip_head = matches!(early, Some(Early { empty: true }));
+    let early = early.and(repo.as_ref());
     let mut pushed_early: Vec<(Digest, u64)> = Vec::new();
-    let (tx, rx) = std::sync::mpsc::channel::<(Digest, u64)>();
+    let (tx, rx) = std::sync::mpsc::channel::<EarlyBlob>();
+    let tx = Finished {
+        tx,
+        layers: Default::default(),
+    };
     // Several uploads at once (`--jobs`): with a split directory, layers finish faster than one connection pushes
     // them through the registry's POST + PUT round trips.
     let rx = std::sync::Mutex::new(rx);
     let built = std::thread::scope(|s| {
         let uploaders: Vec<_> = early
             .map(|repo| {
-                let (layout, rx, streams) = (&layout, &rx, &streams);
+                let up = Uploader {
+                    repo,
+                    layout: &layout,
+                    queue: &rx,
+                    streams: streams.as_ref(),
+                    skip_head,
+                    report,
+                };
                 let n = plan.registry.max_parallel.max(1);
-                (0..n)
-                    .map(|_| {
-                        s.spawn(move || {
-                            let mut done = Vec::new();
-                            loop {
-                                let next = rx.lock().expect("early upload queue").recv();
-                                let Ok((d, size)) = next else { break };
-                                // A failure here is not the build's: the publish pushes whatever is missing,
-                                // with retries.
-                                let streamed = streams.as_ref().is_some_and(|s| s.wait(&d));
-                                if streamed
-                                    || matches!(
-                                        repo.push_blob(&d, size, &layout.blob_path(&d), None),
-                                        Ok(BlobOutcome::Uploaded { .. })
-                                    )
-                                {
-                                    report.step(format_args!(
-                                        "blob {} uploaded while building",
-                                        d.short()
-                                    ));
-                                    done.push((d, size));
-                                }
-                            }
-                            done
-                        })
-                    })
-                    .collect()
+                (0..n).map(|_| s.spawn(move || up.run())).collect()
             })
             .unwrap_or_default();
         let built = build_all(&mut txn, &jobs, early.map(|_| &tx), report);
@@ -296,6 +260,109 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
             Err(e)
         }
     }
+}
+
+/// One of the threads that push finished blobs while the build goes on.
+#[derive(Clone, Copy)]
+struct Uploader<'a> {
+    repo: &'a Repository,
+    layout: &'a Layout,
+    queue: &'a std::sync::Mutex<std::sync::mpsc::Receiver<EarlyBlob>>,
+    streams: Option<&'a LayerStreams>,
+    /// Upload without asking the registry first (a repository without tags).
+    skip_head: bool,
+    report: &'a Reporter,
+}
+
+impl Uploader<'_> {
+    /// Push blobs until the queue closes; the ones the registry did not have (digest, size).
+    fn run(self) -> Vec<(Digest, u64)> {
+        let mut done = Vec::new();
+        loop {
+            let next = self.queue.lock().expect("early upload queue").recv();
+            let Ok(EarlyBlob {
+                digest: d,
+                size,
+                head,
+            }) = next
+            else {
+                break;
+            };
+            // A failure here is not the build's: the publish pushes whatever is missing, with retries.
+            let streamed = self.streams.is_some_and(|s| s.wait(&d));
+            let path = self.layout.blob_path(&d);
+            let pushed = || match self.skip_head || !head {
+                true => self.repo.upload_blob(&d, size, &path).is_ok(),
+                false => matches!(
+                    self.repo.push_blob(&d, size, &path, None),
+                    Ok(BlobOutcome::Uploaded { .. })
+                ),
+            };
+            if streamed || pushed() {
+                self.report
+                    .step(format_args!("blob {} uploaded while building", d.short()));
+                done.push((d, size));
+            }
+        }
+        done
+    }
+}
+
+/// Each platform's base and walked sources.
+fn walk_all(
+    plan: &BuildPlan,
+    client: &dyn Fn() -> Result<Client>,
+    report: &Reporter,
+) -> Result<Vec<PlatformJob>> {
+    let mut jobs = Vec::new();
+    for p in plan.per_platform() {
+        let base = p
+            .base
+            .as_ref()
+            .map(|b| base::load(b, client, p.config.platform.as_ref()))
+            .transpose()?;
+        let mut walked = Vec::with_capacity(p.layers.len());
+        for l in &p.layers {
+            let spinner = report.spinner(|| format!("walking {}", l.src.display()));
+            let entries = walk::walk(&l.src, &l.dest)
+                .context(|| format!("reading build output {}", l.src.display()))?;
+            spinner.finish();
+            report.step(format_args!(
+                "walked {} ({} entries, {})",
+                l.src.display(),
+                entries.len(),
+                crate::progress::human_bytes(file_bytes(&entries))
+            ));
+            walked.push(entries);
+        }
+        jobs.push(PlatformJob {
+            plan: p,
+            base,
+            walked,
+        });
+    }
+    Ok(jobs)
+}
+
+/// A registry build whose publish can only add new tags cannot be refused, so its blobs may go up while it is
+/// built.
+#[derive(Clone, Copy)]
+struct Early {
+    /// The repository has no tags at all (a first push).
+    empty: bool,
+}
+
+/// Whether blobs may be pushed before the image is complete (`None`: a tag check may still refuse the publish).
+/// Reads only; one tag listing answers both questions.
+fn early_push(repo: &Repository, reference: &Reference, plan: &BuildPlan) -> Result<Option<Early>> {
+    let mut req = plan.tagging.clone();
+    req.add_target_tag(reference.tag.as_ref());
+    let probe = remote::RemoteTags::new(repo.clone(), reference.clone());
+    if !tagging::only_new_tags(&probe, &req, &plan.layers[0].src)? {
+        return Ok(None);
+    }
+    let empty = probe.raw_tags().is_ok_and(|t| t.is_empty());
+    Ok(Some(Early { empty }))
 }
 
 /// Build every platform's image (in parallel when there are several) and what tags will point at: the single
@@ -395,7 +462,43 @@ impl Txn<'_> {
 }
 
 /// Where finished layer blobs are announced (digest, size) for an early push.
-type Finished = std::sync::mpsc::Sender<(Digest, u64)>;
+struct Finished {
+    tx: std::sync::mpsc::Sender<EarlyBlob>,
+    /// Layers compressed by this build (not from the layer cache) and sent.
+    layers: std::sync::atomic::AtomicUsize,
+}
+
+impl Finished {
+    fn layer(&self, digest: &Digest, size: u64) {
+        self.layers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.send(digest, size, true);
+    }
+
+    /// An image's config: asked for with a HEAD only if every layer came from the cache. A layer built anew
+    /// means new content, and a new config: a HEAD would cost a round trip to learn what is known.
+    fn config(&self, digest: &Digest, size: u64) {
+        let built = self.layers.load(std::sync::atomic::Ordering::Relaxed);
+        self.send(digest, size, built == 0);
+    }
+
+    fn send(&self, digest: &Digest, size: u64, head: bool) {
+        // The uploaders may be gone (a failed build): the publish pushes what is missing.
+        let _ = self.tx.send(EarlyBlob {
+            digest: digest.clone(),
+            size,
+            head,
+        });
+    }
+}
+
+/// A finished blob for the early uploaders.
+struct EarlyBlob {
+    digest: Digest,
+    size: u64,
+    /// Ask the registry before uploading.
+    head: bool,
+}
 
 fn write_image(
     txn: &mut Txn<'_>,
@@ -471,6 +574,11 @@ fn write_image(
         let added = !layout.has_blob(digest);
         layout.put_bytes(bytes, digest)?;
         txn.track(added, digest);
+    }
+    // The config goes up with the layers (it is complete once the last one is): the publish is left with only
+    // the manifest to send.
+    if let Some(tx) = early {
+        tx.config(&config.digest, config.bytes.len() as u64);
     }
     Ok((manifest, config))
 }
@@ -585,7 +693,7 @@ fn layer_for(
     }
     let l = build_layer(txn, part, report)?;
     if let Some(tx) = early {
-        let _ = tx.send((l.digest.clone(), l.size));
+        tx.layer(&l.digest, l.size);
     }
     if let Some(c) = cache {
         c.put(&key, &l);

@@ -15,7 +15,7 @@ use crate::image::{Json, PlatformSpec, Root};
 use crate::output::{Published, Reporter};
 use crate::publish::{TagTarget, WriteOutcome};
 use crate::reference::Reference;
-use crate::registry::{BlobItem, BlobOutcome, Repository};
+use crate::registry::{BlobItem, BlobOutcome, RawManifest, Repository};
 use crate::store::Layout;
 use crate::tag::Tag;
 
@@ -39,7 +39,8 @@ impl PushStats {
     }
 }
 
-/// Push every blob of `manifest` (found in `layout`, or mounted/fetched from `base`), then the manifest by digest.
+/// Push every blob of `manifest` (found in `layout`, or mounted/fetched from `base`). True when the manifest itself
+/// is already in the repository (then nothing was sent); the caller stores it otherwise.
 pub fn push_image(
     repo: &Repository,
     layout: &Layout,
@@ -48,28 +49,34 @@ pub fn push_image(
     pushed_early: &[(Digest, u64)],
     known: &[Digest],
     report: &Reporter,
-) -> Result<PushStats> {
+) -> Result<(PushStats, bool)> {
     // The manifest already in the repository (an unchanged rebuild): the registry accepted it only with all its
     // blobs present (OCI distribution spec, "Pushing Manifests": MANIFEST_BLOB_UNKNOWN; the reference registry
     // and the major ones enforce it), so one HEAD replaces a HEAD per blob and the manifest PUT. Only a shortcut:
-    // if the HEAD fails, the push below proceeds (and reports what really fails).
-    if let Ok(Some((d, _, _))) = repo.head_manifest(&manifest.digest.to_string())
+    // if the HEAD fails, the push below proceeds (and reports what really fails). Not asked when one of its blobs
+    // was just uploaded: the registry lacked that blob, so it cannot have held the manifest.
+    let blobs = manifest_blobs(&manifest.value)?;
+    let uploaded_one = blobs
+        .iter()
+        .any(|d| pushed_early.iter().any(|(p, _)| p == d));
+    if !uploaded_one
+        && let Ok(Some((d, _, _))) = repo.head_manifest(&manifest.digest.to_string())
         && d == manifest.digest
     {
-        let m = &manifest.value;
-        let blobs = 1 + m.layers().len();
+        let blobs = blobs.len();
         let early: u64 = pushed_early.iter().map(|p| p.1).sum();
         report.step(format_args!(
             "manifest {} already in {}: its {blobs} blobs are there",
             manifest.digest.short(),
             repo.name()
         ));
-        return Ok(PushStats {
+        let stats = PushStats {
             uploaded: pushed_early.len(),
             uploaded_bytes: early,
             existing: blobs.saturating_sub(pushed_early.len()),
             mounted: 0,
-        });
+        };
+        return Ok((stats, true));
     }
     let stats = Mutex::new(PushStats::default());
     // Blobs settled already: pushed during the build, or base layers mounted (or found present) below.
@@ -194,32 +201,26 @@ pub fn push_image(
     };
     upload_repo.push_blobs(items, Some(&progress))?;
     bar.finish();
-    let got = repo.put_manifest(&manifest.digest.to_string(), &manifest.bytes, OCI_MANIFEST)?;
-    if got != manifest.digest {
-        return Err(Error::Image {
-            what: format!("{}/{}", repo.registry(), repo.name()),
-            reason: format!("the registry stored manifest {} as {got}", manifest.digest),
-        });
-    }
-    Ok(stats.into_inner().expect("stats"))
+    Ok((stats.into_inner().expect("stats"), false))
 }
 
-/// The blobs of the image the target tag points at now, which the repository therefore holds (a registry accepts a
-/// manifest only with its blobs): a rebuild pushed to the same tag skips a `HEAD` for each layer it kept. One
-/// `GET`; nothing when the reference has no tag, the tag is absent or names an index.
-fn tagged_blobs(ctx: &PublishCtx<'_>) -> Vec<Digest> {
-    let Some(tag) = &ctx.reference.tag else {
-        return Vec::new();
-    };
-    let Ok(raw) = ctx.repo.get_manifest(tag.as_str()) else {
-        return Vec::new();
-    };
-    let Ok(m) = serde_json::from_slice::<ImageManifest>(&raw.bytes) else {
-        return Vec::new();
-    };
+/// `PUT` a manifest (or index) by its digest, and check the registry stored it under that digest.
+fn put_by_digest(repo: &Repository, bytes: &[u8], digest: &Digest, media_type: &str) -> Result<()> {
+    let got = repo.put_manifest(&digest.to_string(), bytes, media_type)?;
+    if got != *digest {
+        return Err(Error::Image {
+            what: format!("{}/{}", repo.registry(), repo.name()),
+            reason: format!("the registry stored manifest {digest} as {got}"),
+        });
+    }
+    Ok(())
+}
+
+/// The config and layer digests of an image manifest.
+fn manifest_blobs(m: &ImageManifest) -> Result<Vec<Digest>> {
     std::iter::once(m.config())
         .chain(m.layers().iter())
-        .filter_map(|d| Digest::from_oci(d.digest()).ok())
+        .map(|d| Digest::from_oci(d.digest()))
         .collect()
 }
 
@@ -266,16 +267,15 @@ pub fn publish_root(
 ) -> Result<Published> {
     let mut req = ctx.request.clone();
     req.add_target_tag(ctx.reference.tag.as_ref());
-    let target = RegistryTags {
-        repo: ctx.repo,
-        reference: ctx.reference,
-        root,
-    };
+    // With a tag to publish, the root is stored by the tag's own PUT (the same bytes): a publish ends with each of
+    // its tags written or already pointing at the root, so a PUT by digest first would only store it twice.
+    let tagged_root = req.scheme.is_some() || !req.templates.is_empty();
+    let target = RegistryTags::new(ctx.repo, ctx.reference, root);
     let mut stats = PushStats::default();
     let tagged = tagging::publish_tags(&target, &root.digest, &req, ctx.build_dir, &mut || {
-        let known = tagged_blobs(ctx);
+        let known = target.known_blobs();
         for (_, manifest, base) in images {
-            let s = push_image(
+            let (s, present) = push_image(
                 ctx.repo,
                 ctx.layout,
                 manifest,
@@ -285,11 +285,16 @@ pub fn publish_root(
                 report,
             )?;
             stats.add(s);
+            let stored_by_tag = tagged_root && manifest.digest == root.digest;
+            if !(present || stored_by_tag) {
+                put_by_digest(ctx.repo, &manifest.bytes, &manifest.digest, OCI_MANIFEST)?;
+            }
         }
-        if root.media_type == MediaType::ImageIndex {
-            ctx.repo.put_manifest(
-                &root.digest.to_string(),
+        if root.media_type == MediaType::ImageIndex && !tagged_root {
+            put_by_digest(
+                ctx.repo,
                 &root.bytes,
+                &root.digest,
                 root.media_type.as_ref(),
             )?;
         }
@@ -316,10 +321,31 @@ pub fn publish_root(
     Ok(Published::new(ctx.reference.name(), &tagged, root, &listed))
 }
 
-/// A registry repository's tags, read only (`kiln tags`, `kiln next-version`).
+/// A registry repository's tags, read only (`kiln tags`, `kiln next-version`, the early-push check of a build).
+/// The tag list is fetched once: every question asked of one probe is answered from the same listing.
 pub struct RemoteTags {
     pub repo: Repository,
     pub reference: Reference,
+    listed: std::sync::OnceLock<Vec<String>>,
+}
+
+impl RemoteTags {
+    pub fn new(repo: Repository, reference: Reference) -> Self {
+        RemoteTags {
+            repo,
+            reference,
+            listed: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Every tag of the repository, including those that are not versions (fetched on first use).
+    pub fn raw_tags(&self) -> Result<&[String]> {
+        if let Some(t) = self.listed.get() {
+            return Ok(t);
+        }
+        let t = self.repo.list_tags()?;
+        Ok(self.listed.get_or_init(|| t))
+    }
 }
 
 impl TagTarget for RemoteTags {
@@ -328,7 +354,7 @@ impl TagTarget for RemoteTags {
     }
 
     fn list_tags(&self) -> Result<Vec<Tag>> {
-        list_tags(&self.repo)
+        Ok(parse_tags(self.raw_tags()?.iter().map(String::as_str)))
     }
 
     fn resolve(&self, tag: &Tag) -> Result<Option<Digest>> {
@@ -350,11 +376,11 @@ fn resolve_tag(repo: &Repository, tag: &Tag) -> Result<Option<Digest>> {
 
 /// Tags that follow the grammar (registries may hold others, e.g. from old tools; they are not versions).
 fn list_tags(repo: &Repository) -> Result<Vec<Tag>> {
-    Ok(repo
-        .list_tags()?
-        .into_iter()
-        .filter_map(|t| t.parse().ok())
-        .collect())
+    Ok(parse_tags(repo.list_tags()?.iter().map(String::as_str)))
+}
+
+fn parse_tags<'a>(raw: impl Iterator<Item = &'a str>) -> Vec<Tag> {
+    raw.filter_map(|t| t.parse().ok()).collect()
 }
 
 /// Tags of a registry repository, written by `PUT /v2/<name>/manifests/<tag>` with the image's exact bytes.
@@ -362,6 +388,32 @@ pub struct RegistryTags<'a> {
     pub repo: &'a Repository,
     pub reference: &'a Reference,
     pub root: &'a Root,
+    /// The image the target's own tag pointed at when first resolved (`None` inside: the tag was absent).
+    tagged: std::sync::OnceLock<Option<RawManifest>>,
+}
+
+impl<'a> RegistryTags<'a> {
+    pub fn new(repo: &'a Repository, reference: &'a Reference, root: &'a Root) -> Self {
+        RegistryTags {
+            repo,
+            reference,
+            root,
+            tagged: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The blobs of the image the target tag pointed at, which the repository therefore holds (a registry accepts
+    /// a manifest only with its blobs): a rebuild pushed to the same tag skips a `HEAD` for each layer it kept.
+    /// Empty when the reference has no tag, the tag was absent or names an index.
+    fn known_blobs(&self) -> Vec<Digest> {
+        let Some(Some(raw)) = self.tagged.get() else {
+            return Vec::new();
+        };
+        serde_json::from_slice::<ImageManifest>(&raw.bytes)
+            .ok()
+            .and_then(|m| manifest_blobs(&m).ok())
+            .unwrap_or_default()
+    }
 }
 
 impl TagTarget for RegistryTags<'_> {
@@ -374,6 +426,14 @@ impl TagTarget for RegistryTags<'_> {
     }
 
     fn resolve(&self, tag: &Tag) -> Result<Option<Digest>> {
+        // The first look at the target's own tag is a GET, as much work for the registry as a HEAD, and its body
+        // tells which blobs are there (`known_blobs`). Later looks are fresh HEADs: they check for races.
+        if self.reference.tag.as_ref() == Some(tag) && self.tagged.get().is_none() {
+            let found = self.repo.find_manifest(tag.as_str())?;
+            let digest = found.as_ref().map(|m| m.digest.clone());
+            let _ = self.tagged.set(found);
+            return Ok(digest);
+        }
         resolve_tag(self.repo, tag)
     }
 

@@ -126,7 +126,12 @@ fn start(target: &dyn TagTarget, req: &TagRequest, build_dir: &Path) -> Result<S
             build_dir.display()
         )));
     }
-    let listed = target.list_tags()?;
+    // Only a version scheme needs the tag list; explicit tags are resolved one by one (one request each either
+    // way, and a listing may take several pages).
+    let listed = match req.scheme {
+        Some(_) => target.list_tags()?,
+        None => Vec::new(),
+    };
     let predicted = match &req.scheme {
         Some(s) => Some(versions::next_version(s, &listed, git.as_ref())?),
         None => None,

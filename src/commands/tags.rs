@@ -103,7 +103,7 @@ pub fn open_target(
                 ));
             }
             let repo = Client::new(registry.clone())?.repository(&reference);
-            Ok(Box::new(RemoteTags { repo, reference }))
+            Ok(Box::new(RemoteTags::new(repo, reference)))
         }
         Target::DockerArchive { .. } => Err(Target::archive_unsupported("kiln tags/next-version")),
     }

@@ -163,11 +163,25 @@ impl Repository {
 
     /// Fetch a manifest by tag or digest; when fetched by digest, the bytes are verified against it.
     pub fn get_manifest(&self, reference: &str) -> Result<RawManifest> {
+        Ok(self
+            .fetch_manifest(reference, false)?
+            .expect("a missing manifest is an error here"))
+    }
+
+    /// [`Repository::get_manifest`], `None` when the registry has no such manifest (404).
+    pub fn find_manifest(&self, reference: &str) -> Result<Option<RawManifest>> {
+        self.fetch_manifest(reference, true)
+    }
+
+    fn fetch_manifest(&self, reference: &str, missing_ok: bool) -> Result<Option<RawManifest>> {
         let ep = self.endpoint()?;
         let url = self.url(&ep, &format!("manifests/{reference}"));
         let req =
             Request::new(Method::GET, url, &self.pull_scope()).header(ACCEPT, MANIFEST_ACCEPT);
         let (resp, url) = self.send(req)?;
+        if missing_ok && resp.status().as_u16() == 404 {
+            return Ok(None);
+        }
         if !resp.status().is_success() {
             return Err(fail("GET", &url, resp));
         }
@@ -194,11 +208,11 @@ impl Repository {
             ));
         }
         check_digest_header(&headers, "GET", &url, &digest)?;
-        Ok(RawManifest {
+        Ok(Some(RawManifest {
             media_type: media_type_of(&headers, &bytes),
             bytes,
             digest,
-        })
+        }))
     }
 
     /// `HEAD` a manifest: `(digest, media type, size)` when it exists.
