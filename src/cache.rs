@@ -9,11 +9,13 @@
 //! written after the blob, atomically, so a crash leaves at most a missing record.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
+
+mod blocks;
+pub use blocks::SlotBlocks;
 
 use crate::digest::Digest;
 use crate::layer::LayerOptions;
@@ -102,12 +104,7 @@ impl LayerCache {
     }
 
     fn try_put(&self, key: &str, layer: &CachedLayer) -> std::io::Result<()> {
-        fs::create_dir_all(&self.dir)?;
-        let tmp = self.dir.join(format!(".{key}.{}", std::process::id()));
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec(layer).expect("serializable"))?;
-        drop(f);
-        fs::rename(&tmp, self.dir.join(key))
+        self.write_atomic(key, &serde_json::to_vec(layer).expect("serializable"))
     }
 }
 

@@ -20,6 +20,8 @@ use crate::walk::{Entry, EntryKind};
 mod compress;
 mod header;
 mod pgzip;
+
+pub use pgzip::{BlockTable, OldBlocks, Reuse};
 #[cfg(test)]
 mod tests;
 
@@ -62,6 +64,8 @@ pub struct LayerInfo {
     pub diff_id: Digest,
     /// Size of the uncompressed tar stream.
     pub tar_size: u64,
+    /// Where the gzip blob's deflated blocks are, when `Reuse::record` asked for it (else empty).
+    pub blocks: BlockTable,
 }
 
 /// Size of the buffer files are read into and the tar stream is written from.
@@ -77,18 +81,20 @@ pub fn write_layer<W: Write>(
     opts: &LayerOptions,
     sink: W,
 ) -> Result<(LayerInfo, W)> {
-    write_layer_with_progress(entries, opts, sink, &mut |_| {})
+    write_layer_with_progress(entries, opts, sink, Reuse::default(), &mut |_| {})
 }
 
-/// [`write_layer`], calling `progress` (on this thread) with the number of tar bytes compressed so far after
-/// each chunk: progress bars (`kiln build` on a terminal) compare it with the walk's total.
+/// [`write_layer`], reusing and recording gzip blocks as `reuse` says, and calling `progress` (on this thread)
+/// with the number of tar bytes compressed so far after each chunk: progress bars (`kiln build` on a terminal)
+/// compare it with the walk's total.
 pub fn write_layer_with_progress<W: Write>(
     entries: &[Entry],
     opts: &LayerOptions,
     sink: W,
+    reuse: Reuse,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(LayerInfo, W)> {
-    let mut compressor = Compressor::new(opts.compression, sink)?;
+    let mut compressor = Compressor::new(opts.compression, sink, reuse)?;
     let (full_tx, full_rx) = mpsc::sync_channel::<Chunk>(BUFFERS - 2);
     let (empty_tx, empty_rx) = mpsc::channel::<Chunk>();
     let (produced, written) = std::thread::scope(|s| {
@@ -102,13 +108,17 @@ pub fn write_layer_with_progress<W: Write>(
             };
             produce(&mut out, entries, opts)?;
             let (diff_id, tar_size, _) = out.hasher.finish();
-            Ok(LayerInfo { diff_id, tar_size })
+            Ok(LayerInfo {
+                diff_id,
+                tar_size,
+                blocks: BlockTable::default(),
+            })
         });
         // Consumer. On a write error, dropping `full_rx` (by leaving the loop) stops the producer.
         let mut written = Ok(());
         let mut done = 0u64;
         for chunk in full_rx {
-            if let Err(e) = compressor.write_all(&chunk.buf[..chunk.len]) {
+            if let Err(e) = chunk.write_to(&mut compressor) {
                 written = Err(write_error(e));
                 break;
             }
@@ -127,8 +137,9 @@ pub fn write_layer_with_progress<W: Write>(
     });
     // A sink error explains a producer that stopped because nobody was listening any more.
     written?;
-    let info = produced?;
-    let sink = compressor.finish().map_err(write_error)?;
+    let mut info = produced?;
+    let (sink, blocks) = compressor.finish().map_err(write_error)?;
+    info.blocks = blocks;
     Ok((info, sink))
 }
 
@@ -138,9 +149,11 @@ const BUFFERS: usize = 3;
 fn produce(out: &mut TarOut, entries: &[Entry], opts: &LayerOptions) -> Result<()> {
     let mut headers = Vec::with_capacity(4 * BLOCK);
     for e in entries {
+        out.mark();
         write_entry(out, &mut headers, e, opts)?;
     }
     // End of archive: two zero blocks.
+    out.mark();
     out.put(&[0; 2 * BLOCK])?;
     out.flush()
 }
@@ -276,10 +289,11 @@ fn consumer_gone() -> Error {
     ))
 }
 
-/// A buffer of the tar stream, `len` bytes of it used.
+/// A buffer of the tar stream, `len` bytes of it used; `marks`: where entries start in it.
 struct Chunk {
     buf: Box<[u8]>,
     len: usize,
+    marks: Vec<usize>,
 }
 
 impl Chunk {
@@ -287,7 +301,19 @@ impl Chunk {
         Chunk {
             buf: vec![0; BUF_SIZE].into_boxed_slice(),
             len: 0,
+            marks: Vec::new(),
         }
+    }
+
+    /// Hand the bytes to the compressor, telling it where each entry starts.
+    fn write_to<W: Write>(&self, c: &mut Compressor<W>) -> io::Result<()> {
+        let mut at = 0;
+        for &m in &self.marks {
+            c.write_all(&self.buf[at..m])?;
+            c.mark()?;
+            at = m;
+        }
+        c.write_all(&self.buf[at..self.len])
     }
 }
 
@@ -319,8 +345,14 @@ impl TarOut {
         };
         let full = std::mem::replace(&mut self.chunk, next);
         self.chunk.len = 0;
+        self.chunk.marks.clear();
         self.full.send(full).map_err(|_| consumer_gone())?;
         Ok(())
+    }
+
+    /// An entry starts at the current position of the stream.
+    fn mark(&mut self) {
+        self.chunk.marks.push(self.chunk.len);
     }
 
     fn put(&mut self, mut bytes: &[u8]) -> Result<()> {

@@ -589,6 +589,30 @@ fn a_directory_is_split_into_layers_by_content_and_a_change_rebuilds_one() {
     assert_eq!(after.len(), layers.len());
     let differ = after.iter().zip(&layers).filter(|(a, b)| a != b).count();
     assert_eq!(differ, 1, "{layers:?}\n{after:?}");
+    // And within that layer only the gzip blocks around the file were compressed again: the others were copied
+    // from the layer's last build — giving exactly the bytes a build from scratch gives.
+    assert!(
+        err.contains("compressed blocks copied from its last build"),
+        "{err}"
+    );
+    let (fresh, _) = build("fresh", &["--split", "4MiB", "--no-cache"]);
+    assert_eq!(skopeo_layers(&[&fresh]), after);
+
+    // A file that grows by a line shifts everything after it in the tar: the blocks still start at the same
+    // entries, so they are still reused, and the bytes are still those of a build from scratch.
+    let f = src.join("web/d1/m001.js");
+    let mut body = fs::read(&f).unwrap();
+    body.extend_from_slice(b"export const more = 2;\n");
+    fs::remove_file(&f).unwrap();
+    fs::write(&f, &body).unwrap();
+    let (grown, err) = build("split", &["--split", "4MiB"]);
+    assert!(
+        err.contains("compressed blocks copied from its last build"),
+        "{err}"
+    );
+    let after = skopeo_layers(&[&grown]);
+    let (fresh, _) = build("fresh2", &["--split", "4MiB", "--no-cache"]);
+    assert_eq!(skopeo_layers(&[&fresh]), after);
 
     // A file added: boundaries move only next to it, most layers keep their digests.
     fs::write(src.join("web/d2/m345b.js"), "export const added = 1;\n").unwrap();

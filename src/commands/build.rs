@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
-use crate::cache::{self, CachedLayer, LayerCache};
+use crate::cache::{self, CachedLayer, LayerCache, SlotBlocks};
 use crate::commands::base::{self, LoadedBase};
 use crate::commands::remote;
 use crate::commands::tagging::{self, LayoutTags, TagRequest, Tagged};
@@ -691,18 +691,59 @@ fn layer_for(
         });
         return Ok(h);
     }
-    let l = build_layer(txn, part, report)?;
+    // A gzip layer records where its blocks are, and reuses those of its slot's last build that recur.
+    let slot = cache
+        .filter(|_| matches!(opts.compression, Compression::Gzip { .. }))
+        .zip(LayerCache::slot(part.entries, opts));
+    let reuse = layer::Reuse {
+        record: slot.is_some(),
+        old: slot
+            .as_ref()
+            .and_then(|(c, s)| old_blocks(txn.layout, &plan.cache, &c.blocks(s)?))
+            .map(std::sync::Arc::new),
+    };
+    let (l, blocks) = build_layer(txn, part, reuse, report)?;
     if let Some(tx) = early {
         tx.layer(&l.digest, l.size);
     }
     if let Some(c) = cache {
         c.put(&key, &l);
     }
+    if let Some((c, s)) = slot {
+        let record = SlotBlocks {
+            digest: l.digest.clone(),
+            size: l.size,
+            table: blocks,
+        };
+        c.put_blocks(&s, &record);
+    }
     Ok(l)
 }
 
-/// One pass: walk entries → tar → diff_id → compression → blob in the layout.
-fn build_layer(txn: &mut Txn<'_>, part: &Part<'_>, report: &Reporter) -> Result<CachedLayer> {
+/// The blob of a slot's last build, opened for reading its blocks: in the layout being written, else in the
+/// cache layout, and only with the size recorded for it.
+fn old_blocks(
+    layout: &Layout,
+    cache_dir: &std::path::Path,
+    b: &SlotBlocks,
+) -> Option<layer::OldBlocks> {
+    let cached = Layout::open(&cache_dir.join("layout")).ok();
+    let paths =
+        std::iter::once(layout.blob_path(&b.digest)).chain(cached.map(|c| c.blob_path(&b.digest)));
+    paths
+        .filter(|p| cache::blob_ok(p, b.size))
+        .find_map(|p| std::fs::File::open(p).ok())
+        .map(|f| layer::OldBlocks::new(f, &b.table))
+}
+
+/// One pass: walk entries → tar → diff_id → compression → blob in the layout. Also returns where the blob's gzip
+/// blocks are (when `reuse.record`).
+fn build_layer(
+    txn: &mut Txn<'_>,
+    part: &Part<'_>,
+    reuse: layer::Reuse,
+    report: &Reporter,
+) -> Result<(CachedLayer, layer::BlockTable)> {
     let (entries, opts) = (part.entries, &part.opts);
     let layout = txn.layout;
     // ocidir's writer hashes what it writes; whether the blob is new comes from the snapshot taken at the start,
@@ -712,15 +753,23 @@ fn build_layer(txn: &mut Txn<'_>, part: &Part<'_>, report: &Reporter) -> Result<
         || format!("layer from {}", part.label),
         tar_estimate(entries),
     );
-    let (info, sink) =
-        layer::write_layer_with_progress(entries, opts, sink, &mut |done| bar.set_position(done))
-            .context(|| format!("building the layer from {}", part.label))?;
+    let (info, sink) = layer::write_layer_with_progress(entries, opts, sink, reuse, &mut |done| {
+        bar.set_position(done)
+    })
+    .context(|| format!("building the layer from {}", part.label))?;
     bar.finish();
     let (digest, size) = sink.finish(|blob| layout.finish_blob(blob))?;
     let added = txn.is_new(&digest);
     txn.track(added, &digest);
+    let reused = match info.blocks.reused {
+        0 => String::new(),
+        n => format!(
+            " ({n} of {} compressed blocks copied from its last build)",
+            info.blocks.blocks.len()
+        ),
+    };
     report.step(format_args!(
-        "layer {} from {}: {} of tar -> {}{}",
+        "layer {} from {}: {} of tar -> {}{reused}{}",
         digest.short(),
         part.label,
         crate::progress::human_bytes(info.tar_size),
@@ -733,12 +782,13 @@ fn build_layer(txn: &mut Txn<'_>, part: &Part<'_>, report: &Reporter) -> Result<
         s.blob_bytes += size;
         s.compression = Some(compression_name(opts.compression));
     });
-    Ok(CachedLayer {
+    let layer = CachedLayer {
         digest,
         size,
         diff_id: info.diff_id,
         tar_size: info.tar_size,
-    })
+    };
+    Ok((layer, info.blocks))
 }
 
 /// Bytes of regular files in a walk.

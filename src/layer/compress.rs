@@ -19,7 +19,8 @@ pub(super) enum Compressor<W: Write> {
 }
 
 impl<W: Write> Compressor<W> {
-    pub(super) fn new(c: Compression, sink: W) -> Result<Self> {
+    /// `reuse` applies to gzip only (see `pgzip`): zstd and uncompressed layers are not cut into blocks.
+    pub(super) fn new(c: Compression, sink: W, reuse: super::pgzip::Reuse) -> Result<Self> {
         Ok(match c {
             Compression::Gzip { level } => {
                 if level > 9 {
@@ -27,7 +28,9 @@ impl<W: Write> Compressor<W> {
                         "gzip compression level {level} is out of range (0-9)"
                     )));
                 }
-                let enc = super::pgzip::ParGzEncoder::new(sink, level).map_err(write_error)?;
+                let workers = super::pgzip::default_workers();
+                let enc = super::pgzip::ParGzEncoder::with_reuse(sink, level, workers, reuse)
+                    .map_err(write_error)?;
                 Compressor::Gzip(enc)
             }
             Compression::Zstd { level } => {
@@ -53,11 +56,20 @@ impl<W: Write> Compressor<W> {
         })
     }
 
-    pub(super) fn finish(self) -> io::Result<W> {
+    /// The sink, and the gzip blocks' table (empty for other encoders or when not recording).
+    pub(super) fn finish(self) -> io::Result<(W, super::pgzip::BlockTable)> {
         match self {
             Compressor::Gzip(e) => e.finish(),
-            Compressor::Zstd(e) => e.finish(),
-            Compressor::None(w) => Ok(w),
+            Compressor::Zstd(e) => Ok((e.finish()?, Default::default())),
+            Compressor::None(w) => Ok((w, Default::default())),
+        }
+    }
+
+    /// A tar entry starts here (gzip cuts its blocks at entries; the others ignore it).
+    pub(super) fn mark(&mut self) -> io::Result<()> {
+        match self {
+            Compressor::Gzip(e) => e.mark(),
+            Compressor::Zstd(_) | Compressor::None(_) => Ok(()),
         }
     }
 }

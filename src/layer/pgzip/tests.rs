@@ -55,7 +55,7 @@ fn encode_with(data: &[u8], level: u32, workers: usize, write_sizes: &[usize]) -
         rest = &rest[n..];
         i += 1;
     }
-    enc.finish().unwrap()
+    enc.finish().unwrap().0
 }
 
 fn encode(data: &[u8], level: u32) -> Vec<u8> {
@@ -199,7 +199,7 @@ fn independent_of_preceding_blocks_on_the_same_worker() {
     let cold = encode_with(&a, 1, 1, &[usize::MAX]);
     let mut enc = ParGzEncoder::with_workers(Vec::new(), 1, 1).unwrap();
     enc.write_all(&warm).unwrap();
-    drop(enc.finish().unwrap());
+    drop(enc.finish().unwrap().0);
     assert!(encode_with(&a, 1, 1, &[usize::MAX]) == cold);
 }
 
