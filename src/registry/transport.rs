@@ -157,6 +157,8 @@ pub(crate) struct Endpoint {
 pub(crate) struct Transport {
     verified: OnceLock<Http>,
     unverified: OnceLock<Http>,
+    /// For `http://` URLs only (loopback or `--insecure-registry`): it never loads the system's CA certificates.
+    plain: OnceLock<Http>,
     /// `--ca-file`'s PEM bundle.
     ca: Option<Vec<u8>>,
     pub opts: ClientOptions,
@@ -208,6 +210,7 @@ impl Transport {
         Ok(Transport {
             verified: OnceLock::new(),
             unverified: OnceLock::new(),
+            plain: OnceLock::new(),
             ca,
             opts,
             creds,
@@ -228,14 +231,7 @@ impl Transport {
         if let Some(c) = cell.get() {
             return Ok(c);
         }
-        let mut b = Http::builder()
-            .user_agent(self.opts.user_agent.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(None)
-            .connect_timeout(self.opts.connect_timeout)
-            .tcp_keepalive(std::time::Duration::from_secs(30))
-            .tcp_user_timeout(self.opts.read_timeout)
-            .danger_accept_invalid_certs(accept_invalid);
+        let mut b = self.builder().danger_accept_invalid_certs(accept_invalid);
         if let Some(pem) = &self.ca {
             let certs =
                 reqwest::Certificate::from_pem_bundle(pem).expect("checked in Transport::new");
@@ -245,6 +241,37 @@ impl Transport {
             .build()
             .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))?;
         Ok(cell.get_or_init(|| c))
+    }
+
+    /// The client for plain-HTTP URLs. Loading the system's CA certificates (a bundle and a directory of a few
+    /// hundred files) was most of a loopback push's client setup; this one has no roots at all, so a TLS
+    /// handshake through it could never succeed (and `client_for` never gives it an `https://` URL).
+    fn plain(&self) -> Result<&Http> {
+        if let Some(c) = self.plain.get() {
+            return Ok(c);
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let c = self
+            .builder()
+            .tls_backend_preconfigured(tls)
+            .build()
+            .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(self.plain.get_or_init(|| c))
+    }
+
+    fn builder(&self) -> reqwest::blocking::ClientBuilder {
+        Http::builder()
+            .user_agent(self.opts.user_agent.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(None)
+            .connect_timeout(self.opts.connect_timeout)
+            .tcp_keepalive(std::time::Duration::from_secs(30))
+            .tcp_user_timeout(self.opts.read_timeout)
     }
 
     /// Whether `host[:port]` is in the `insecure` list (by `host:port` or by host alone).
@@ -260,6 +287,9 @@ impl Transport {
     }
 
     fn client_for(&self, url: &Url, ep: &Endpoint) -> Result<&Http> {
+        if url.scheme() == "http" {
+            return self.plain();
+        }
         let hp = match url.port() {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
             None => url.host_str().unwrap_or("").to_string(),
