@@ -390,7 +390,21 @@ pub struct RegistryTags<'a> {
     pub root: &'a Root,
     /// The image the target's own tag pointed at when first resolved (`None` inside: the tag was absent).
     tagged: std::sync::OnceLock<Option<RawManifest>>,
+    /// The last answer, when, and the client's request count then (see `resolve`).
+    last: std::sync::Mutex<Option<Resolved>>,
 }
+
+/// A tag's resolution as of a moment.
+struct Resolved {
+    tag: Tag,
+    digest: Option<Digest>,
+    at: std::time::Instant,
+    requests: u64,
+}
+
+/// How long an answer stays as good as a new one if nothing was sent meanwhile: far longer than building a
+/// manifest, far shorter than anything that could let a check go stale unnoticed.
+const FRESH: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl<'a> RegistryTags<'a> {
     pub fn new(repo: &'a Repository, reference: &'a Reference, root: &'a Root) -> Self {
@@ -399,6 +413,7 @@ impl<'a> RegistryTags<'a> {
             reference,
             root,
             tagged: std::sync::OnceLock::new(),
+            last: std::sync::Mutex::new(None),
         }
     }
 
@@ -426,15 +441,34 @@ impl TagTarget for RegistryTags<'_> {
     }
 
     fn resolve(&self, tag: &Tag) -> Result<Option<Digest>> {
+        // Asked again with nothing sent since (the check before the push, then the one before the write, when the
+        // push had nothing left to send): the answer of a moment ago is all a new request could tell — the same
+        // registry state, a round trip older. Used once; every later check asks the registry.
+        let sent = self.repo.request_count();
+        if let Some(r) = self.last.lock().expect("last resolution").take()
+            && r.tag == *tag
+            && r.requests == sent
+            && r.at.elapsed() < FRESH
+        {
+            return Ok(r.digest);
+        }
         // The first look at the target's own tag is a GET, as much work for the registry as a HEAD, and its body
-        // tells which blobs are there (`known_blobs`). Later looks are fresh HEADs: they check for races.
-        if self.reference.tag.as_ref() == Some(tag) && self.tagged.get().is_none() {
+        // tells which blobs are there (`known_blobs`). Later looks are HEADs.
+        let digest = if self.reference.tag.as_ref() == Some(tag) && self.tagged.get().is_none() {
             let found = self.repo.find_manifest(tag.as_str())?;
             let digest = found.as_ref().map(|m| m.digest.clone());
             let _ = self.tagged.set(found);
-            return Ok(digest);
-        }
-        resolve_tag(self.repo, tag)
+            digest
+        } else {
+            resolve_tag(self.repo, tag)?
+        };
+        *self.last.lock().expect("last resolution") = Some(Resolved {
+            tag: tag.clone(),
+            digest: digest.clone(),
+            at: std::time::Instant::now(),
+            requests: self.repo.request_count(),
+        });
+        Ok(digest)
     }
 
     fn write_tag(&self, tag: &Tag) -> Result<WriteOutcome> {

@@ -181,6 +181,11 @@ impl Repository {
         &self.registry
     }
 
+    /// HTTP requests this repository's client has sent so far (all threads, all repositories).
+    pub fn request_count(&self) -> u64 {
+        self.client.request_count()
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
