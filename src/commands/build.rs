@@ -8,17 +8,19 @@ use std::path::PathBuf;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
-use crate::cache::{self, CachedLayer, LayerCache, SlotBlocks};
+use crate::cache::LayerCache;
 use crate::commands::base::{self, LoadedBase};
+use crate::commands::early::{self, Early, Finished};
+use crate::commands::parts::{Part, build_parts};
 use crate::commands::remote;
 use crate::commands::tagging::{self, LayoutTags, TagRequest, Tagged};
 use crate::digest::Digest;
 use crate::error::{Error, Result, ResultExt};
 use crate::image::{self, ConfigSpec, Json, LayerRecord, PlatformSpec, Root};
-use crate::layer::{self, Compression, LayerOptions};
+use crate::layer::{Compression, LayerOptions};
 use crate::output::{Published, Reporter};
 use crate::reference::Reference;
-use crate::registry::{BlobOutcome, Client, ClientOptions, LayerStreams, Repository, StreamTee};
+use crate::registry::{Client, ClientOptions, LayerStreams};
 use crate::split::{self, Split};
 use crate::store::Layout;
 use crate::target::{LayoutRef, Target};
@@ -139,7 +141,7 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
         let check = repo
             .as_ref()
             .zip(reference.as_ref())
-            .map(|(repo, r)| s.spawn(move || early_push(repo, r, plan)));
+            .map(|(repo, r)| s.spawn(move || Early::check(repo, r, plan)));
         let jobs = walk_all(plan, &client, report);
         let early = check.map(|h| h.join().expect("the registry check panicked"));
         (jobs, early)
@@ -161,8 +163,9 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
         before: &before,
         streams: None,
     };
-    // Better still, a big new layer is uploaded while it is compressed (registry::stream); its uploader waits for
-    // that upload and pushes the file only if it failed. Only into a repository without tags: a streamed layer's
+    // Blobs go up while the image is built when the publish cannot be refused (commands::early). A big new layer
+    // is even uploaded while it is compressed (registry::stream); its uploader waits for that upload and pushes
+    // the file only if it failed. Only into a repository without tags: a streamed layer's
     // digest is unknown until it is complete, so it cannot be HEAD-skipped, and in a repository that has images
     // an unchanged layer rebuilt by a runner without a cache (split layers make that common) would go up again.
     let streams = match (&repo, early) {
@@ -170,40 +173,17 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
         _ => None,
     };
     txn.streams = streams.as_ref();
-    // Into a repository without tags, blobs go up without a HEAD first: it holds no image, so at most the
-    // leftovers of an interrupted push, and a HEAD per blob would cost a round trip each to save nothing.
-    let skip_head = matches!(early, Some(Early { empty: true }));
-    let early = early.and(repo.as_ref());
-    let mut pushed_early: Vec<(Digest, u64)> = Vec::new();
-    let (tx, rx) = std::sync::mpsc::channel::<EarlyBlob>();
-    let tx = Finished {
-        tx,
-        layers: Default::default(),
-    };
-    // Several uploads at once (`--jobs`): with a split directory, layers finish faster than one connection pushes
-    // them through the registry's POST + PUT round trips.
-    let rx = std::sync::Mutex::new(rx);
-    let built = std::thread::scope(|s| {
-        let uploaders: Vec<_> = early
-            .map(|repo| {
-                let up = Uploader {
-                    repo,
-                    layout: &layout,
-                    queue: &rx,
-                    streams: streams.as_ref(),
-                    skip_head,
-                    report,
-                };
-                let n = plan.registry.max_parallel.max(1);
-                (0..n).map(|_| s.spawn(move || up.run())).collect()
-            })
-            .unwrap_or_default();
-        let built = build_all(&mut txn, &jobs, early.map(|_| &tx), report);
-        drop(tx);
-        for u in uploaders {
-            pushed_early.extend(u.join().unwrap_or_default());
-        }
-        built
+    let to = repo
+        .as_ref()
+        .zip(early)
+        .map(|(repo, e)| early::Destination {
+            repo,
+            layout: &layout,
+            streams: streams.as_ref(),
+            skip_head: e.empty,
+        });
+    let (built, pushed_early) = early::with_uploads(to, plan.registry.max_parallel, report, |f| {
+        build_all(&mut txn, &jobs, f, report)
     });
     let result = built.and_then(|(root, images)| {
         let listed: Vec<(PlatformSpec, &Json<ImageManifest>)> =
@@ -262,52 +242,6 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
     }
 }
 
-/// One of the threads that push finished blobs while the build goes on.
-#[derive(Clone, Copy)]
-struct Uploader<'a> {
-    repo: &'a Repository,
-    layout: &'a Layout,
-    queue: &'a std::sync::Mutex<std::sync::mpsc::Receiver<EarlyBlob>>,
-    streams: Option<&'a LayerStreams>,
-    /// Upload without asking the registry first (a repository without tags).
-    skip_head: bool,
-    report: &'a Reporter,
-}
-
-impl Uploader<'_> {
-    /// Push blobs until the queue closes; the ones the registry did not have (digest, size).
-    fn run(self) -> Vec<(Digest, u64)> {
-        let mut done = Vec::new();
-        loop {
-            let next = self.queue.lock().expect("early upload queue").recv();
-            let Ok(EarlyBlob {
-                digest: d,
-                size,
-                head,
-            }) = next
-            else {
-                break;
-            };
-            // A failure here is not the build's: the publish pushes whatever is missing, with retries.
-            let streamed = self.streams.is_some_and(|s| s.wait(&d));
-            let path = self.layout.blob_path(&d);
-            let pushed = || match self.skip_head || !head {
-                true => self.repo.upload_blob(&d, size, &path).is_ok(),
-                false => matches!(
-                    self.repo.push_blob(&d, size, &path, None),
-                    Ok(BlobOutcome::Uploaded { .. })
-                ),
-            };
-            if streamed || pushed() {
-                self.report
-                    .step(format_args!("blob {} uploaded while building", d.short()));
-                done.push((d, size));
-            }
-        }
-        done
-    }
-}
-
 /// Each platform's base and walked sources.
 fn walk_all(
     plan: &BuildPlan,
@@ -342,27 +276,6 @@ fn walk_all(
         });
     }
     Ok(jobs)
-}
-
-/// A registry build whose publish can only add new tags cannot be refused, so its blobs may go up while it is
-/// built.
-#[derive(Clone, Copy)]
-struct Early {
-    /// The repository has no tags at all (a first push).
-    empty: bool,
-}
-
-/// Whether blobs may be pushed before the image is complete (`None`: a tag check may still refuse the publish).
-/// Reads only; one tag listing answers both questions.
-fn early_push(repo: &Repository, reference: &Reference, plan: &BuildPlan) -> Result<Option<Early>> {
-    let mut req = plan.tagging.clone();
-    req.add_target_tag(reference.tag.as_ref());
-    let probe = remote::RemoteTags::new(repo.clone(), reference.clone());
-    if !tagging::only_new_tags(&probe, &req, &plan.layers[0].src)? {
-        return Ok(None);
-    }
-    let empty = probe.raw_tags().is_ok_and(|t| t.is_empty());
-    Ok(Some(Early { empty }))
 }
 
 /// Build every platform's image (in parallel when there are several) and what tags will point at: the single
@@ -433,22 +346,22 @@ fn build_all(
 }
 
 /// Blobs this build added, removed again if it fails so the layout is left as it was.
-struct Txn<'a> {
-    layout: &'a Layout,
-    new_blobs: Vec<Digest>,
+pub(super) struct Txn<'a> {
+    pub layout: &'a Layout,
+    pub new_blobs: Vec<Digest>,
     /// Blob names present before this build (target layouts only: the cache layout is never rolled back).
-    before: &'a HashSet<String>,
+    pub before: &'a HashSet<String>,
     /// Where big new layers are uploaded while they are written, when they may be pushed early.
-    streams: Option<&'a LayerStreams>,
+    pub streams: Option<&'a LayerStreams>,
 }
 
 impl Txn<'_> {
     /// Whether this build added `d` (it was not in the layout when the build started).
-    fn is_new(&self, d: &Digest) -> bool {
+    pub fn is_new(&self, d: &Digest) -> bool {
         !self.before.contains(d.hex())
     }
 
-    fn track(&mut self, added: bool, d: &Digest) {
+    pub fn track(&mut self, added: bool, d: &Digest) {
         if added {
             self.new_blobs.push(d.clone());
         }
@@ -459,45 +372,6 @@ impl Txn<'_> {
             let _ = std::fs::remove_file(self.layout.blob_path(d));
         }
     }
-}
-
-/// Where finished layer blobs are announced (digest, size) for an early push.
-struct Finished {
-    tx: std::sync::mpsc::Sender<EarlyBlob>,
-    /// Layers compressed by this build (not from the layer cache) and sent.
-    layers: std::sync::atomic::AtomicUsize,
-}
-
-impl Finished {
-    fn layer(&self, digest: &Digest, size: u64) {
-        self.layers
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.send(digest, size, true);
-    }
-
-    /// An image's config: asked for with a HEAD only if every layer came from the cache. A layer built anew
-    /// means new content, and a new config: a HEAD would cost a round trip to learn what is known.
-    fn config(&self, digest: &Digest, size: u64) {
-        let built = self.layers.load(std::sync::atomic::Ordering::Relaxed);
-        self.send(digest, size, built == 0);
-    }
-
-    fn send(&self, digest: &Digest, size: u64, head: bool) {
-        // The uploaders may be gone (a failed build): the publish pushes what is missing.
-        let _ = self.tx.send(EarlyBlob {
-            digest: digest.clone(),
-            size,
-            head,
-        });
-    }
-}
-
-/// A finished blob for the early uploaders.
-struct EarlyBlob {
-    digest: Digest,
-    size: u64,
-    /// Ask the registry before uploading.
-    head: bool,
 }
 
 fn write_image(
@@ -604,193 +478,6 @@ fn with_mode(entries: &[walk::Entry], mode: Option<u32>) -> std::borrow::Cow<'_,
     std::borrow::Cow::Owned(owned)
 }
 
-/// One image layer: a run of a source's entries (all of them unless the source is split), how messages name it,
-/// its history text and how it is written.
-struct Part<'a> {
-    entries: &'a [walk::Entry],
-    label: String,
-    created_by: String,
-    opts: LayerOptions,
-}
-
-/// Every part's layer, in order. Two parts build at once: each compresses on every core, but a layer's tail
-/// (reading its last files, the last blocks, finishing the blob) leaves cores idle that the next part fills.
-fn build_parts(
-    txn: &mut Txn<'_>,
-    plan: &BuildPlan,
-    cache: Option<&LayerCache>,
-    parts: &[Part<'_>],
-    early: Option<&Finished>,
-    report: &Reporter,
-) -> Result<Vec<CachedLayer>> {
-    if parts.len() == 1 {
-        let p = &parts[0];
-        return Ok(vec![layer_for(txn, plan, cache, p, early, report)?]);
-    }
-    let (layout, before, streams) = (txn.layout, txn.before, txn.streams);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    let results: std::sync::Mutex<Vec<Option<Result<CachedLayer>>>> =
-        std::sync::Mutex::new((0..parts.len()).map(|_| None).collect());
-    let worker = || {
-        // Each worker tracks the blobs it adds; merged below so a failure rolls all of them back.
-        let mut t = Txn {
-            layout,
-            new_blobs: Vec::new(),
-            before,
-            streams,
-        };
-        use std::sync::atomic::Ordering::Relaxed;
-        while !failed.load(Relaxed) {
-            let i = next.fetch_add(1, Relaxed);
-            let Some(p) = parts.get(i) else { break };
-            let r = layer_for(&mut t, plan, cache, p, early, report);
-            failed.fetch_or(r.is_err(), Relaxed);
-            results.lock().expect("results")[i] = Some(r);
-        }
-        t.new_blobs
-    };
-    let added: Vec<Vec<Digest>> = std::thread::scope(|s| {
-        let second = s.spawn(worker);
-        let first = worker();
-        vec![first, second.join().expect("a layer build panicked")]
-    });
-    txn.new_blobs.extend(added.into_iter().flatten());
-    // Parts are taken in order, so a failed one comes before any never started: the first error is returned.
-    results
-        .into_inner()
-        .expect("results")
-        .into_iter()
-        .map_while(|r| r)
-        .collect::<Result<Vec<_>>>()
-}
-
-/// A part's layer: the cached blob when its input is unchanged, else built now (and announced for an early push).
-fn layer_for(
-    txn: &mut Txn<'_>,
-    plan: &BuildPlan,
-    cache: Option<&LayerCache>,
-    part: &Part<'_>,
-    early: Option<&Finished>,
-    report: &Reporter,
-) -> Result<CachedLayer> {
-    let opts = &part.opts;
-    let key = LayerCache::key(part.entries, opts);
-    let hit = cache.and_then(|c| c.get(&key));
-    if let Some(h) = hit.filter(|h| reuse_blob(txn, &plan.cache, h)) {
-        report.step(format_args!(
-            "layer {} from {}: unchanged, reused",
-            h.digest.short(),
-            part.label
-        ));
-        report.record(|s| {
-            s.compression = Some(compression_name(opts.compression));
-            s.layers_reused += 1;
-            s.tar_bytes += h.tar_size;
-            s.blob_bytes += h.size;
-        });
-        return Ok(h);
-    }
-    // A gzip layer records where its blocks are, and reuses those of its slot's last build that recur.
-    let slot = cache
-        .filter(|_| matches!(opts.compression, Compression::Gzip { .. }))
-        .zip(LayerCache::slot(part.entries, opts));
-    let reuse = layer::Reuse {
-        record: slot.is_some(),
-        old: slot
-            .as_ref()
-            .and_then(|(c, s)| old_blocks(txn.layout, &plan.cache, &c.blocks(s)?))
-            .map(std::sync::Arc::new),
-    };
-    let (l, blocks) = build_layer(txn, part, reuse, report)?;
-    if let Some(tx) = early {
-        tx.layer(&l.digest, l.size);
-    }
-    if let Some(c) = cache {
-        c.put(&key, &l);
-    }
-    if let Some((c, s)) = slot {
-        let record = SlotBlocks {
-            digest: l.digest.clone(),
-            size: l.size,
-            table: blocks,
-        };
-        c.put_blocks(&s, &record);
-    }
-    Ok(l)
-}
-
-/// The blob of a slot's last build, opened for reading its blocks: in the layout being written, else in the
-/// cache layout, and only with the size recorded for it.
-fn old_blocks(
-    layout: &Layout,
-    cache_dir: &std::path::Path,
-    b: &SlotBlocks,
-) -> Option<layer::OldBlocks> {
-    let cached = Layout::open(&cache_dir.join("layout")).ok();
-    let paths =
-        std::iter::once(layout.blob_path(&b.digest)).chain(cached.map(|c| c.blob_path(&b.digest)));
-    paths
-        .filter(|p| cache::blob_ok(p, b.size))
-        .find_map(|p| std::fs::File::open(p).ok())
-        .map(|f| layer::OldBlocks::new(f, &b.table))
-}
-
-/// One pass: walk entries → tar → diff_id → compression → blob in the layout. Also returns where the blob's gzip
-/// blocks are (when `reuse.record`).
-fn build_layer(
-    txn: &mut Txn<'_>,
-    part: &Part<'_>,
-    reuse: layer::Reuse,
-    report: &Reporter,
-) -> Result<(CachedLayer, layer::BlockTable)> {
-    let (entries, opts) = (part.entries, &part.opts);
-    let layout = txn.layout;
-    // ocidir's writer hashes what it writes; whether the blob is new comes from the snapshot taken at the start,
-    // so a blob that was already in the layout (another image's) is never removed by a rollback.
-    let sink = StreamTee::new(layout.blob_writer()?, txn.streams, tar_estimate(entries));
-    let bar = report.bytes(
-        || format!("layer from {}", part.label),
-        tar_estimate(entries),
-    );
-    let (info, sink) = layer::write_layer_with_progress(entries, opts, sink, reuse, &mut |done| {
-        bar.set_position(done)
-    })
-    .context(|| format!("building the layer from {}", part.label))?;
-    bar.finish();
-    let (digest, size) = sink.finish(|blob| layout.finish_blob(blob))?;
-    let added = txn.is_new(&digest);
-    txn.track(added, &digest);
-    let reused = match info.blocks.reused {
-        0 => String::new(),
-        n => format!(
-            " ({n} of {} compressed blocks copied from its last build)",
-            info.blocks.blocks.len()
-        ),
-    };
-    report.step(format_args!(
-        "layer {} from {}: {} of tar -> {}{reused}{}",
-        digest.short(),
-        part.label,
-        crate::progress::human_bytes(info.tar_size),
-        crate::progress::human_bytes(size),
-        if added { "" } else { " (already stored)" }
-    ));
-    report.record(|s| {
-        s.layers_built += 1;
-        s.tar_bytes += info.tar_size;
-        s.blob_bytes += size;
-        s.compression = Some(compression_name(opts.compression));
-    });
-    let layer = CachedLayer {
-        digest,
-        size,
-        diff_id: info.diff_id,
-        tar_size: info.tar_size,
-    };
-    Ok((layer, info.blocks))
-}
-
 /// Bytes of regular files in a walk.
 fn file_bytes(entries: &[walk::Entry]) -> u64 {
     entries
@@ -800,46 +487,6 @@ fn file_bytes(entries: &[walk::Entry]) -> u64 {
             _ => 0,
         })
         .sum()
-}
-
-/// About the tar stream's size, for a progress bar: a header block per entry, contents padded to blocks, the
-/// end-of-archive blocks (PAX headers for long names make the real stream a little longer).
-fn tar_estimate(entries: &[walk::Entry]) -> u64 {
-    let contents: u64 = entries
-        .iter()
-        .map(|e| match e.kind {
-            walk::EntryKind::File { size } => size.div_ceil(512) * 512,
-            _ => 0,
-        })
-        .sum();
-    contents + 512 * entries.len() as u64 + 1024
-}
-
-fn compression_name(c: Compression) -> String {
-    match c {
-        Compression::Gzip { level } => format!("gzip -{level}"),
-        Compression::Zstd { level } => format!("zstd -{level}"),
-        Compression::None => "uncompressed".into(),
-    }
-}
-
-/// A cache hit is used only if its blob is intact (by size) in the layout being written, or can be linked in
-/// from the cache layout.
-fn reuse_blob(txn: &mut Txn<'_>, cache_dir: &std::path::Path, hit: &CachedLayer) -> bool {
-    let layout = txn.layout;
-    if cache::blob_ok(&layout.blob_path(&hit.digest), hit.size) {
-        return true;
-    }
-    let Ok(from) = Layout::open(&cache_dir.join("layout")) else {
-        return false;
-    };
-    if !cache::blob_ok(&from.blob_path(&hit.digest), hit.size)
-        || layout.import_blob(&from, &hit.digest).is_err()
-    {
-        return false;
-    }
-    txn.track(true, &hit.digest);
-    true
 }
 
 /// Choose and write the tags (version first), all checked before any is written.

@@ -1,0 +1,163 @@
+//! Early pushes: blobs of a registry build go up while the rest of the image is still being built.
+//!
+//! Only a publish that can only add new tags may push early — every tag it writes is absent (floating ones
+//! aside), or `--force-tag` lets it move them — since no check can refuse it after blobs are sent
+//! ([`Early::check`]). Each layer is announced when its blob is complete, the config once the last layer is
+//! ([`Finished`]); `--jobs` upload threads push them (HEAD skip first, unless the repository has no tags or the
+//! blob is surely new), and the publish then finds them there.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
+
+use crate::commands::build::BuildPlan;
+use crate::commands::{remote, tagging};
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::output::Reporter;
+use crate::reference::Reference;
+use crate::registry::{BlobOutcome, LayerStreams, Repository};
+use crate::store::Layout;
+
+/// A registry build whose blobs may go up early.
+#[derive(Clone, Copy)]
+pub(super) struct Early {
+    /// The repository has no tags at all (a first push).
+    pub empty: bool,
+}
+
+impl Early {
+    /// Whether blobs may be pushed before the image is complete (`None`: a tag check may still refuse the
+    /// publish). Reads only; one tag listing answers both questions.
+    pub fn check(
+        repo: &Repository,
+        reference: &Reference,
+        plan: &BuildPlan,
+    ) -> Result<Option<Early>> {
+        let mut req = plan.tagging.clone();
+        req.add_target_tag(reference.tag.as_ref());
+        let probe = remote::RemoteTags::new(repo.clone(), reference.clone());
+        if !tagging::only_new_tags(&probe, &req, &plan.layers[0].src)? {
+            return Ok(None);
+        }
+        let empty = probe.raw_tags().is_ok_and(|t| t.is_empty());
+        Ok(Some(Early { empty }))
+    }
+}
+
+/// Where the early uploads go.
+#[derive(Clone, Copy)]
+pub(super) struct Destination<'a> {
+    pub repo: &'a Repository,
+    /// Where the announced blobs are.
+    pub layout: &'a Layout,
+    /// Layers uploaded while they were compressed (confirmed before the file is pushed instead).
+    pub streams: Option<&'a LayerStreams>,
+    /// Upload without asking the registry first: a repository without tags holds no image, so at most the
+    /// leftovers of an interrupted push, and a HEAD per blob would cost a round trip each to save nothing.
+    pub skip_head: bool,
+}
+
+/// Run `build` with `jobs` upload threads pushing every blob it announces to `to` (none without a destination).
+/// Returns what `build` returned and the blobs the registry did not have (digest, size).
+pub(super) fn with_uploads<T>(
+    to: Option<Destination<'_>>,
+    jobs: usize,
+    report: &Reporter,
+    build: impl FnOnce(Option<&Finished>) -> T,
+) -> (T, Vec<(Digest, u64)>) {
+    let Some(to) = to else {
+        return (build(None), Vec::new());
+    };
+    let (tx, rx) = mpsc::channel::<EarlyBlob>();
+    let finished = Finished {
+        tx,
+        layers: AtomicUsize::new(0),
+    };
+    let queue = Mutex::new(rx);
+    std::thread::scope(|s| {
+        // Several uploads at once (`--jobs`): with a split directory, layers finish faster than one connection
+        // pushes them through the registry's POST + PUT round trips.
+        let queue = &queue;
+        let uploaders: Vec<_> = (0..jobs.max(1))
+            .map(|_| s.spawn(move || upload_all(to, queue, report)))
+            .collect();
+        let built = build(Some(&finished));
+        drop(finished);
+        let pushed = uploaders
+            .into_iter()
+            .flat_map(|u| u.join().unwrap_or_default())
+            .collect();
+        (built, pushed)
+    })
+}
+
+/// Where finished blobs are announced for an early push.
+pub(super) struct Finished {
+    tx: mpsc::Sender<EarlyBlob>,
+    /// Layers compressed by this build (not from the layer cache) and announced.
+    layers: AtomicUsize,
+}
+
+impl Finished {
+    pub fn layer(&self, digest: &Digest, size: u64) {
+        self.layers.fetch_add(1, Ordering::Relaxed);
+        self.send(digest, size, true);
+    }
+
+    /// An image's config: asked for with a HEAD only if every layer came from the cache. A layer built anew
+    /// means new content, and a new config: a HEAD would cost a round trip to learn what is known.
+    pub fn config(&self, digest: &Digest, size: u64) {
+        let built = self.layers.load(Ordering::Relaxed);
+        self.send(digest, size, built == 0);
+    }
+
+    fn send(&self, digest: &Digest, size: u64, head: bool) {
+        // The uploaders may be gone (a failed build): the publish pushes what is missing.
+        let _ = self.tx.send(EarlyBlob {
+            digest: digest.clone(),
+            size,
+            head,
+        });
+    }
+}
+
+/// A finished blob for the upload threads.
+struct EarlyBlob {
+    digest: Digest,
+    size: u64,
+    /// Ask the registry before uploading.
+    head: bool,
+}
+
+/// One upload thread: push blobs until the queue closes; the ones the registry did not have.
+fn upload_all(
+    to: Destination<'_>,
+    queue: &Mutex<mpsc::Receiver<EarlyBlob>>,
+    report: &Reporter,
+) -> Vec<(Digest, u64)> {
+    let mut done = Vec::new();
+    loop {
+        let next = queue.lock().expect("early upload queue").recv();
+        let Ok(EarlyBlob { digest, size, head }) = next else {
+            break;
+        };
+        // A failure here is not the build's: the publish pushes whatever is missing, with retries.
+        let streamed = to.streams.is_some_and(|s| s.wait(&digest));
+        let path = to.layout.blob_path(&digest);
+        let pushed = || match to.skip_head || !head {
+            true => to.repo.upload_blob(&digest, size, &path).is_ok(),
+            false => matches!(
+                to.repo.push_blob(&digest, size, &path, None),
+                Ok(BlobOutcome::Uploaded { .. })
+            ),
+        };
+        if streamed || pushed() {
+            report.step(format_args!(
+                "blob {} uploaded while building",
+                digest.short()
+            ));
+            done.push((digest, size));
+        }
+    }
+    done
+}
