@@ -300,7 +300,7 @@ impl Transport {
                 }
                 Request::new(Method::POST, url.clone(), &[])
                     .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(Body::Bytes(form.finish().into_bytes()))
+                    .body(Body::bytes(form.finish().into_bytes()))
             }
             other => {
                 {

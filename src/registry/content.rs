@@ -251,7 +251,7 @@ impl Repository {
         let digest = Digest::of(bytes);
         let req = Request::new(Method::PUT, url, &self.push_scope())
             .header(CONTENT_TYPE, media_type)
-            .body(Body::Bytes(bytes.to_vec()));
+            .body(Body::bytes(bytes.to_vec()));
         let (resp, url) = self.send(req)?;
         if !resp.status().is_success() {
             return Err(fail("PUT", &url, resp));

@@ -332,15 +332,25 @@ impl<'a> Session<'a> {
     /// Send `buf` as the next chunk; the buffer comes back to be reused.
     fn patch(&mut self, buf: Vec<u8>) -> Result<Vec<u8>> {
         let len = buf.len() as u64;
-        let req = chunk_request(&self.loc, &self.scopes, self.offset, len, Body::Bytes(buf));
+        let req = chunk_request(&self.loc, &self.scopes, self.offset, len, Body::bytes(buf));
         let resp = self.repo.client.t.send(&self.ep, &req)?;
         let resp = expect("PATCH", &self.loc, resp, 202)?;
         self.loc = location_of("PATCH", &self.loc, &resp)?;
         self.offset += len;
-        match req.body {
-            Body::Bytes(b) => Ok(b),
-            _ => unreachable!("the body given above"),
+        let Body::Bytes(mut shared) = req.body else {
+            unreachable!("the body given above")
+        };
+        // The chunk comes back for refilling once the transport lets go of it, which it does as it finishes the
+        // request (the answer is in): wait briefly rather than allocate another 4 MiB, so at most QUEUED + 2
+        // chunks ever exist.
+        for _ in 0..200 {
+            match Arc::try_unwrap(shared) {
+                Ok(b) => return Ok(b),
+                Err(s) => shared = s,
+            }
+            std::thread::sleep(std::time::Duration::from_micros(250));
         }
+        Ok(Vec::new())
     }
 
     fn commit(&self, digest: &Digest, size: u64) -> Result<()> {

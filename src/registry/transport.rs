@@ -35,7 +35,9 @@ const MAX_REDIRECTS: usize = 10;
 #[derive(Clone, Debug)]
 pub(crate) enum Body {
     Empty,
-    Bytes(Vec<u8>),
+    /// Shared with the request being sent rather than copied for it: upload chunks are 4 MiB, and a copy per
+    /// `PATCH` was a fresh 4 MiB allocation (and its page faults) per chunk.
+    Bytes(Arc<Vec<u8>>),
     File {
         path: PathBuf,
         offset: u64,
@@ -71,11 +73,25 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
+/// A body's bytes, as `bytes::Bytes` can own them.
+struct Shared(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl Body {
+    /// A body of these bytes.
+    pub fn bytes(b: Vec<u8>) -> Self {
+        Body::Bytes(Arc::new(b))
+    }
+
     fn make(&self) -> Result<Option<reqwest::blocking::Body>> {
         Ok(match self {
             Body::Empty => None,
-            Body::Bytes(b) => Some(b.clone().into()),
+            Body::Bytes(b) => Some(bytes::Bytes::from_owner(Shared(b.clone())).into()),
             Body::File {
                 path,
                 offset,
