@@ -377,6 +377,21 @@ fn token_registry_push_pull_and_mount() {
         "{err}"
     );
     assert!(!err.contains("given up"), "{err}");
+
+    // And without --chunk-size, as one streamed PATCH sent by the async client, with its own token (into a new
+    // repository: only there are layers streamed before they are known to be missing).
+    proxy.clear_requests();
+    std::fs::write(src.join("big.bin"), noise(33 << 20, 4)).unwrap();
+    let (out, err) = k.build(&src, "streamed2:v1", "/app", &["-v"]);
+    assert_eq!(registry_digest(&reg, "streamed2:v1"), digest_of(&out));
+    assert_one_streamed_patch(&proxy, &err);
+    let patch = proxy
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .unwrap();
+    assert!(patch.authorization, "{patch:?}");
+    assert!(err.contains("uploaded while building"), "{err}");
 }
 
 #[test]
@@ -408,6 +423,18 @@ fn tls_registry_with_htpasswd() {
     let k = Kiln::new(&reg, &reg.host(), Creds::Env);
     push_pull_mount(&k, None, "app");
     wrong_credentials_tls(&reg);
+
+    // A layer streamed while compressed: its PATCH goes through the async client, with the same CA file and
+    // credentials as every other request.
+    let t = tempdir();
+    let src = t.path().join("big");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("big.bin"), noise(33 << 20, 5)).unwrap();
+    let (out, err) = k.build(&src, "streamed:v1", "/app", &["-v"]);
+    assert_eq!(registry_digest(&reg, "streamed:v1"), digest_of(&out));
+    assert!(err.contains("(streamed) -> 202"), "{err}");
+    assert!(err.contains("uploaded while building"), "{err}");
+    assert!(!err.contains("given up"), "{err}");
 }
 
 fn wrong_credentials_tls(reg: &Registry) {
@@ -718,10 +745,8 @@ fn chunked_uploads_send_content_range() {
     }
 }
 
-/// The chunk a big new layer is streamed in while it is compressed (kiln's default), and the smallest tar it
-/// streams: 8 chunks.
-const STREAM_CHUNK: u64 = 4 << 20;
-const STREAMED_TAR: usize = 8 * STREAM_CHUNK as usize;
+/// The smallest tar kiln streams to the registry while compressing it (without `--chunk-size`).
+const STREAMED_TAR: usize = 32 << 20;
 
 /// The biggest layer of a pushed image: its digest and size.
 fn biggest_layer(raw: &serde_json::Value) -> (String, u64) {
@@ -737,17 +762,12 @@ fn biggest_layer(raw: &serde_json::Value) -> (String, u64) {
         .unwrap()
 }
 
-/// The `PATCH`es of one streamed upload: contiguous `Content-Range`s from 0 to `size`, each `chunk` long but the
-/// last, each with its `Content-Length`.
-fn assert_streamed(proxy: &Proxy, size: u64, chunk: u64, err: &str) {
-    let patches: Vec<_> = proxy
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "PATCH")
-        .collect();
+/// The `PATCH`es of one upload in `--chunk-size` chunks: contiguous `Content-Range`s from 0 to `size`, each
+/// `chunk` long but the last, each with its `Content-Length`.
+fn assert_chunked(patches: &[ProxyRequest], size: u64, chunk: u64, err: &str) {
     assert_eq!(patches.len() as u64, size.div_ceil(chunk), "{err}");
     let mut next = 0;
-    for p in &patches {
+    for p in patches {
         assert_eq!(p.status, Some(202));
         let range = p.header("content-range").expect("Content-Range");
         let (a, b) = range.split_once('-').unwrap();
@@ -760,8 +780,23 @@ fn assert_streamed(proxy: &Proxy, size: u64, chunk: u64, err: &str) {
     assert_eq!(next, size);
 }
 
-/// A big new layer is uploaded while it is compressed: sized `PATCH`es of one session, committed by an empty
-/// `PUT ?digest=`, never checked with `HEAD` nor sent twice. And when a tag could be refused, nothing is
+/// The one `PATCH` a layer is streamed in: chunked transfer encoding, no `Content-Range`, accepted.
+fn assert_one_streamed_patch(proxy: &Proxy, err: &str) {
+    let patches: Vec<_> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .collect();
+    assert_eq!(patches.len(), 1, "{err}");
+    let p = &patches[0];
+    assert_eq!(p.status, Some(202), "{err}");
+    assert_eq!(p.header("transfer-encoding"), Some("chunked"), "{p:?}");
+    assert_eq!(p.header("content-range"), None, "{p:?}");
+    assert_eq!(p.header("content-type"), Some("application/octet-stream"));
+}
+
+/// A big new layer is uploaded while it is compressed: one streamed `PATCH`, committed by an empty
+/// `PUT ?digest=`, never checked with `HEAD` nor sent twice; with `--chunk-size`, sized `PATCH`es of one session. And when a tag could be refused, nothing is
 /// streamed: exit 3 uploads nothing.
 #[test]
 fn big_layer_is_streamed_while_compressed() {
@@ -771,7 +806,7 @@ fn big_layer_is_streamed_while_compressed() {
     let first = digest_of(&out);
     let (digest, size) = biggest_layer(&raw);
     assert!(size > STREAMED_TAR as u64, "{size}");
-    assert_streamed(&f.proxy, size, STREAM_CHUNK, &err);
+    assert_one_streamed_patch(&f.proxy, &err);
     let commit = f
         .proxy
         .requests()
@@ -809,11 +844,63 @@ fn big_layer_is_streamed_while_compressed() {
     assert_eq!(blob_upload_requests(&f.proxy, "app"), (0, 0, 0), "{se}");
     assert_eq!(storage_blobs(&f.reg), before);
     assert_eq!(registry_digest(&f.reg, "app:v1"), first);
+
+    // --chunk-size: the same stream in sized PATCHes (a new image, as v2).
+    f.proxy.clear_requests();
+    let chunk = 4u64 << 20;
+    let (out, err) = f.kiln().build(
+        &f.src,
+        "app:v2",
+        "/app",
+        &["--chunk-size", &chunk.to_string(), "-v"],
+    );
+    assert_eq!(registry_digest(&f.reg, "app:v2"), digest_of(&out));
+    let raw: serde_json::Value =
+        serde_json::from_str(&skopeo_inspect_raw(&f.reg, "app:v2")).unwrap();
+    let (digest, size) = biggest_layer(&raw);
+    // The PATCHes of that layer's session (the small blobs go up from their files, in chunks too).
+    let reqs = f.proxy.requests();
+    let session = reqs
+        .iter()
+        .find(|r| r.method == "PUT" && unescape(&r.target).contains(&format!("digest={digest}")))
+        .expect("the layer's closing PUT")
+        .path()
+        .to_string();
+    let patches: Vec<_> = reqs
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path() == session)
+        .collect();
+    assert_chunked(&patches, size, chunk, &err);
+    assert!(err.contains("uploaded while building"), "{err}");
 }
 
-/// A streamed upload that fails (its first chunk gets a 500) is cancelled, and the layer is pushed from its file
-/// instead: the image is complete and the registry holds nothing else. (1 MiB chunks: 8 MiB of tar streams; one
-/// layer, so that the first PATCH is the stream's.)
+/// A streamed upload whose `PATCH` fails is cancelled, and the layer is pushed from its file instead: the image
+/// is complete and the registry holds nothing else.
+#[test]
+fn failed_streamed_patch_falls_back_to_pushing_the_file() {
+    let f = Faulty::new(STREAMED_TAR + (1 << 20));
+    f.proxy.inject(Fault::Status {
+        status: 500,
+        matching: Matcher::new("PATCH", "/blobs/uploads/"),
+        times: 1,
+    });
+    let (out, err) = f
+        .kiln()
+        .build(&f.src, "app:v1", "/app", &["--split", "off", "-v"]);
+    f.check_image("app", &out);
+    assert!(f.proxy.pending_faults().is_empty());
+    assert_eq!(
+        f.proxy.count("DELETE", "/v2/app/blobs/uploads/"),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("streamed layer upload given up"), "{err}");
+    assert!(err.contains("HTTP 500") || err.contains("500"), "{err}");
+}
+
+/// With `--chunk-size`: a streamed upload that fails (its first chunk gets a 500) is cancelled, and the layer is
+/// pushed from its file instead. (1 MiB chunks: 8 MiB of tar streams; one layer, so that the first PATCH is the
+/// stream's.)
 #[test]
 fn failed_stream_falls_back_to_pushing_the_file() {
     let f = Faulty::new(9 << 20);

@@ -14,6 +14,7 @@ mod ping;
 pub mod redact;
 pub mod retry;
 mod stream;
+mod streaming;
 mod transport;
 mod upload;
 

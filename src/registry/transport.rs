@@ -162,6 +162,12 @@ impl Request {
     }
 }
 
+/// How a request is secured (see [`Transport::tls_choice`]).
+pub(super) enum TlsChoice {
+    Plain,
+    Verified { accept_invalid: bool },
+}
+
 /// One registry as reached: its base URL (scheme decided by the ping) and its auth state.
 pub(crate) struct Endpoint {
     pub registry: String,
@@ -248,15 +254,19 @@ impl Transport {
             return Ok(c);
         }
         let mut b = self.builder().danger_accept_invalid_certs(accept_invalid);
-        if let Some(pem) = &self.ca {
-            let certs =
-                reqwest::Certificate::from_pem_bundle(pem).expect("checked in Transport::new");
+        if let Some(certs) = self.extra_certs() {
             b = b.tls_certs_merge(certs);
         }
         let c = b
             .build()
             .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))?;
         Ok(cell.get_or_init(|| c))
+    }
+
+    /// `--ca-file`'s certificates, trusted beside the system's.
+    pub(super) fn extra_certs(&self) -> Option<Vec<reqwest::Certificate>> {
+        let pem = self.ca.as_ref()?;
+        Some(reqwest::Certificate::from_pem_bundle(pem).expect("checked in Transport::new"))
     }
 
     /// The client for plain-HTTP URLs. Loading the system's CA certificates (a bundle and a directory of a few
@@ -266,18 +276,22 @@ impl Transport {
         if let Some(c) = self.plain.get() {
             return Ok(c);
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth();
         let c = self
             .builder()
-            .tls_backend_preconfigured(tls)
+            .tls_backend_preconfigured(Self::no_roots_tls()?)
             .build()
             .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))?;
         Ok(self.plain.get_or_init(|| c))
+    }
+
+    /// A TLS configuration trusting nothing, for clients that only ever see `http://` URLs.
+    pub(super) fn no_roots_tls() -> Result<rustls::ClientConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Ok(rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth())
     }
 
     fn builder(&self) -> reqwest::blocking::ClientBuilder {
@@ -302,15 +316,27 @@ impl Transport {
             .any(|i| i.eq_ignore_ascii_case(host_port) || i.eq_ignore_ascii_case(host))
     }
 
-    fn client_for(&self, url: &Url, ep: &Endpoint) -> Result<&Http> {
+    /// How a request to `url` is secured: plain HTTP (loopback or `--insecure-registry`, decided by the ping),
+    /// else TLS, unverified only for an insecure registry.
+    pub(super) fn tls_choice(&self, url: &Url, ep: &Endpoint) -> TlsChoice {
         if url.scheme() == "http" {
-            return self.plain();
+            return TlsChoice::Plain;
         }
         let hp = match url.port() {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
             None => url.host_str().unwrap_or("").to_string(),
         };
-        self.http((ep.insecure_tls && origin(url) == origin(&ep.base)) || self.is_insecure(&hp))
+        TlsChoice::Verified {
+            accept_invalid: (ep.insecure_tls && origin(url) == origin(&ep.base))
+                || self.is_insecure(&hp),
+        }
+    }
+
+    fn client_for(&self, url: &Url, ep: &Endpoint) -> Result<&Http> {
+        match self.tls_choice(url, ep) {
+            TlsChoice::Plain => self.plain(),
+            TlsChoice::Verified { accept_invalid } => self.http(accept_invalid),
+        }
     }
 
     /// The endpoint for `registry`, pinging `/v2/` the first time.

@@ -68,7 +68,7 @@ pub(super) fn location_of(method: &str, url: &Url, resp: &Response) -> Result<Ur
 }
 
 /// The `Content-Type` of blob bytes.
-const OCTETS: &str = "application/octet-stream";
+pub(super) const OCTETS: &str = "application/octet-stream";
 
 /// One chunk of an upload session: `PATCH` with `Content-Range: offset-last` (OCI distribution spec, "Pushing a
 /// blob in chunks"), never retried on its own (a retry starts a new session).

@@ -1,0 +1,158 @@
+//! One request whose body is produced while it is sent: a layer's bytes as the compressor writes them (see
+//! `stream`). reqwest's blocking client cannot send such a body well: it pumps a `Read` in 8 KiB frames, each
+//! handed to its runtime thread through a rendezvous channel, and with both cores compressing those hand-offs
+//! (a futex wake and a context switch per frame, 16 000 for a 126 MiB layer) cost more CPU than the upload
+//! itself — measured, a cold `big` push went from 1.15 s to 1.3-1.7 s. So this one request goes through
+//! reqwest's async client on a current-thread runtime of its own, with the compressor's buffers (1 MiB) as the
+//! body's frames, moved rather than copied.
+//!
+//! The client is built for the one request (same settings as the blocking ones: user agent, no redirects,
+//! connect timeout, keepalive, `TCP_USER_TIMEOUT`, and the same TLS choice), so no pooled connection outlives
+//! its runtime. It is never retried and never re-authenticated: the bytes are gone once sent. A failure here
+//! only means the layer is pushed from its file afterwards.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use reqwest::Method;
+use reqwest::header::{HeaderMap, HeaderValue};
+use url::Url;
+
+use super::errors::connection_error;
+use super::redact::redact;
+use super::transport::{Endpoint, TlsChoice, Transport, origin};
+use crate::error::{Error, Result};
+
+/// The answer to a streamed request: status, headers and (the first 64 KiB of) the body.
+pub(crate) struct StreamedReply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// A client for streamed requests to one registry: a current-thread runtime and an async client of its own,
+/// used by one upload thread for the requests of one upload session.
+pub(crate) struct Streamer<'t> {
+    t: &'t Transport,
+    base: Url,
+    auth: Option<HeaderValue>,
+    client: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Transport {
+    /// A [`Streamer`] for requests to `url`'s origin needing `scopes`.
+    pub(crate) fn streamer(
+        &self,
+        ep: &Endpoint,
+        url: &Url,
+        scopes: &[String],
+    ) -> Result<Streamer<'_>> {
+        let auth = match self.authorization(ep, scopes)? {
+            Some(a) => {
+                let mut v = HeaderValue::from_str(&a).map_err(|_| {
+                    Error::Usage("a registry credential is not a valid header value".into())
+                })?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| connection_error("PATCH", url, &e))?;
+        Ok(Streamer {
+            t: self,
+            base: ep.base.clone(),
+            auth,
+            client: self.async_client(url, ep)?,
+            rt,
+        })
+    }
+
+    /// An async client configured as the blocking one `client_for` would give for `url`.
+    fn async_client(&self, url: &Url, ep: &Endpoint) -> Result<reqwest::Client> {
+        let b = reqwest::Client::builder()
+            .user_agent(self.opts.user_agent.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.opts.connect_timeout)
+            .tcp_keepalive(std::time::Duration::from_secs(30))
+            .tcp_user_timeout(self.opts.read_timeout);
+        let b = match self.tls_choice(url, ep) {
+            TlsChoice::Plain => b.tls_backend_preconfigured(Self::no_roots_tls()?),
+            TlsChoice::Verified { accept_invalid } => {
+                let mut b = b.danger_accept_invalid_certs(accept_invalid);
+                if let Some(certs) = self.extra_certs() {
+                    b = b.tls_certs_merge(certs);
+                }
+                b
+            }
+        };
+        b.build()
+            .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))
+    }
+}
+
+impl Streamer<'_> {
+    /// Send `method url` with `body` as it comes (chunked transfer encoding on HTTP/1.1), with the registry's
+    /// `Authorization` (its own origin only). Blocks the calling thread until the answer.
+    pub(crate) fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: HeaderMap,
+        body: impl http_body::Body<Data = Bytes, Error = std::io::Error> + Send + Sync + 'static,
+    ) -> Result<StreamedReply> {
+        let mut rb = self
+            .client
+            .request(method.clone(), url.clone())
+            .headers(headers)
+            .body(reqwest::Body::wrap(body));
+        if let (true, Some(a)) = (origin(url) == origin(&self.base), &self.auth) {
+            rb = rb.header(reqwest::header::AUTHORIZATION, a.clone());
+        }
+        self.t
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let start = Instant::now();
+        let res = self.rt.block_on(async {
+            let mut resp = rb.send().await?;
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await? {
+                body.extend_from_slice(&chunk);
+                if body.len() >= 64 * 1024 {
+                    break;
+                }
+            }
+            Ok::<_, reqwest::Error>(StreamedReply {
+                status,
+                headers,
+                body,
+            })
+        });
+        let ms = start.elapsed().as_millis();
+        let verbose = self.t.opts.verbose;
+        match res {
+            Ok(r) => {
+                if verbose > 0 {
+                    eprintln!(
+                        "kiln: {method} {} (streamed) -> {} ({ms} ms)",
+                        redact(url),
+                        r.status
+                    );
+                }
+                Ok(r)
+            }
+            Err(e) => {
+                let err = connection_error(method.as_str(), url, &e);
+                if verbose > 0 {
+                    eprintln!("kiln: {err} ({ms} ms)");
+                }
+                Err(err)
+            }
+        }
+    }
+}
