@@ -21,7 +21,7 @@ mod compress;
 mod header;
 mod pgzip;
 
-pub use pgzip::{BlockTable, OldBlocks, Reuse};
+pub use pgzip::{BlockTable, OldBlocks, ParGzEncoder, Reuse};
 #[cfg(test)]
 mod tests;
 

@@ -13,6 +13,8 @@
 //! - Each block is compressed as raw deflate by a *freshly initialized* zlib-rs stream (never a reset one: a
 //!   reused window would carry bytes of whatever block that worker compressed before), primed with the
 //!   [`DICT_SIZE`] input bytes that precede the block as a preset dictionary (none for the first block).
+//!   Inside a block, 32 KiB pieces that look like random bytes are stored and the runs between them deflated the
+//!   same way, each primed with the 32 KiB before it (`block.rs`).
 //! - Every block but the last ends with a sync flush (byte-aligned, non-final); the last with a finish.
 //! - A block whose deflate output would be larger than storing it is written as stored blocks instead
 //!   (non-final, or the last one final for the last block). Matches in later blocks refer to input bytes, so how
@@ -35,8 +37,6 @@ use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
-use zlib_rs::{Deflate, DeflateFlush, Status};
-
 /// Bytes of input per block inside a long entry (and without marks). Part of the format: changing it changes
 /// every gzip layer digest.
 pub const BLOCK_SIZE: usize = 256 * 1024;
@@ -52,8 +52,6 @@ const MAX_WORKERS: usize = 16;
 /// with 3 and 0.545 s with 4 (4 runs each); `small` and `node` were alike for all three, while each step costs
 /// a block's buffers per worker (`node`, two parts at once: 51 -> 53 -> 57 MiB peak RSS).
 const IN_FLIGHT_PER_WORKER: usize = 3;
-/// Largest stored block (deflate's LEN is 16 bits).
-const STORED_MAX: usize = 65535;
 
 /// The identity of a deflated block: a hash of everything its compressed bytes depend on.
 pub type BlockKey = [u8; 16];
@@ -121,6 +119,8 @@ struct Job {
 
 type Queued = (Job, mpsc::SyncSender<Job>);
 
+/// The layer encoder: write the input (marking tar entry starts), then `finish`. Public for
+/// `benches/gzfilter.rs`, which measures it beside other gzip encoders.
 pub struct ParGzEncoder<W: Write> {
     sink: Option<W>,
     level: i32,
@@ -154,7 +154,6 @@ pub fn default_workers() -> usize {
 
 impl<W: Write> ParGzEncoder<W> {
     /// `workers` threads compress (at least one); the bytes written are the same for every count.
-    #[cfg(test)]
     pub fn with_workers(sink: W, level: u32, workers: usize) -> io::Result<Self> {
         Self::with_reuse(sink, level, workers, Reuse::default())
     }
@@ -365,153 +364,9 @@ fn worker(rx: &Mutex<mpsc::Receiver<Queued>>, reuse: &Reuse) {
     }
 }
 
-/// The key of a block: BLAKE3 over the level, the last-block flag, the dictionary's length, the dictionary and the
-/// data (every input of `compress_block`'s deflate path), truncated to 128 bits.
-fn block_key(level: i32, last: bool, dict: &[u8], input: &[u8]) -> BlockKey {
-    let mut h = blake3::Hasher::new();
-    h.update(b"kiln pgzip block v1\0");
-    h.update(&level.to_le_bytes());
-    h.update(&[u8::from(last)]);
-    h.update(&(dict.len() as u64).to_le_bytes());
-    h.update(dict);
-    h.update(input);
-    let mut key = [0; 16];
-    key.copy_from_slice(&h.finalize().as_bytes()[..16]);
-    key
-}
+mod block;
 
-/// Compress one block into `job.out` per the module's format rules (or copy it from an earlier stream).
-fn compress_block(job: &mut Job, reuse: &Reuse) -> Result<(), String> {
-    let (dict, input) = job.data.split_at(job.dict_len);
-    job.crc = zlib_rs::crc32::crc32(0, input);
-    job.out.clear();
-    if job.level > 0 && looks_incompressible(input) {
-        write_stored(&mut job.out, input, job.last);
-        return Ok(());
-    }
-    if reuse.record || reuse.old.is_some() {
-        let key = block_key(job.level, job.last, dict, input);
-        job.key = Some(key);
-        if reuse
-            .old
-            .as_ref()
-            .is_some_and(|o| o.read(&key, &mut job.out))
-        {
-            job.reused = true;
-            return Ok(());
-        }
-        job.out.clear();
-    }
-    // A fresh stream for every block: its state depends on nothing but this block's dictionary and data.
-    let mut d = Deflate::new(job.level, false, 15);
-    if !dict.is_empty() {
-        d.set_dictionary(dict).map_err(|e| e.as_str().to_string())?;
-    }
-    let flush = if job.last {
-        DeflateFlush::Finish
-    } else {
-        DeflateFlush::SyncFlush
-    };
-    // The output space is a fixed function of the block length (deflate's output may depend on how much room
-    // it is given, e.g. at level 0): room for the stored form plus a little. Filling it means storing wins.
-    let stored = stored_len(input.len());
-    let cap = stored + 64;
-    job.out.reserve(cap);
-    let mut rest = input;
-    while job.out.len() < cap {
-        let (in0, out0) = (d.total_in(), d.total_out());
-        let room = cap - job.out.len();
-        let spare = &mut job.out.spare_capacity_mut()[..room];
-        let status = d
-            .compress_uninit(rest, spare, flush)
-            .map_err(|e| e.as_str().to_string())?;
-        let produced = (d.total_out() - out0) as usize;
-        // SAFETY: deflate initialized the first `produced` bytes of the spare capacity.
-        unsafe { job.out.set_len(job.out.len() + produced) };
-        rest = &rest[(d.total_in() - in0) as usize..];
-        let done = match flush {
-            DeflateFlush::Finish => matches!(status, Status::StreamEnd),
-            // A sync flush is complete once all input is taken and deflate left output space unused.
-            _ => rest.is_empty() && produced < room,
-        };
-        if done {
-            break;
-        }
-        if produced == 0 && (d.total_in() - in0) == 0 {
-            return Err(format!("deflate made no progress ({status:?})"));
-        }
-    }
-    if job.out.len() > stored {
-        job.out.clear();
-        write_stored(&mut job.out, input, job.last);
-    }
-    Ok(())
-}
-
-/// Whether a block is as good as random bytes (compressed files, mostly): deflating it would only spend time. An
-/// integer test, so the decision is the same on every machine: the order-2 Rényi entropy of the byte histogram,
-/// −log2(Σpᵢ²), is at least 8 − log2(1 + 1/64) ≈ 7.98 bits per byte (a lower bound on the Shannon entropy: no byte
-/// coding could save more than 0.3%). Uniform random blocks of 256 KiB pass with a wide margin (Σcᵢ² ≈ n²/256 ·
-/// (1 + 256/n)); text and binaries are far below. Blocks under 16 KiB are always deflated. The first 16 KiB are
-/// tested first, against a looser bound (7.91 bits: random 16 KiB pass it easily): most blocks are text or code,
-/// and fail there for a sixteenth of the work.
-fn looks_incompressible(data: &[u8]) -> bool {
-    const HEAD: usize = 16 * 1024;
-    if data.len() < HEAD {
-        return false;
-    }
-    let n = HEAD as u128;
-    // 256 Σcᵢ² ≤ n² (1 + 1/16)
-    if 256 * 16 * sum_of_squares(&data[..HEAD]) > n * n * 17 {
-        return false;
-    }
-    let n = data.len() as u128;
-    // 256 Σcᵢ² ≤ n² (1 + 1/64)
-    256 * 64 * sum_of_squares(data) <= n * n * 65
-}
-
-/// Σcᵢ² over the byte histogram of `data`.
-fn sum_of_squares(data: &[u8]) -> u128 {
-    let mut counts = [[0u32; 256]; 4];
-    let mut quads = data.chunks_exact(4);
-    for q in &mut quads {
-        counts[0][q[0] as usize] += 1;
-        counts[1][q[1] as usize] += 1;
-        counts[2][q[2] as usize] += 1;
-        counts[3][q[3] as usize] += 1;
-    }
-    for &b in quads.remainder() {
-        counts[0][b as usize] += 1;
-    }
-    (0..256)
-        .map(|i| {
-            let c = u128::from(counts[0][i] + counts[1][i] + counts[2][i] + counts[3][i]);
-            c * c
-        })
-        .sum()
-}
-
-/// Size of `n` bytes as stored blocks (at least one block, so an empty final block is representable).
-fn stored_len(n: usize) -> usize {
-    n + 5 * n.div_ceil(STORED_MAX).max(1)
-}
-
-/// `data` as byte-aligned stored blocks; the last one final if `last`.
-fn write_stored(out: &mut Vec<u8>, data: &[u8], last: bool) {
-    let mut pieces = data.chunks(STORED_MAX).peekable();
-    if data.is_empty() {
-        out.extend_from_slice(&[u8::from(last), 0, 0, 0xff, 0xff]);
-        return;
-    }
-    while let Some(p) = pieces.next() {
-        let fin = last && pieces.peek().is_none();
-        let len = p.len() as u16;
-        out.push(u8::from(fin));
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(p);
-    }
-}
+use block::compress_block;
 
 #[cfg(test)]
 mod reuse_tests;

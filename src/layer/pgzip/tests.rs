@@ -228,7 +228,8 @@ fn gnu_gzip_decodes_it() {
 }
 
 /// The encoder's bytes are pinned: a change here changes every gzip layer digest (update testdata/golden.txt and
-/// the README's "Reproducible" bullet in the same commit, with the reason).
+/// the README's "Reproducible" bullet in the same commit, with the reason). Last change: random 8 KiB pieces
+/// inside a block are stored, not deflated (`block.rs`); this sample mixes random and text runs within blocks.
 #[test]
 fn golden_output() {
     let data = sample(3 * BLOCK_SIZE + 1000, 42);
@@ -243,15 +244,15 @@ fn golden_output() {
     let want = [
         (
             1,
-            "5eeade31c899ecfff4736f3261441bd4e1c45b386735b95ad2e289772be2b0f6",
+            "c56b66aaa4166e7f2632157b4a8d69b5a019ad3b6f7c6717c543cae3ff9e623b",
         ),
         (
             6,
-            "c12944fba5ce2ec0d680ccdf76ab63bb446d263c0c497921220f12b8c335c6ec",
+            "43fe10d4c6fd355c77d0a215d04df5e997bac354af3ef5dc1bf34c854d4942a1",
         ),
         (
             9,
-            "0ee0194c872db1048e3e2564f66b76212599d32e58b898e976d36ef79cab3701",
+            "42c88261148cf0c805b3dda0248886218b0c3f9a57964074e81b328fba00ca27",
         ),
     ];
     assert_eq!(got, want.map(|(l, h)| (l, h.to_string())));
@@ -263,9 +264,9 @@ fn incompressibility_test_is_conservative() {
     while random.len() < BLOCK_SIZE {
         random.extend_from_slice(&Sha256::digest(random.len().to_le_bytes()));
     }
-    assert!(super::looks_incompressible(&random));
+    assert!(super::block::looks_incompressible(&random));
     assert!(
-        !super::looks_incompressible(&random[..8192]),
+        !super::block::looks_incompressible(&random[..8192]),
         "small blocks are always deflated"
     );
     // Half random, half text; and text alone.
@@ -276,11 +277,11 @@ fn incompressibility_test_is_conservative() {
             .map(|b| b & 0x7f)
             .collect::<Vec<_>>()[..BLOCK_SIZE / 2],
     );
-    assert!(!super::looks_incompressible(&mixed));
+    assert!(!super::block::looks_incompressible(&mixed));
     let text: Vec<u8> = (0..BLOCK_SIZE)
         .map(|i| b"kiln layer digest "[i % 18])
         .collect();
-    assert!(!super::looks_incompressible(&text));
+    assert!(!super::block::looks_incompressible(&text));
 }
 
 #[test]
@@ -306,4 +307,54 @@ fn sink_errors_surface_and_dropping_unfinished_does_not_hang() {
     let mut enc = ParGzEncoder::with_workers(Vec::new(), 1, 4).unwrap();
     enc.write_all(&data).unwrap();
     drop(enc);
+}
+
+#[test]
+fn random_pieces_inside_a_block_are_stored_and_text_around_them_deflated() {
+    // One block: 40 KiB of text, 96 KiB of random bytes, 120 KiB of text, cut at 8 KiB piece boundaries.
+    let text = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|i| b"kiln layer digest manifest "[i % 27])
+            .collect()
+    };
+    let mut random = Vec::new();
+    while random.len() < 96 * 1024 {
+        random.extend_from_slice(&Sha256::digest(random.len().to_le_bytes()));
+    }
+    let mut data = text(40 * 1024);
+    data.extend_from_slice(&random);
+    data.extend_from_slice(&text(120 * 1024));
+    assert_eq!(data.len(), BLOCK_SIZE);
+    let runs: Vec<_> = super::block::runs(&data);
+    let k = 1024;
+    assert_eq!(
+        runs,
+        [
+            (0..40 * k, false),
+            (40 * k..136 * k, true),
+            (136 * k..BLOCK_SIZE, false)
+        ]
+    );
+    for workers in [1, 2] {
+        let gz = encode_with(&data, 2, workers, &[usize::MAX]);
+        assert!(gunzip(&gz) == data);
+        // The random bytes stored (+5 bytes per stored block), the text deflated to little.
+        assert!(gz.len() < 96 * k + 2 * k, "{} bytes", gz.len());
+    }
+    // Not cut at piece boundaries: the pieces holding both are deflated, the rest stored, the same bytes for any
+    // worker count.
+    let mut shifted = text(41_000);
+    shifted.extend_from_slice(&random[..90_000]);
+    shifted.extend_from_slice(&text(BLOCK_SIZE + 1000 - shifted.len()));
+    let gz = encode_with(&shifted, 2, 1, &[usize::MAX]);
+    assert!(gunzip(&gz) == shifted);
+    assert!(gz == encode_with(&shifted, 2, 3, &[4096]));
+    assert!(gz.len() < 90_000 + 2 * k, "{} bytes", gz.len());
+    // A block of random bytes is one stored run; of text, one deflated run.
+    assert_eq!(super::block::runs(&random[..64 * k]), [(0..64 * k, true)]);
+    assert_eq!(
+        super::block::runs(&text(BLOCK_SIZE)),
+        [(0..BLOCK_SIZE, false)]
+    );
+    assert_eq!(super::block::runs(&[]), [(0..0, false)]);
 }
