@@ -37,11 +37,10 @@ while (($#)); do
   shift
 done
 has() { [[ ",$1," == *",$2,"* ]]; }
-log() { echo "== $*" >&2; }
+# shellcheck source=benches/lib.sh
+source "$here/lib.sh"
 
 # --- tools -------------------------------------------------------------------------------------------------
-declare -A pkg=([hyperfine]=hyperfine [igzip]=isal [openssl]=openssl [curl]=curl [tar]=tar [python3]=python3
-  [/usr/bin/time]=time [docker-registry]=docker-registry [umoci]=umoci [skopeo]=skopeo [buildah]=buildah)
 want=(hyperfine igzip openssl curl tar python3 /usr/bin/time docker-registry)
 has "$skip" umoci || want+=(umoci skopeo)
 if [[ $(id -u) != 0 ]] && ! has "$skip" buildah; then
@@ -49,18 +48,7 @@ if [[ $(id -u) != 0 ]] && ! has "$skip" buildah; then
   skip="$skip,buildah"
 fi
 has "$skip" buildah || want+=(buildah)
-missing=()
-for t in "${want[@]}"; do command -v "$t" >/dev/null || missing+=("${pkg[$t]}"); done
-if ((${#missing[@]})); then
-  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    log "installing ${missing[*]}"
-    (export DEBIAN_FRONTEND=noninteractive; apt-get update -qq &&
-      apt-get install -y -qq --no-install-recommends "${missing[@]}") >&2
-  else
-    echo "run.sh: missing tools; install them (Debian): apt-get install ${missing[*]}" >&2
-    exit 1
-  fi
-fi
+need "${want[@]}"
 
 # --- kiln --------------------------------------------------------------------------------------------------
 if [[ -z "${KILN:-}" ]]; then
@@ -73,10 +61,7 @@ fi
 kiln=$(readlink -f "$KILN")
 [[ -x "$kiln" ]] || { echo "run.sh: no kiln binary at $kiln" >&2; exit 1; }
 
-# --- work dirs, fixtures -----------------------------------------------------------------------------------
-work=${BENCH_WORK:-/tmp/kiln-bench}
-mkdir -p "$work"
-work=$(cd "$work" && pwd)
+# --- work dirs, fixtures (lib.sh) -------------------------------------------------------------------------
 run=$(mktemp -d "$work/run.XXXXXX")
 regpid=""
 cleanup() {
@@ -85,18 +70,6 @@ cleanup() {
 }
 trap cleanup EXIT
 export SOURCE_DATE_EPOCH=1700000000
-
-gen_stamp=$(sha256sum "$here/mkfixture.py" | cut -c1-16)
-fixture() {  # fixture KIND -> path of the (cached) fixture, regenerated when mkfixture.py changed
-  local fx="$work/fixture-$1"
-  if [[ ! -d "$fx" || "$(cat "$fx.stamp" 2>/dev/null)" != "$gen_stamp" ]]; then
-    log "generating fixture $1"
-    rm -rf "$fx"
-    python3 "$here/mkfixture.py" "$1" "$fx.tmp" && mv "$fx.tmp" "$fx"
-    echo "$gen_stamp" >"$fx.stamp"
-  fi
-  echo "$fx"
-}
 
 # A throwaway registry (Debian's docker-registry, CNCF distribution) on 127.0.0.1, one per fixture.
 start_registry() {
