@@ -2,7 +2,7 @@
 # Gzip encoders side by side on each fixture's tar (GNU tar --sort=name of the fixture; read from a file in the
 # page cache, output to /dev/null): kiln's layer encoder (benches/gzfilter.rs: pgzip over zlib-rs, with 1 and 2
 # threads, levels 1-3) beside ISA-L (igzip), libdeflate (libdeflate-gzip), C zlib (pigz) — the measurement
-# behind kiln's choice of encoder (README "Layers and digests"). Prints a markdown table per fixture: median wall
+# behind kiln's choice of encoder (README "Which gzip encoder"). Prints a markdown table per fixture: median wall
 # time, mean CPU, throughput of tar per second of wall time, output size, size and time relative to igzip -1.
 #
 # Usage: benches/encoders.sh [--runs N] [--fixtures small,big,node]

@@ -13,7 +13,7 @@
 //! - Each block is compressed as raw deflate by a *freshly initialized* zlib-rs stream (never a reset one: a
 //!   reused window would carry bytes of whatever block that worker compressed before), primed with the
 //!   [`DICT_SIZE`] input bytes that precede the block as a preset dictionary (none for the first block).
-//!   Inside a block, 32 KiB pieces that look like random bytes are stored and the runs between them deflated the
+//!   Inside a block, 8 KiB pieces that look like random bytes are stored and the runs between them deflated the
 //!   same way, each primed with the 32 KiB before it (`block.rs`).
 //! - Every block but the last ends with a sync flush (byte-aligned, non-final); the last with a finish.
 //! - A block whose deflate output would be larger than storing it is written as stored blocks instead

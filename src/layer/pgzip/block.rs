@@ -176,7 +176,7 @@ fn sum_of_squares(data: &[u8]) -> u128 {
 }
 
 /// Deflate `data` with a fresh stream primed with `dict`, appending to `out`: sync-flushed, or finished if `last`.
-/// Returns false, with `out` left past `cap`, once the output reaches `cap` (storing the block wins).
+/// Returns false once `out` holds `cap` bytes or more (storing the block wins); `out` is then discarded.
 fn deflate_into(
     out: &mut Vec<u8>,
     level: i32,
