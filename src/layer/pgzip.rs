@@ -365,6 +365,8 @@ fn worker(rx: &Mutex<mpsc::Receiver<Queued>>, reuse: &Reuse) {
 }
 
 mod block;
+mod deflate;
+mod huffman;
 
 use block::compress_block;
 

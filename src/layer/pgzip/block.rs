@@ -11,7 +11,13 @@
 
 use zlib_rs::{Deflate, DeflateFlush, Status};
 
+use super::deflate::Deflater;
 use super::{BlockKey, DICT_SIZE, Job, Reuse};
+
+thread_local! {
+    /// Level 1's scratch (hash table, tokens), kept per compression thread.
+    static DEFLATER: std::cell::RefCell<Deflater> = std::cell::RefCell::new(Deflater::default());
+}
 
 /// Bytes looked at together when telling random bytes from the rest. Part of the format.
 const PIECE: usize = 8 * 1024;
@@ -64,7 +70,13 @@ pub(super) fn compress_block(job: &mut Job, reuse: &Reuse) -> Result<(), String>
         // The run's dictionary: the DICT_SIZE bytes before it (the block's own dictionary, then its data).
         let end = job.dict_len + range.start;
         let run_dict = &job.data[end.saturating_sub(DICT_SIZE)..end];
-        if !deflate_into(&mut job.out, job.level, run_dict, data, last, cap)? {
+        if job.level == 1 {
+            let buf = &job.data[..end + data.len()];
+            DEFLATER.with_borrow_mut(|d| d.deflate(&mut job.out, buf, end, last));
+            if job.out.len() >= cap {
+                break;
+            }
+        } else if !deflate_into(&mut job.out, job.level, run_dict, data, last, cap)? {
             break;
         }
     }
@@ -80,7 +92,7 @@ pub(super) fn compress_block(job: &mut Job, reuse: &Reuse) -> Result<(), String>
 /// random pieces inside a block (v1 only whole blocks), so a v1 block is never copied into a v2 stream.
 fn block_key(level: i32, last: bool, dict: &[u8], input: &[u8]) -> BlockKey {
     let mut h = blake3::Hasher::new();
-    h.update(b"kiln pgzip block v2\0");
+    h.update(b"kiln pgzip block v3\0");
     h.update(&level.to_le_bytes());
     h.update(&[u8::from(last)]);
     h.update(&(dict.len() as u64).to_le_bytes());
