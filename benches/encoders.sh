@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Gzip encoders side by side on each fixture's tar (GNU tar --sort=name of the fixture; read from a file in the
-# page cache, output to /dev/null): kiln's layer encoder (benches/gzfilter.rs: pgzip over zlib-rs, with 1 and 2
-# threads, levels 1-3) beside ISA-L (igzip), libdeflate (libdeflate-gzip), C zlib (pigz) — the measurement
-# behind kiln's choice of encoder (README "Which gzip encoder"). Prints a markdown table per fixture: median wall
-# time, mean CPU, throughput of tar per second of wall time, output size, size and time relative to igzip -1.
+# page cache, output to /dev/null): kiln's layer encoder (benches/gzfilter.rs: pgzip; level 1 is kiln's own
+# deflate, 2-3 zlib-rs's; 1 and 2 threads) beside ISA-L (igzip), libdeflate (libdeflate-gzip), C zlib (pigz) — the
+# measurement behind kiln's choice of encoder (README "Which gzip encoder"). Prints a markdown table per fixture:
+# median wall time, mean CPU, throughput of tar per second of wall time, output size, size and time relative to
+# igzip -1.
 #
 # Usage: benches/encoders.sh [--runs N] [--fixtures small,big,node]
 # Env: BENCH_WORK (default /tmp/kiln-bench: fixtures are kept there, shared with run.sh).
@@ -33,10 +34,10 @@ tmp=$(mktemp -d "$work/encoders.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 # name | command (stdin -> stdout)
 encoders=(
-  "kiln pgzip -2, 2 threads (as kiln runs)|$gzfilter 2 2"
-  "kiln pgzip -2, 1 thread|$gzfilter 2 1"
+  "kiln pgzip -1, 2 threads (as kiln runs)|$gzfilter 1 2"
   "kiln pgzip -1, 1 thread|$gzfilter 1 1"
-  "kiln pgzip -3, 1 thread|$gzfilter 3 1"
+  "kiln pgzip -2 (zlib-rs), 1 thread|$gzfilter 2 1"
+  "kiln pgzip -3 (zlib-rs), 1 thread|$gzfilter 3 1"
   "ISA-L igzip -1|igzip -1 -c"
   "ISA-L igzip -2|igzip -2 -c"
   "libdeflate -1|libdeflate-gzip -1 -c"

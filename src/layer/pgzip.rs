@@ -1,4 +1,5 @@
-//! A parallel, deterministic gzip encoder (pigz-style), over the pure-Rust zlib-rs deflate.
+//! A parallel, deterministic gzip encoder (pigz-style): level 1 (the default) over kiln's own deflate
+//! (`deflate.rs`), levels 2-9 over the pure-Rust zlib-rs deflate.
 //!
 //! The format is fixed so the bytes are a function of the input and the level only — never of the worker count,
 //! the machine, or how the input was cut into `write` calls:
@@ -10,9 +11,10 @@
 //!   bytes at fixed offsets. With them, block boundaries move with the entries: a file that grows or shrinks
 //!   shifts the bytes after it, but the blocks after it still start at the same entries, hold the same bytes, and
 //!   compress to the same bytes — which a later build reuses instead of compressing them again ([`OldBlocks`]).
-//! - Each block is compressed as raw deflate by a *freshly initialized* zlib-rs stream (never a reset one: a
-//!   reused window would carry bytes of whatever block that worker compressed before), primed with the
-//!   [`DICT_SIZE`] input bytes that precede the block as a preset dictionary (none for the first block).
+//! - Each block is compressed as raw deflate by a *freshly initialized* stream (never a reset zlib-rs one: a
+//!   reused window would carry bytes of whatever block that worker compressed before; kiln's deflate keeps its
+//!   hash table between blocks but never reads an entry an earlier block wrote), primed with the [`DICT_SIZE`]
+//!   input bytes that precede the block as a preset dictionary (none for the first block).
 //!   Inside a block, 8 KiB pieces that look like random bytes are stored and the runs between them deflated the
 //!   same way, each primed with the 32 KiB before it (`block.rs`).
 //! - Every block but the last ends with a sync flush (byte-aligned, non-final); the last with a finish.

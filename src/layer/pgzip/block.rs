@@ -3,8 +3,8 @@
 //!
 //! The data is looked at in [`PIECE`]-sized pieces. A piece that is as good as random bytes (compressed files:
 //! images, fonts, archives, a binary's embedded assets) is stored; runs of the other pieces are deflated, each by a
-//! fresh zlib-rs stream primed with the [`DICT_SIZE`] bytes before the run, and sync-flushed so the next run starts
-//! on a byte boundary. A block of text is one run (deflated exactly as a whole block); a block of random bytes is
+//! fresh stream (kiln's deflate at level 1, zlib-rs's above) primed with the [`DICT_SIZE`] bytes before the run,
+//! and sync-flushed so the next run starts on a byte boundary. A block of text is one run (deflated exactly as a whole block); a block of random bytes is
 //! stored whole. Deflating random bytes only spends time, at a fraction of the speed of text: where random and
 //! compressible data share blocks (a binary's embedded assets, a PNG beside the sources in one block, the `big`
 //! bench fixture's tar compressed without entry marks) storing just the random pieces halves the work.
@@ -88,8 +88,9 @@ pub(super) fn compress_block(job: &mut Job, reuse: &Reuse) -> Result<(), String>
 }
 
 /// The key of a block: BLAKE3 over the level, the last-block flag, the dictionary's length, the dictionary and the
-/// data (every input of `compress_block`), truncated to 128 bits. The label names the encoding rules: v2 stores
-/// random pieces inside a block (v1 only whole blocks), so a v1 block is never copied into a v2 stream.
+/// data (every input of `compress_block`), truncated to 128 bits. The label names the encoding rules, so a block
+/// of older rules is never copied into a newer stream: v2 stores random pieces inside a block (v1 only whole
+/// blocks); v3 deflates level 1 with kiln's own deflate (v2 with zlib-rs's level 1).
 fn block_key(level: i32, last: bool, dict: &[u8], input: &[u8]) -> BlockKey {
     let mut h = blake3::Hasher::new();
     h.update(b"kiln pgzip block v3\0");
