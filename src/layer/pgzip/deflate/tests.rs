@@ -3,7 +3,8 @@
 
 use flate2::{Decompress, FlushDecompress, Status};
 
-use super::super::huffman::code_lengths;
+use super::super::huffman::{BitWriter, code_lengths};
+use super::encode::{Freq, write_block};
 use super::{Deflater, WINDOW};
 
 fn xorshift(seed: u64) -> impl FnMut() -> u64 {
@@ -212,5 +213,89 @@ fn code_lengths_are_limited_complete_and_optimal() {
         for (f, len) in freq.iter().zip(l) {
             assert!(*f == 0 || len == 1);
         }
+    }
+}
+
+/// Raw deflate `stream` decoded by C zlib (flate2), expected to be complete.
+fn inflate(stream: &[u8], cap: usize) -> Vec<u8> {
+    let mut z = Decompress::new(false);
+    let mut got = Vec::with_capacity(cap + 64);
+    let status = z
+        .decompress_vec(stream, &mut got, FlushDecompress::Finish)
+        .unwrap();
+    assert_eq!(status, Status::StreamEnd);
+    got
+}
+
+#[test]
+fn a_block_whose_huffman_code_would_be_deeper_than_15_bits_is_limited_and_decodes() {
+    // Literals only, byte i occurring fib(i) times (1, 1, 2, 3, 5, ... 28657): an unlimited Huffman code for these
+    // is 21 deep, so the block's code lengths must be limited to deflate's 15.
+    let mut fib = vec![1usize, 1];
+    while fib.len() < 22 {
+        fib.push(fib[fib.len() - 1] + fib[fib.len() - 2]);
+    }
+    let mut raw: Vec<u8> = Vec::new();
+    for (b, &n) in fib.iter().enumerate() {
+        raw.extend(std::iter::repeat_n(b as u8, n));
+    }
+    // A fixed shuffle (Fisher-Yates over xorshift), so the order is the same on every run.
+    let mut next = xorshift(77);
+    for i in (1..raw.len()).rev() {
+        raw.swap(i, (next() % (i as u64 + 1)) as usize);
+    }
+    let mut tokens: Vec<u32> = raw.iter().map(|&b| u32::from(b)).collect();
+    let mut freq = Freq::default();
+    for &b in &raw {
+        freq.lit[b as usize] += 1;
+    }
+    let mut out = Vec::new();
+    let mut w = BitWriter::new(&mut out);
+    write_block(&mut w, &mut tokens, &mut freq, &raw, true);
+    w.align();
+    assert_eq!(out[0] & 0b111, 0b101, "a final dynamic block");
+    assert!(out.len() < raw.len() / 3, "{} bytes", out.len());
+    assert!(inflate(&out, raw.len()) == raw);
+}
+
+#[test]
+fn random_structured_inputs_round_trip() {
+    // Copies of earlier stretches at random distances (some beyond the window), random lengths, random bytes
+    // and byte runs between them, at random run starts: 60 inputs.
+    let mut next = xorshift(4242);
+    let mut d = Deflater::default();
+    for _ in 0..60 {
+        let len = (next() % 150_000) as usize;
+        let mut buf: Vec<u8> = Vec::with_capacity(len + 300);
+        while buf.len() < len {
+            match next() % 4 {
+                0 if buf.len() > 8 => {
+                    let dist = 1 + (next() % (buf.len() as u64).min(40_000)) as usize;
+                    let n = 3 + (next() % 300) as usize;
+                    for _ in 0..n {
+                        buf.push(buf[buf.len() - dist]);
+                    }
+                }
+                1 => {
+                    let n = (next() % 64) as usize;
+                    for _ in 0..n {
+                        buf.push(next() as u8);
+                    }
+                }
+                2 => {
+                    let b = next() as u8;
+                    buf.extend(std::iter::repeat_n(b, (next() % 600) as usize));
+                }
+                _ => buf.extend_from_slice(b"const layer = await build(dist);\n"),
+            }
+        }
+        buf.truncate(len);
+        let start = (next() % (len as u64 + 1)) as usize;
+        let last = next() % 2 == 0;
+        let fresh = check(&buf, start, last);
+        assert!(
+            check_with(&mut d, &buf, start, last) == fresh,
+            "reused scratch"
+        );
     }
 }
