@@ -13,9 +13,9 @@
 //! twice the speed of zlib-rs's level 2 (see README, "Which gzip encoder").
 //!
 //! Each call compresses one run of a pgzip block (see `block.rs`) as a fresh stream primed with up to
-//! [`WINDOW`] bytes before it: the dictionary's positions are recorded first, and the run ends sync-flushed (an
-//! empty stored block) or final. Each Huffman block is written as dynamic, fixed or stored, whichever is smallest
-//! (`deflate/encode.rs`).
+//! [`WINDOW`] bytes before it: the positions of its last [`DICT_INSERT`] bytes are recorded first, and the run ends
+//! sync-flushed (an empty stored block) or final. Each Huffman block is written as dynamic, fixed or stored,
+//! whichever is smallest (`deflate/encode.rs`).
 
 use super::huffman::BitWriter;
 use encode::{DIST_BASE, Freq, LEN_CODE, dist_code, write_block};
