@@ -77,15 +77,26 @@ fn load32(buf: &[u8], i: usize) -> u32 {
     u32::from_le_bytes(buf[i..i + 4].try_into().unwrap())
 }
 
+/// The 8 bytes at `buf[i..]`, without a bounds check: the matcher's loads are its hottest path (a checked load
+/// cost 9% more instructions on `small`'s tar).
+///
+/// # Safety
+/// `i + 8 <= buf.len()`. Callers: the hashes of a position `p` with `p + LOOKAHEAD <= end`; a candidate at
+/// `p - dist` with `1 <= dist <= p` (checked in [`probe`]), below `p`; and [`match_len`], whose `max` keeps
+/// both positions' loads inside the run.
 #[inline(always)]
-fn load64(buf: &[u8], i: usize) -> u64 {
-    u64::from_le_bytes(buf[i..i + 8].try_into().unwrap())
+unsafe fn load64(buf: &[u8], i: usize) -> u64 {
+    debug_assert!(i + 8 <= buf.len(), "load64 at {i} of {}", buf.len());
+    // SAFETY: the caller keeps `i + 8 <= buf.len()`; `read_unaligned` needs no alignment.
+    unsafe { buf.as_ptr().add(i).cast::<u64>().read_unaligned() }
 }
 
 /// Where position `i` goes in the table of long (8-byte) and of short ([`SHORT_BYTES`]) prefixes.
 #[inline(always)]
 fn hashes(buf: &[u8], i: usize) -> (usize, usize) {
-    let v = load64(buf, i);
+    assert!(i + LOOKAHEAD <= buf.len());
+    // SAFETY: asserted just above (callers hash only positions with LOOKAHEAD bytes left, so it never fails).
+    let v = unsafe { load64(buf, i) };
     let long = v.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - HASH_BITS);
     let short =
         (v << (64 - 8 * SHORT_BYTES)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - HASH_BITS);
@@ -102,9 +113,11 @@ fn insert(head: &mut [u32; 2 << HASH_BITS], buf: &[u8], q: usize, base: u32) {
 /// Length of the common prefix of `buf[a..]` and `buf[b..]` (a < b), from `from` up to `max` bytes.
 #[inline(always)]
 fn match_len(buf: &[u8], a: usize, b: usize, from: usize, max: usize) -> usize {
+    assert!(a < b && b + max <= buf.len());
     let mut len = from;
     while len + 8 <= max {
-        let x = load64(buf, a + len) ^ load64(buf, b + len);
+        // SAFETY: a + len + 8 < b + len + 8 <= b + max <= buf.len() (asserted above).
+        let x = unsafe { load64(buf, a + len) ^ load64(buf, b + len) };
         if x != 0 {
             return len + (x.trailing_zeros() / 8) as usize;
         }
@@ -133,11 +146,14 @@ fn probe(
     head[s] = here;
     let max = MAX_MATCH.min(end - p);
     let dist = here.wrapping_sub(cand_l) as usize;
-    if dist.wrapping_sub(1) < WINDOW && load64(buf, p - dist) == load64(buf, p) {
+    // 1 <= dist <= min(p, WINDOW): an entry this run wrote (see OFFSET), so the candidate is inside `buf`.
+    let reach = p.min(WINDOW);
+    // SAFETY: p + LOOKAHEAD <= end = buf.len() (the caller's loop; `hashes` asserted it), and p - dist < p.
+    if dist.wrapping_sub(1) < reach && unsafe { load64(buf, p - dist) == load64(buf, p) } {
         return (match_len(buf, p - dist, p, 8, max), dist);
     }
     let dist = here.wrapping_sub(cand_s) as usize;
-    if dist.wrapping_sub(1) < WINDOW && load32(buf, p - dist) == load32(buf, p) {
+    if dist.wrapping_sub(1) < reach && load32(buf, p - dist) == load32(buf, p) {
         return (match_len(buf, p - dist, p, MIN_MATCH, max), dist);
     }
     (0, 0)
