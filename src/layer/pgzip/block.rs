@@ -12,6 +12,7 @@
 use zlib_rs::{Deflate, DeflateFlush, Status};
 
 use super::deflate::Deflater;
+use super::huffman::{BitWriter, stored_len};
 use super::{BlockKey, DICT_SIZE, Job, Reuse};
 
 thread_local! {
@@ -23,8 +24,6 @@ thread_local! {
 const PIECE: usize = 8 * 1024;
 /// Bytes of each piece tested first: text and code fail there, for a thirty-second of the work.
 const HEAD: usize = 256;
-/// Largest stored block (deflate's LEN is 16 bits).
-const STORED_MAX: usize = 65535;
 
 /// Compress one block into `job.out` (or copy it from an earlier stream).
 pub(super) fn compress_block(job: &mut Job, reuse: &Reuse) -> Result<(), String> {
@@ -69,15 +68,18 @@ pub(super) fn compress_block(job: &mut Job, reuse: &Reuse) -> Result<(), String>
         }
         // The run's dictionary: the DICT_SIZE bytes before it (the block's own dictionary, then its data).
         let end = job.dict_len + range.start;
-        let run_dict = &job.data[end.saturating_sub(DICT_SIZE)..end];
         if job.level == 1 {
+            // kiln's deflate reads the dictionary in place, just before the run.
             let buf = &job.data[..end + data.len()];
             DEFLATER.with_borrow_mut(|d| d.deflate(&mut job.out, buf, end, last));
             if job.out.len() >= cap {
                 break;
             }
-        } else if !deflate_into(&mut job.out, job.level, run_dict, data, last, cap)? {
-            break;
+        } else {
+            let run_dict = &job.data[end.saturating_sub(DICT_SIZE)..end];
+            if !deflate_into(&mut job.out, job.level, run_dict, data, last, cap)? {
+                break;
+            }
         }
     }
     if job.out.len() > stored {
@@ -235,24 +237,7 @@ fn deflate_into(
     Ok(false)
 }
 
-/// Size of `n` bytes as stored blocks (at least one block, so an empty final block is representable).
-pub(super) fn stored_len(n: usize) -> usize {
-    n + 5 * n.div_ceil(STORED_MAX).max(1)
-}
-
-/// `data` as byte-aligned stored blocks; the last one final if `last`.
-pub(super) fn write_stored(out: &mut Vec<u8>, data: &[u8], last: bool) {
-    let mut pieces = data.chunks(STORED_MAX).peekable();
-    if data.is_empty() {
-        out.extend_from_slice(&[u8::from(last), 0, 0, 0xff, 0xff]);
-        return;
-    }
-    while let Some(p) = pieces.next() {
-        let fin = last && pieces.peek().is_none();
-        let len = p.len() as u16;
-        out.push(u8::from(fin));
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(p);
-    }
+/// `data` as byte-aligned stored blocks appended to `out`; the last one final if `last`.
+fn write_stored(out: &mut Vec<u8>, data: &[u8], last: bool) {
+    BitWriter::new(out).stored(data, last);
 }

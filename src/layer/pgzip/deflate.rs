@@ -229,9 +229,7 @@ impl Deflater {
             w.align();
         } else {
             // Sync flush: an empty stored block ends the run on a byte boundary.
-            w.put(0, 3);
-            w.align();
-            w.out.extend_from_slice(&[0, 0, 0xff, 0xff]);
+            w.stored(&[], false);
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Deflate's entropy coding (RFC 1951 §3.2): an LSB-first bit writer, length-limited Huffman code lengths,
-//! canonical codes, and the dynamic block header. Integer code with every tie broken by symbol number, so the
+//! Deflate's entropy coding (RFC 1951 §3.2): an LSB-first bit writer (with stored blocks), length-limited
+//! Huffman code lengths, canonical codes, and the dynamic block header. Integer code with every tie broken by symbol number, so the
 //! codes — and the bytes — are the same on every machine.
 
 /// Bits of output, least significant first, appended to a byte vector: up to 56 bits are gathered with
@@ -55,6 +55,33 @@ impl<'a> BitWriter<'a> {
         self.n = self.n.div_ceil(8) * 8;
         self.flush();
     }
+
+    /// `data` as stored blocks (RFC 1951 §3.2.4), the last one final if `last`; empty `data` is one empty block
+    /// (a sync flush when not `last`). Ends byte-aligned.
+    pub(super) fn stored(&mut self, data: &[u8], last: bool) {
+        let mut chunks = data.chunks(STORED_MAX).peekable();
+        loop {
+            let chunk = chunks.next().unwrap_or(&[]);
+            let fin = last && chunks.peek().is_none();
+            self.put(u32::from(fin), 3);
+            self.align();
+            let len = chunk.len() as u16;
+            self.out.extend_from_slice(&len.to_le_bytes());
+            self.out.extend_from_slice(&(!len).to_le_bytes());
+            self.out.extend_from_slice(chunk);
+            if chunks.peek().is_none() {
+                return;
+            }
+        }
+    }
+}
+
+/// Largest stored block (deflate's LEN is 16 bits).
+const STORED_MAX: usize = 65535;
+
+/// Bytes of `n` bytes as stored blocks written from a byte boundary ([`BitWriter::stored`]).
+pub(super) fn stored_len(n: usize) -> usize {
+    n + 5 * n.div_ceil(STORED_MAX).max(1)
 }
 
 /// Longest code deflate allows for literal/length and distance symbols, and for code length symbols.

@@ -1,7 +1,7 @@
 //! Huffman blocks of the matcher's tokens (RFC 1951 §3.2.5-3.2.7): each block written as dynamic, fixed or
 //! stored, whichever is smallest, and the tables from match lengths and distances to their symbols.
 
-use super::super::huffman::{BitWriter, Header, MAX_BITS, code_lengths, codes};
+use super::super::huffman::{BitWriter, Header, MAX_BITS, code_lengths, codes, stored_len};
 use super::MATCH;
 
 /// Symbol counts of the block being gathered.
@@ -76,7 +76,7 @@ pub(super) fn dist_code(x: usize) -> u8 {
     }
 }
 
-/// First distance − 1 of each distance symbol, and its count of extra bits.
+/// First distance − 1 of each distance symbol.
 pub(super) static DIST_BASE: [u32; 30] = {
     let mut t = [0u32; 30];
     let mut d = 0;
@@ -90,6 +90,7 @@ pub(super) static DIST_BASE: [u32; 30] = {
     }
     t
 };
+/// Count of extra bits of each distance symbol.
 static DIST_BITS: [u8; 30] = {
     let mut t = [0u8; 30];
     let mut d = 4;
@@ -131,13 +132,11 @@ pub(super) fn write_block(
 ) {
     freq.lit[256] = 1;
     // Extra bits are the same under either Huffman code.
-    let mut extra: u64 = 0;
-    for s in 265..285 {
-        extra += u64::from(freq.lit[s]) * ((s as u64 - 261) / 4);
-    }
-    for d in 4..30 {
-        extra += u64::from(freq.dist[d]) * u64::from(d as u32 / 2 - 1);
-    }
+    let len_extra = freq.lit[257..286].iter().zip(&LEN_BITS);
+    let extra: u64 = len_extra
+        .chain(freq.dist.iter().zip(&DIST_BITS))
+        .map(|(&f, &b)| u64::from(f) * u64::from(b))
+        .sum();
     let mut lit_lens = [0u8; 288];
     let mut dist_lens = [0u8; 30];
     code_lengths(&freq.lit[..286], MAX_BITS, &mut lit_lens[..286]);
@@ -153,9 +152,10 @@ pub(super) fn write_block(
         dynamic += u64::from(f) * u64::from(l);
         fixed += u64::from(f) * 5;
     }
-    let stored = 8 * (raw.len() as u64 + 5 * raw.len().div_ceil(65535).max(1) as u64) + 7;
+    // Up to 7 bits of padding before the first stored block.
+    let stored = 8 * stored_len(raw.len()) as u64 + 7;
     if stored < dynamic.min(fixed) {
-        write_stored(w, raw, last);
+        w.stored(raw, last);
     } else {
         if fixed <= dynamic {
             for (s, l) in lit_lens.iter_mut().enumerate() {
@@ -207,23 +207,5 @@ fn write_tokens(
             );
         }
         w.flush();
-    }
-}
-
-/// `raw` as stored blocks (the last one final if `last`).
-fn write_stored(w: &mut BitWriter, raw: &[u8], last: bool) {
-    let mut chunks = raw.chunks(65535).peekable();
-    loop {
-        let chunk = chunks.next().unwrap_or(&[]);
-        let fin = last && chunks.peek().is_none();
-        w.put(u32::from(fin), 3);
-        w.align();
-        let len = chunk.len() as u16;
-        w.out.extend_from_slice(&len.to_le_bytes());
-        w.out.extend_from_slice(&(!len).to_le_bytes());
-        w.out.extend_from_slice(chunk);
-        if chunks.peek().is_none() {
-            return;
-        }
     }
 }
