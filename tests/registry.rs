@@ -1321,14 +1321,36 @@ fn a_one_file_change_pushes_only_its_layer() {
     body[13] = b'X';
     std::fs::remove_file(&f).unwrap();
     std::fs::write(&f, body).unwrap();
-    let (second, err) = k.build(&src, "web:v2", "/app", &split);
+    let mut verbose = split.to_vec();
+    verbose.push("-v");
+    let (second, err) = k.build(&src, "web:v2", "/app", &verbose);
     let after = layers(&second);
     assert_eq!(after.len(), before.len());
     assert_eq!(after.iter().filter(|l| !before.contains(l)).count(), 1);
-    // Two blobs uploaded: the changed layer and the config; every other layer was found there (HEAD). The config
-    // of an image with a new layer is new too: it is not asked for first.
-    assert_eq!(blob_upload_requests(&proxy, "web").0, 2, "{err}");
-    assert_eq!(proxy.count("HEAD", "/v2/web/blobs/"), after.len(), "{err}");
+    // Two blobs uploaded: the changed layer and the config; every other layer was found there (HEAD). The changed
+    // layer went up while it was compressed (one streamed PATCH, never asked for first: its slot was built before
+    // from other bytes), the config through a session opened while the layer was built; the config of an image
+    // with a new layer is new too, so it is not asked for first either. No session was left over.
+    assert_eq!(blob_upload_requests(&proxy, "web"), (2, 1, 2), "{err}");
+    assert_one_streamed_patch(&proxy, &err);
+    assert_eq!(
+        proxy.count("HEAD", "/v2/web/blobs/"),
+        after.len() - 1,
+        "{err}"
+    );
+    assert_eq!(proxy.count("DELETE", "/"), 0, "{err}");
     assert!(err.contains("(1 compressed,"), "{err}");
     assert_eq!(proxy.count("PUT", "/v2/web/manifests/"), 1, "{err}");
+
+    // Reverted: the part is streamed again although the registry has its blob (from v1); the registry keeps one
+    // copy, and the image is v1's layers.
+    proxy.clear_requests();
+    std::fs::remove_file(&f).unwrap();
+    let original = format!("export const m302 = {};\n", 302 * 7919).repeat(700);
+    std::fs::write(&f, original).unwrap();
+    let (third, err) = k.build(&src, "web:v3", "/app", &verbose);
+    assert_eq!(layers(&third), before, "{err}");
+    assert_eq!(blob_upload_requests(&proxy, "web").1, 1, "{err}");
+    assert_eq!(proxy.count("DELETE", "/"), 0, "{err}");
+    assert_eq!(registry_digest(&reg, "web:v3"), digest_of(&third));
 }

@@ -163,13 +163,14 @@ pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
         before: &before,
         streams: None,
     };
-    // Blobs go up while the image is built when the publish cannot be refused (commands::early). A big new layer
-    // is even uploaded while it is compressed (registry::stream); its uploader waits for that upload and pushes
-    // the file only if it failed. Only into a repository without tags: a streamed layer's
-    // digest is unknown until it is complete, so it cannot be HEAD-skipped, and in a repository that has images
-    // an unchanged layer rebuilt by a runner without a cache (split layers make that common) would go up again.
+    // Blobs go up while the image is built when the publish cannot be refused (commands::early). A layer may
+    // even be uploaded while it is compressed (registry::stream); its uploader waits for that upload and pushes
+    // the file only if it failed. A streamed layer's digest is unknown until it is complete, so it cannot be
+    // HEAD-skipped: into a repository that has images only a layer known to have changed since its last build is
+    // streamed, as an unchanged one rebuilt by a runner without a cache (split layers make that common) would go
+    // up again.
     let streams = match (&repo, early) {
-        (Some(repo), Some(Early { empty: true })) => Some(LayerStreams::new(repo.clone())),
+        (Some(repo), Some(Early { empty })) => Some(LayerStreams::new(repo.clone(), empty)),
         _ => None,
     };
     txn.streams = streams.as_ref();

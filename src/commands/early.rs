@@ -4,10 +4,12 @@
 //! aside), or `--force-tag` lets it move them — since no check can refuse it after blobs are sent
 //! ([`Early::check`]). Each layer is announced when its blob is complete, the config once the last layer is
 //! ([`Finished`]); `--jobs` upload threads push them (HEAD skip first, unless the repository has no tags or the
-//! blob is surely new), and the publish then finds them there.
+//! blob is surely new), and the publish then finds them there. When the first layer starts compressing, one
+//! upload thread opens a session ahead ([`Finished::compressing`]) that the next upload takes: on a rebuild with
+//! one changed layer (streamed while compressed) that is the config's, so its `POST` is off the end of the push.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, mpsc};
 
 use crate::commands::build::BuildPlan;
 use crate::commands::{remote, tagging};
@@ -15,7 +17,7 @@ use crate::digest::Digest;
 use crate::error::Result;
 use crate::output::Reporter;
 use crate::reference::Reference;
-use crate::registry::{BlobOutcome, LayerStreams, Repository};
+use crate::registry::{LayerStreams, OpenSession, Repository};
 use crate::store::Layout;
 
 /// A registry build whose blobs may go up early.
@@ -68,18 +70,19 @@ pub(super) fn with_uploads<T>(
     let Some(to) = to else {
         return (build(None), Vec::new());
     };
-    let (tx, rx) = mpsc::channel::<EarlyBlob>();
+    let (tx, rx) = mpsc::channel::<Job>();
     let finished = Finished {
         tx,
         layers: AtomicUsize::new(0),
+        opened: AtomicBool::new(false),
     };
-    let queue = Mutex::new(rx);
+    let (queue, sessions) = (Mutex::new(rx), Ahead::default());
     std::thread::scope(|s| {
         // Several uploads at once (`--jobs`): with a split directory, layers finish faster than one connection
         // pushes them through the registry's POST + PUT round trips.
-        let queue = &queue;
+        let (queue, sessions) = (&queue, &sessions);
         let uploaders: Vec<_> = (0..jobs.max(1))
-            .map(|_| s.spawn(move || upload_all(to, queue, report)))
+            .map(|_| s.spawn(move || upload_all(to, queue, sessions, report)))
             .collect();
         let built = build(Some(&finished));
         drop(finished);
@@ -87,18 +90,32 @@ pub(super) fn with_uploads<T>(
             .into_iter()
             .flat_map(|u| u.join().unwrap_or_default())
             .collect();
+        for session in sessions.leftovers() {
+            to.repo.cancel_session(session);
+        }
         (built, pushed)
     })
 }
 
 /// Where finished blobs are announced for an early push.
 pub(super) struct Finished {
-    tx: mpsc::Sender<EarlyBlob>,
+    tx: mpsc::Sender<Job>,
     /// Layers compressed by this build (not from the layer cache) and announced.
     layers: AtomicUsize,
+    /// An upload session was opened ahead ([`Finished::compressing`]).
+    opened: AtomicBool,
 }
 
 impl Finished {
+    /// A layer is about to be compressed: the image's config will be new too, and it is known only once the
+    /// last layer is. The first call has an upload thread open a session for it now ([`OpenSession`]), while
+    /// the layers build.
+    pub fn compressing(&self) {
+        if !self.opened.swap(true, Ordering::Relaxed) {
+            let _ = self.tx.send(Job::Open);
+        }
+    }
+
     pub fn layer(&self, digest: &Digest, size: u64) {
         self.layers.fetch_add(1, Ordering::Relaxed);
         self.send(digest, size, true);
@@ -113,12 +130,56 @@ impl Finished {
 
     fn send(&self, digest: &Digest, size: u64, head: bool) {
         // The uploaders may be gone (a failed build): the publish pushes what is missing.
-        let _ = self.tx.send(EarlyBlob {
+        let _ = self.tx.send(Job::Blob(EarlyBlob {
             digest: digest.clone(),
             size,
             head,
-        });
+        }));
     }
+}
+
+/// Upload sessions opened ahead ([`Finished::compressing`]), and how many are being opened.
+#[derive(Default)]
+struct Ahead {
+    state: Mutex<(Vec<OpenSession>, usize)>,
+    changed: Condvar,
+}
+
+impl Ahead {
+    fn begin(&self) {
+        self.state.lock().expect("sessions ahead").1 += 1;
+    }
+
+    /// Open the session counted by [`Ahead::begin`].
+    fn open(&self, repo: &Repository) {
+        // Failing to open one costs nothing: the blob then opens its own.
+        let opened = repo.open_session().ok();
+        let mut st = self.state.lock().expect("sessions ahead");
+        st.1 -= 1;
+        st.0.extend(opened);
+        self.changed.notify_all();
+    }
+
+    /// A session for the next upload: one opened ahead, waiting for one being opened (its `POST` is under way, so
+    /// it is ready sooner than a new one would be), or none.
+    fn take(&self) -> Option<OpenSession> {
+        let mut st = self.state.lock().expect("sessions ahead");
+        while st.0.is_empty() && st.1 > 0 {
+            st = self.changed.wait(st).expect("sessions ahead");
+        }
+        st.0.pop()
+    }
+
+    fn leftovers(&self) -> Vec<OpenSession> {
+        std::mem::take(&mut self.state.lock().expect("sessions ahead").0)
+    }
+}
+
+/// Work for the upload threads.
+enum Job {
+    Blob(EarlyBlob),
+    /// Open an upload session for a blob to come.
+    Open,
 }
 
 /// A finished blob for the upload threads.
@@ -132,24 +193,43 @@ struct EarlyBlob {
 /// One upload thread: push blobs until the queue closes; the ones the registry did not have.
 fn upload_all(
     to: Destination<'_>,
-    queue: &Mutex<mpsc::Receiver<EarlyBlob>>,
+    queue: &Mutex<mpsc::Receiver<Job>>,
+    sessions: &Ahead,
     report: &Reporter,
 ) -> Vec<(Digest, u64)> {
     let mut done = Vec::new();
     loop {
-        let next = queue.lock().expect("early upload queue").recv();
-        let Ok(EarlyBlob { digest, size, head }) = next else {
-            break;
+        let next = {
+            let q = queue.lock().expect("early upload queue");
+            let next = q.recv();
+            // Counted before the queue is released: a blob queued after it waits for this session.
+            if let Ok(Job::Open) = next {
+                sessions.begin();
+            }
+            next
+        };
+        let EarlyBlob { digest, size, head } = match next {
+            Ok(Job::Blob(b)) => b,
+            Ok(Job::Open) => {
+                sessions.open(to.repo);
+                continue;
+            }
+            Err(_) => break,
         };
         // A failure here is not the build's: the publish pushes whatever is missing, with retries.
         let streamed = to.streams.is_some_and(|s| s.wait(&digest));
         let path = to.layout.blob_path(&digest);
+        let upload = || {
+            to.repo
+                .upload_blob_in(sessions.take(), &digest, size, &path)
+                .is_ok()
+        };
         let pushed = || match to.skip_head || !head {
-            true => to.repo.upload_blob(&digest, size, &path).is_ok(),
-            false => matches!(
-                to.repo.push_blob(&digest, size, &path, None),
-                Ok(BlobOutcome::Uploaded { .. })
-            ),
+            true => upload(),
+            false => match to.repo.blob_exists(&digest) {
+                Ok(None) => upload(),
+                _ => false,
+            },
         };
         if streamed || pushed() {
             report.step(format_args!(

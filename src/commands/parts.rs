@@ -100,6 +100,9 @@ fn layer_for(
         });
         return Ok(h);
     }
+    if let Some(f) = early {
+        f.compressing();
+    }
     // A gzip layer records where its blocks are, and reuses those of its slot's last build that recur.
     let slot = cache
         .filter(|_| matches!(opts.compression, Compression::Gzip { .. }))
@@ -157,7 +160,15 @@ fn build_layer(
     let layout = txn.layout;
     // ocidir's writer hashes what it writes; whether the blob is new comes from the snapshot taken at the start,
     // so a blob that was already in the layout (another image's) is never removed by a rollback.
-    let sink = StreamTee::new(layout.blob_writer()?, txn.streams, tar_estimate(entries));
+    // A part whose slot's last blob is at hand was built before from other input: it changed, so it is new to
+    // the registry (a revert aside) and worth streaming up while it is compressed.
+    let changed = reuse.old.is_some();
+    let sink = StreamTee::new(
+        layout.blob_writer()?,
+        txn.streams,
+        tar_estimate(entries),
+        changed,
+    );
     let bar = report.bytes(
         || format!("layer from {}", part.label),
         tar_estimate(entries),

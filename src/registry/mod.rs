@@ -30,7 +30,7 @@ pub use content::{MANIFEST_ACCEPT, RawManifest, parse_next_link};
 pub use credentials::{Credential, CredentialEnv, Secret};
 pub use retry::RetryPolicy;
 pub use stream::{LayerStreams, StreamTee};
-pub use upload::{BlobItem, BlobOutcome, Progress, UploadProgress, resolve_location};
+pub use upload::{BlobItem, BlobOutcome, OpenSession, Progress, UploadProgress, resolve_location};
 
 use crate::error::{Error, Result};
 use crate::reference::Reference;

@@ -43,8 +43,10 @@ use session::Session;
 
 /// Buffer size of a streamed `PATCH`'s body: the compressor fills one while the upload thread sends another.
 /// Small, as nothing needs a whole chunk before sending any of it; [`QUEUED`] of them let compression run a few
-/// MiB ahead of the registry.
+/// MiB ahead of the registry. A small layer gets smaller ones (down to [`MIN_BUFFER`], about a 32nd of its tar):
+/// a rebuilt 4 MiB part compresses to about 1 MiB, which one whole buffer would hold back until the end.
 const BUFFER: usize = 1 << 20;
+const MIN_BUFFER: usize = 64 << 10;
 
 /// Buffers waiting while one is being sent (of a streamed `PATCH`; with `--chunk-size`, one whole chunk waits).
 const QUEUED: usize = 4;
@@ -52,10 +54,14 @@ const QUEUED: usize = 4;
 /// The largest `--chunk-size` a layer is streamed with; above it layers are pushed from the file only.
 const MAX_CHUNK: u64 = 16 << 20;
 
-/// Only a layer whose tar is at least this big (with `--chunk-size`, this many chunks) is streamed. A smaller one
-/// would gain little (the overlap is at most its upload time), while pushed from its file it is skipped when the
-/// registry already has it; and `--split` parts are small and already overlap: they are pushed while the next
-/// ones compress.
+/// Only a layer whose tar is at least this big (with `--chunk-size`, this many chunks) is streamed into an empty
+/// repository. A smaller one would gain little (the overlap is at most its upload time), while pushed from its
+/// file it is skipped when the registry already has it; and `--split` parts are small and already overlap: they
+/// are pushed while the next ones compress. A *changed* layer (its slot was built before, from other input) is
+/// streamed whatever its size: it is new to the registry but for a revert, and on the usual rebuild it is the
+/// only one compressed, so nothing else would overlap its upload (`small`'s one-file-changed rebuild+push, a 4.5
+/// MiB part, with the config's session opened ahead as well: medians of 40 runs 48 -> 44 ms, 68 -> 56 ms on a
+/// busier host).
 const MIN_STREAMED: u64 = 32 << 20;
 const MIN_CHUNKS: u64 = 8;
 
@@ -69,17 +75,21 @@ enum Mode {
 }
 
 impl Mode {
-    /// The buffer size and how many buffers may wait.
-    fn buffers(self) -> (usize, usize) {
+    /// The buffer size and how many buffers may wait, for a layer of about `tar_size` bytes of tar.
+    fn buffers(self, tar_size: u64) -> (usize, usize) {
         match self {
-            Mode::Streamed => (BUFFER, QUEUED),
+            Mode::Streamed => {
+                let b = usize::try_from(tar_size / 32).unwrap_or(BUFFER);
+                (b.clamp(MIN_BUFFER, BUFFER), QUEUED)
+            }
             Mode::Chunks(c) => (c, 1),
         }
     }
 
-    fn worth_streaming(self, tar_size: u64) -> bool {
+    /// Whether a layer is streamed: `changed`, one rebuilt from new input (see [`MIN_STREAMED`]).
+    fn worth_streaming(self, tar_size: u64, changed: bool) -> bool {
         match self {
-            Mode::Streamed => tar_size >= MIN_STREAMED,
+            Mode::Streamed => changed || tar_size >= MIN_STREAMED,
             Mode::Chunks(c) => tar_size >= MIN_CHUNKS * c as u64,
         }
     }
@@ -88,6 +98,8 @@ impl Mode {
 /// Streamed layer uploads to one repository, and those waiting to be confirmed.
 pub struct LayerStreams {
     repo: Repository,
+    /// The repository has no tags: any big layer may be streamed (else only changed ones).
+    empty: bool,
     /// `None`: a `--chunk-size` too big to buffer; nothing is streamed.
     mode: Option<Mode>,
     pending: Mutex<Vec<(Digest, JoinHandle<Result<()>>)>>,
@@ -96,13 +108,15 @@ pub struct LayerStreams {
 }
 
 impl LayerStreams {
-    pub fn new(repo: Repository) -> Self {
+    /// `empty`: the repository has no tags (a first push).
+    pub fn new(repo: Repository, empty: bool) -> Self {
         let mode = match repo.client.options().chunk_size {
             Some(c) if c > 0 => (c <= MAX_CHUNK).then_some(Mode::Chunks(c as usize)),
             _ => Some(Mode::Streamed),
         };
         LayerStreams {
             repo,
+            empty,
             mode,
             pending: Mutex::new(Vec::new()),
             busy: Arc::new(AtomicBool::new(false)),
@@ -130,17 +144,20 @@ pub struct StreamTee<'a, W> {
 }
 
 impl<'a, W: Write> StreamTee<'a, W> {
-    /// `tar_size`: about how many bytes the compressor will read. Only a big layer is streamed
+    /// `tar_size`: about how many bytes the compressor will read; `changed`: the layer's slot was built before
+    /// from other input. Only a big layer into an empty repository, or a changed one, is streamed
     /// ([`MIN_STREAMED`]), and only while no other stream is under way.
-    pub fn new(inner: W, streams: Option<&'a LayerStreams>, tar_size: u64) -> Self {
+    pub fn new(inner: W, streams: Option<&'a LayerStreams>, tar_size: u64, changed: bool) -> Self {
         let stream = streams.and_then(|s| {
-            let mode = s.mode.filter(|m| m.worth_streaming(tar_size))?;
+            let mode = s
+                .mode
+                .filter(|m| (s.empty || changed) && m.worth_streaming(tar_size, changed))?;
             let claimed = s
                 .busy
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok();
             claimed.then_some(())?;
-            Feed::start(&s.repo, mode, Busy(s.busy.clone())).map(|f| (s, f))
+            Feed::start(&s.repo, mode, tar_size, Busy(s.busy.clone())).map(|f| (s, f))
         });
         StreamTee { inner, stream }
     }
@@ -208,8 +225,8 @@ struct Feed {
 
 impl Feed {
     /// The thread holds `busy` until it is done.
-    fn start(repo: &Repository, mode: Mode, busy: Busy) -> Option<Feed> {
-        let (chunk, queued) = mode.buffers();
+    fn start(repo: &Repository, mode: Mode, tar_size: u64, busy: Busy) -> Option<Feed> {
+        let (chunk, queued) = mode.buffers(tar_size);
         // A tokio channel: the streamed PATCH's body polls it from the upload thread's runtime, while the
         // compressor's side blocks on it (it runs outside any runtime).
         let (tx, rx) = tokio::sync::mpsc::channel(queued);

@@ -36,6 +36,15 @@ pub type Progress<'a> = dyn Fn(&Digest, &BlobOutcome) + Sync + 'a;
 /// [`Repository::with_upload_progress`]).
 pub type UploadProgress = std::sync::Arc<dyn Fn(&Digest, u64) + Send + Sync>;
 
+/// An upload session opened before its blob exists (its `POST` answered): the blob then goes up in one `PUT`.
+/// A rebuilt image's config is known only once its last layer is, and to a local registry a `POST` costs about
+/// what the `PUT` of a small blob does (distribution creates the session's directory and files): opened while the
+/// layers build, it leaves that round trip off the end of the push.
+#[derive(Debug)]
+pub struct OpenSession {
+    loc: Url,
+}
+
 /// One blob for `push_blobs`: digest, size, file, repository to try mounting from.
 pub type BlobItem = (Digest, u64, PathBuf, Option<String>);
 
@@ -186,8 +195,42 @@ impl Repository {
         }
     }
 
+    /// Open an upload session now, for a blob that will be ready later ([`OpenSession`]).
+    pub fn open_session(&self) -> Result<OpenSession> {
+        let ep = self.endpoint()?;
+        let url = self.url(&ep, "blobs/uploads/");
+        let loc = self.start_session(&ep, &url)?;
+        Ok(OpenSession { loc })
+    }
+
+    /// Give up a session opened ahead that no blob used (`DELETE`, best effort: a registry purges abandoned
+    /// sessions anyway).
+    pub fn cancel_session(&self, session: OpenSession) {
+        let Ok(ep) = self.endpoint() else { return };
+        let req = Request::new(Method::DELETE, session.loc, &self.push_scope()).no_retry();
+        let _ = self.client.t.send(&ep, &req);
+    }
+
+    /// `POST blobs/uploads/`: a new session's location.
+    fn start_session(&self, ep: &Endpoint, url: &Url) -> Result<Url> {
+        let req = Request::new(Method::POST, url.clone(), &self.push_scope()).no_retry();
+        let resp = self.client.t.send(ep, &req)?;
+        location_of("POST", url, &expect("POST", url, resp, 202)?)
+    }
+
     /// Upload `path` (exactly `size` bytes with digest `digest`), retrying with a fresh session.
     pub fn upload_blob(&self, digest: &Digest, size: u64, path: &Path) -> Result<()> {
+        self.upload_blob_in(None, digest, size, path)
+    }
+
+    /// [`Repository::upload_blob`], the first attempt in `session` when one was opened ahead.
+    pub fn upload_blob_in(
+        &self,
+        mut session: Option<OpenSession>,
+        digest: &Digest,
+        size: u64,
+        path: &Path,
+    ) -> Result<()> {
         let actual = std::fs::metadata(path)
             .map_err(|e| Error::io(path, e))?
             .len();
@@ -200,7 +243,7 @@ impl Repository {
         let policy = &self.client.t.opts.retry;
         let mut retry = 0;
         loop {
-            match self.upload_once(digest, size, path) {
+            match self.upload_once(session.take(), digest, size, path) {
                 Err(e) if is_retryable(&e) && retry + 1 < policy.max_attempts => {
                     self.log(format_args!(
                         "upload of {digest} failed ({e}); retrying with a new session"
@@ -213,16 +256,20 @@ impl Repository {
         }
     }
 
-    fn upload_once(&self, digest: &Digest, size: u64, path: &Path) -> Result<()> {
+    fn upload_once(
+        &self,
+        session: Option<OpenSession>,
+        digest: &Digest,
+        size: u64,
+        path: &Path,
+    ) -> Result<()> {
         let ep = self.endpoint()?;
         let t = &self.client.t;
         let scopes = self.push_scope();
-        let url = self.url(&ep, "blobs/uploads/");
-        let resp = t.send(
-            &ep,
-            &Request::new(Method::POST, url.clone(), &scopes).no_retry(),
-        )?;
-        let mut loc = location_of("POST", &url, &expect("POST", &url, resp, 202)?)?;
+        let mut loc = match session {
+            Some(s) => s.loc,
+            None => self.start_session(&ep, &self.url(&ep, "blobs/uploads/"))?,
+        };
         let progress = self.upload_progress.as_ref().map(|f| {
             let (f, d) = (f.clone(), digest.clone());
             ReadProgress(std::sync::Arc::new(move |pos| f(&d, pos)))
