@@ -208,7 +208,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_cache: bool,
     /// Cut each directory into layers of about SIZE of tar at content-defined boundaries, large files in layers
-    /// of their own, so a rebuild recompresses and pushes only the parts that changed: auto (4 MiB or more, about
+    /// of their own, so a rebuild recompresses and pushes only the parts that changed: auto (2 MiB or more, about
     /// 16 parts per directory at most), a SIZE like 32MiB, or off (one layer per directory)
     #[arg(long, value_name = "auto|off|SIZE", default_value = "auto")]
     pub split: Split,

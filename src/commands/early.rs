@@ -4,9 +4,10 @@
 //! aside), or `--force-tag` lets it move them — since no check can refuse it after blobs are sent
 //! ([`Early::check`]). Each layer is announced when its blob is complete, the config once the last layer is
 //! ([`Finished`]); `--jobs` upload threads push them (HEAD skip first, unless the repository has no tags or the
-//! blob is surely new), and the publish then finds them there. When the first layer starts compressing, one
-//! upload thread opens a session ahead ([`Finished::compressing`]) that the next upload takes: on a rebuild with
-//! one changed layer (streamed while compressed) that is the config's, so its `POST` is off the end of the push.
+//! blob is surely new), and the publish then finds them there. Sessions are opened ahead, while layers compress
+//! ([`Finished::compressing`]), and the next uploads take them: the config's (on a rebuild with one changed layer,
+//! streamed while it compresses, its `POST` is then off the end of the push) and, into a repository without
+//! tags, each layer's.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, mpsc};
@@ -75,6 +76,7 @@ pub(super) fn with_uploads<T>(
         tx,
         layers: AtomicUsize::new(0),
         opened: AtomicBool::new(false),
+        each_layer: to.skip_head,
     };
     let (queue, sessions) = (Mutex::new(rx), Ahead::default());
     std::thread::scope(|s| {
@@ -102,16 +104,23 @@ pub(super) struct Finished {
     tx: mpsc::Sender<Job>,
     /// Layers compressed by this build (not from the layer cache) and announced.
     layers: AtomicUsize,
-    /// An upload session was opened ahead ([`Finished::compressing`]).
+    /// The config's upload session was asked for ([`Finished::compressing`]).
     opened: AtomicBool,
+    /// Every layer compressed and not streamed gets a session ahead too: into a repository without tags, where
+    /// it is uploaded without a `HEAD` (elsewhere the `HEAD` may find it, and the session would be wasted).
+    each_layer: bool,
 }
 
 impl Finished {
-    /// A layer is about to be compressed: the image's config will be new too, and it is known only once the
-    /// last layer is. The first call has an upload thread open a session for it now ([`OpenSession`]), while
-    /// the layers build.
-    pub fn compressing(&self) {
+    /// A layer is being compressed (`streamed`: uploaded as it is, through a session of its own). Upload
+    /// threads open sessions now ([`OpenSession`]), while layers compress, for the blobs to come: the image's
+    /// config (new whenever a layer is built, and known only once the last one is) and, into a repository
+    /// without tags, this layer.
+    pub fn compressing(&self, streamed: bool) {
         if !self.opened.swap(true, Ordering::Relaxed) {
+            let _ = self.tx.send(Job::Open);
+        }
+        if self.each_layer && !streamed {
             let _ = self.tx.send(Job::Open);
         }
     }

@@ -56,10 +56,12 @@ fn assert_covers(entries: &[Entry], p: &[Range<usize>]) {
 fn off_and_small_trees_are_one_part() {
     let t = tree(80);
     assert_eq!(parts(&t, Split::Off), vec![0..t.len()]);
+    // Below a quarter of the smallest target no cut is allowed.
+    let t = tree(20);
     assert_eq!(
         parts(&t, Split::Auto),
         vec![0..t.len()],
-        "~1.7 MB < 4 MiB / 4"
+        "~0.35 MB < 2 MiB / 4"
     );
     assert_eq!(parts(&[], Split::Auto), vec![0..0]);
     assert_eq!(parts(&[dir("a")], Split::Auto), vec![0..1]);
@@ -146,7 +148,8 @@ fn split_values() {
     assert_eq!("16MiB".parse::<Split>(), Ok(Split::Size(16 << 20)));
     assert_eq!("1G".parse::<Split>(), Ok(Split::Size(1 << 30)));
     assert_eq!("8388608".parse::<Split>(), Ok(Split::Size(8 << 20)));
-    assert!("1MiB".parse::<Split>().unwrap_err().contains("4MiB"));
+    assert!("1MiB".parse::<Split>().unwrap_err().contains("2MiB"));
+    assert_eq!("2MiB".parse::<Split>(), Ok(Split::Size(2 << 20)));
     assert!("lots".parse::<Split>().unwrap_err().contains("auto, off"));
     assert!("99999999999999GiB".parse::<Split>().is_err());
     assert!(check_layer_count(127).is_ok());
