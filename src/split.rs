@@ -31,10 +31,11 @@ pub enum Split {
 }
 
 /// The smallest part size `--split SIZE` accepts, and the smallest automatic target. A one-file-changed rebuild
-/// recompresses and uploads about one part, so this is its floor; every part costs a cold push two requests and
-/// a pull one more layer. `small` bench fixture (29 MiB of tar, 3000 files): 4 MiB made 9 layers and a
-/// one-file-changed rebuild+push of 51 ms; 2 MiB makes 15 layers and 39 ms (medians of 10 runs), the cold push
-/// the same within noise (205 vs 208 ms).
+/// recompresses and uploads about one part, so this is its floor; every part costs a push into a new repository
+/// two requests (a runner without a layer cache, pushing where the image was pushed before, a `HEAD`), and a pull
+/// one more layer. `small` bench fixture (29 MiB of tar, 3000 files): 4 MiB made 9 layers, a one-file-changed
+/// rebuild+push of 51 ms and a cold push of 192 ms; 2 MiB makes 15 layers, 39 ms and 217 ms (medians of 10 and
+/// 20 runs): the rebuild CI runs all day is a fifth faster, the first push of a repository an eighth slower.
 pub const MIN_TARGET: u64 = 2 << 20;
 /// The automatic target aims at no more than about this many parts per source (plus isolated large files).
 const AUTO_PARTS: u64 = 16;

@@ -100,6 +100,9 @@ fn layer_for(
         });
         return Ok(h);
     }
+    if let Some(f) = early {
+        f.compressing();
+    }
     // A gzip layer records where its blocks are, and reuses those of its slot's last build that recur.
     let slot = cache
         .filter(|_| matches!(opts.compression, Compression::Gzip { .. }))
@@ -111,7 +114,7 @@ fn layer_for(
             .and_then(|(c, s)| old_blocks(txn.layout, &plan.cache, &c.blocks(s)?))
             .map(std::sync::Arc::new),
     };
-    let (l, blocks) = build_layer(txn, part, reuse, early, report)?;
+    let (l, blocks) = build_layer(txn, part, reuse, report)?;
     if let Some(tx) = early {
         tx.layer(&l.digest, l.size);
     }
@@ -151,7 +154,6 @@ fn build_layer(
     txn: &mut Txn<'_>,
     part: &Part<'_>,
     reuse: layer::Reuse,
-    early: Option<&Finished>,
     report: &Reporter,
 ) -> Result<(CachedLayer, layer::BlockTable)> {
     let (entries, opts) = (part.entries, &part.opts);
@@ -167,9 +169,6 @@ fn build_layer(
         tar_estimate(entries),
         changed,
     );
-    if let Some(f) = early {
-        f.compressing(sink.streaming());
-    }
     let bar = report.bytes(
         || format!("layer from {}", part.label),
         tar_estimate(entries),

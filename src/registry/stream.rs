@@ -162,11 +162,6 @@ impl<'a, W: Write> StreamTee<'a, W> {
         StreamTee { inner, stream }
     }
 
-    /// Whether the blob is being uploaded as it is written.
-    pub fn streaming(&self) -> bool {
-        self.stream.is_some()
-    }
-
     /// Complete the blob with `complete` (which returns its digest and size), then have the upload commit it in
     /// the background ([`LayerStreams::wait`] tells how that went).
     pub fn finish(
