@@ -57,6 +57,12 @@ impl std::fmt::Debug for ReadProgress {
     }
 }
 
+/// A file body up to this size is read whole and sent as one frame. reqwest's blocking client pumps a reader
+/// through its runtime in 8 KiB frames, a hand-off between threads and a `write` each; the layers of a split
+/// directory are mostly a few hundred KiB, so a cold push of `small` (16 blobs) sent ~850 frames. A bigger
+/// file is still read as it is sent: memory stays at most this much per upload thread.
+const WHOLE_BODY: u64 = 1 << 20;
+
 /// A reader reporting its position to a [`ReadProgress`].
 struct CountingReader<R> {
     inner: R,
@@ -101,6 +107,17 @@ impl Body {
                 let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
                 f.seek(SeekFrom::Start(*offset))
                     .map_err(|e| Error::io(path, e))?;
+                if *len <= WHOLE_BODY {
+                    let mut buf = Vec::with_capacity(*len as usize);
+                    (&mut f)
+                        .take(*len)
+                        .read_to_end(&mut buf)
+                        .map_err(|e| Error::io(path, e))?;
+                    if let Some(p) = progress {
+                        (p.0)(*offset + buf.len() as u64);
+                    }
+                    return Ok(Some(buf.into()));
+                }
                 let body = f.take(*len);
                 Some(match progress {
                     Some(p) => {
