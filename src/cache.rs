@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest as _, Sha256};
 
 mod blocks;
+mod prune;
 pub use blocks::SlotBlocks;
+pub use prune::CacheLock;
 
 use crate::digest::Digest;
 use crate::layer::LayerOptions;
@@ -93,9 +95,13 @@ impl LayerCache {
         hex::encode(h.finalize())
     }
 
+    /// The record of `key`, marked as used now (records unused for long are pruned: `prune.rs`).
     pub fn get(&self, key: &str) -> Option<CachedLayer> {
-        let bytes = fs::read(self.dir.join(key)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let path = self.dir.join(key);
+        let bytes = fs::read(&path).ok()?;
+        let layer = serde_json::from_slice(&bytes).ok()?;
+        prune::touch(&path);
+        Some(layer)
     }
 
     /// Remember a finished layer; failures only cost a future cache miss.

@@ -207,6 +207,14 @@ pub struct BuildArgs {
     /// Compress every layer again instead of reusing an unchanged layer's blob from the cache
     #[arg(long)]
     pub no_cache: bool,
+    /// Remove cache entries unused for this many days (checked once a day, after a build; 0: never)
+    #[arg(
+        long,
+        value_name = "DAYS",
+        env = "KILN_CACHE_MAX_AGE",
+        default_value_t = 14
+    )]
+    pub cache_max_age: u32,
     /// Cut each directory into layers of about SIZE of tar at content-defined boundaries, large files in layers
     /// of their own, so a rebuild recompresses and pushes only the parts that changed: auto (2 MiB or more, about
     /// 16 parts per directory at most), a SIZE like 32MiB, or off (one layer per directory)
@@ -543,6 +551,7 @@ impl BuildArgs {
             registry: self.registry.options(0),
             cache: self.cache.clone().unwrap_or_else(default_cache),
             no_cache: self.no_cache,
+            cache_max_age: self.cache_max_age,
             split: self.split,
         })
     }

@@ -1354,3 +1354,72 @@ fn a_one_file_change_pushes_only_its_layer() {
     assert_eq!(proxy.count("DELETE", "/"), 0, "{err}");
     assert_eq!(registry_digest(&reg, "web:v3"), digest_of(&third));
 }
+
+/// Set the mtime of every file under `dir` to `days` ago.
+fn age_tree(dir: &Path, days: u64) {
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 24 * 3600);
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            age_tree(&p, days);
+        } else {
+            std::fs::File::open(&p).unwrap().set_modified(then).unwrap();
+        }
+    }
+}
+
+/// A cache kept between builds stays bounded: after a build, entries unused for `--cache-max-age` days go (a
+/// layer cache hit keeps its record and blob), and what is left still serves the next build.
+#[test]
+fn an_unused_cache_is_pruned_and_a_used_one_kept() {
+    let reg = Registry::start(Mode::open());
+    let k = Kiln::new(&reg, &reg.host(), Creds::None);
+    let src = k.env.path("dist");
+    for i in 0..300 {
+        let d = src.join(format!("chunk{}", i % 3));
+        std::fs::create_dir_all(&d).unwrap();
+        let body = format!("export const m{i} = {};\n", i * 7919).repeat(700);
+        std::fs::write(d.join(format!("m{i:03}.js")), body).unwrap();
+    }
+    let split = ["--split", "2MiB", "-v"];
+    k.build(&src, "web:v1", "/app", &split);
+    let cache = k.env.cache();
+    let blobs = |c: &Path| {
+        std::fs::read_dir(c.join("layout/blobs/sha256"))
+            .unwrap()
+            .count()
+    };
+    let before = blobs(&cache);
+    // A month without builds, then one file changes.
+    age_tree(&cache, 30);
+    let f = src.join("chunk1/m151.js");
+    let mut body = std::fs::read(&f).unwrap();
+    body[13] = b'X';
+    std::fs::remove_file(&f).unwrap();
+    std::fs::write(&f, body).unwrap();
+    let (out, err) = k.build(&src, "web:v2", "/app", &split);
+    assert_eq!(registry_digest(&reg, "web:v2"), digest_of(&out));
+    // Gone: the changed layer's old blob and v1's config and manifest (no record names them any more).
+    assert!(err.contains("removed"), "{err}");
+    assert!(err.contains("(1 compressed,"), "{err}");
+    assert_eq!(
+        blobs(&cache),
+        before,
+        "3 in (layer, config, manifest), 3 out\n{err}"
+    );
+    // What stayed serves the next build: nothing to compress.
+    let (again, err) = k.build(&src, "web:v2", "/app", &split);
+    assert_eq!(digest_of(&again), digest_of(&out));
+    assert!(err.contains("(0 compressed,"), "{err}");
+    // 0 days: never pruned, however old.
+    age_tree(&cache, 400);
+    std::fs::remove_file(cache.join(".pruned")).unwrap();
+    let n = blobs(&cache);
+    k.build(
+        &src,
+        "web:v2",
+        "/app",
+        &["--split", "2MiB", "--cache-max-age", "0"],
+    );
+    assert_eq!(blobs(&cache), n);
+}

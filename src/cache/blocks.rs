@@ -75,7 +75,7 @@ fn encode(b: &SlotBlocks) -> Vec<u8> {
     out
 }
 
-fn decode(bytes: &[u8]) -> Option<SlotBlocks> {
+pub(super) fn decode(bytes: &[u8]) -> Option<SlotBlocks> {
     let rest = bytes.strip_prefix(MAGIC)?;
     let nl = rest.iter().position(|&b| b == b'\n')?;
     let digest: Digest = std::str::from_utf8(&rest[..nl]).ok()?.parse().ok()?;

@@ -98,6 +98,8 @@ pub fn push(
         .filter(|c| !c.is_empty())
         .map(std::path::PathBuf::from)
         .unwrap_or_else(crate::cli::default_cache);
+    // Held while the cache layout is in use: a build's prune never runs meanwhile (`cache::CacheLock`).
+    let _lock = crate::cache::CacheLock::shared(&cache);
     let (layout, _) = Layout::open_or_create(&cache.join("layout"))?;
     let imported = docker_archive::import(path, &layout)?;
     let (manifest, config) = oci_image(&layout, path, name, &imported)?;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
-use crate::cache::LayerCache;
+use crate::cache::{CacheLock, LayerCache};
 use crate::commands::base::{self, LoadedBase};
 use crate::commands::early::{self, Early, Finished};
 use crate::commands::parts::{Part, build_parts};
@@ -48,6 +48,8 @@ pub struct BuildPlan {
     pub cache: PathBuf,
     /// Do not reuse cached layers (every layer is compressed again).
     pub no_cache: bool,
+    /// Days a cache entry may go unused before it is pruned (0: never; `cache::CacheLock`).
+    pub cache_max_age: u32,
     /// How each source directory is cut into image layers.
     pub split: Split,
 }
@@ -119,6 +121,25 @@ type JobResult = (
 type BuiltImage = (PlatformSpec, Json<ImageManifest>, Json<ImageConfiguration>);
 
 pub fn run(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
+    // Held while the cache directory is in use (the layer cache, or the cache layout a registry build writes to),
+    // so no other build prunes it meanwhile; pruned, when due, after a successful build.
+    let uses_cache = !plan.no_cache || !matches!(plan.target, Target::Layout(_));
+    let lock = uses_cache.then(|| CacheLock::shared(&plan.cache)).flatten();
+    let published = build_and_publish(plan, report)?;
+    if let Some(lock) = lock {
+        let removed = lock.release_and_prune(&plan.cache, plan.cache_max_age);
+        if removed > 0 {
+            report.debug(format_args!(
+                "cache {}: removed {removed} entries unused for {} days",
+                plan.cache.display(),
+                plan.cache_max_age
+            ));
+        }
+    }
+    Ok(published)
+}
+
+fn build_and_publish(plan: &BuildPlan, report: &Reporter) -> Result<Published> {
     let client = std::cell::OnceCell::new();
     let client = || -> Result<Client> {
         if let Some(c) = client.get() {
