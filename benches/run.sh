@@ -8,11 +8,14 @@
 #   changed    rebuild+push with one file changed: kiln (warm cache) vs kiln cold with the same layers
 #              (node: node_modules/ is its own --layer, the file changed is in dist/; small, big: one directory,
 #              split into layers by --split auto, the default)
+#   memory     (not run by default; big only) kiln's peak RSS for a 1 GiB layer (big's 200 MiB binary five
+#              times, ~1 GB written to BENCH_WORK while it runs): build to a layout, build+push gzip, and zstd
 # Prints hyperfine's progress on stderr and a markdown report on stdout (also written to $BENCH_WORK/report.md):
 # median wall time, mean CPU (user+sys of all processes the step ran; not the registry's), peak RSS (the largest
 # single process, /usr/bin/time %M), ratios, the compressed layer size beside igzip -1's, and the targets met.
 #
-# Usage: benches/run.sh [--quick] [--runs N] [--fixtures small,big,node] [--scenarios build,push,unchanged,changed]
+# Usage: benches/run.sh [--quick] [--runs N] [--fixtures small,big,node]
+#                       [--scenarios build,push,unchanged,changed,memory]
 #                       [--skip umoci,buildah]
 # Env: BENCH_WORK (default /tmp/kiln-bench: fixtures are kept there), KILN (a kiln binary; default: cargo build
 #      --release --locked, found in cargo's target dir, so CARGO_TARGET_DIR is honoured).
@@ -31,7 +34,7 @@ while (($#)); do
     --fixtures) fixtures="$2"; shift ;;
     --scenarios) scenarios="$2"; shift ;;
     --skip) skip="$2"; shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -138,7 +141,8 @@ for k in ${fixtures//,/ }; do
     echo "$(find "$d/L/blobs" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')" \
       "$(tar -C "$cold" --sort=name -cf - . | igzip -1 -c | wc -c)" >"$work/results/$k.sizes"
   fi
-  if has "$scenarios" push || has "$scenarios" unchanged || has "$scenarios" changed; then start_registry; fi
+  if has "$scenarios" push || has "$scenarios" unchanged || has "$scenarios" changed || has "$scenarios" memory
+  then start_registry; fi
   # Every run pushes a new image under the same tag: kiln refuses to move a tag unless --force-tag (the peers
   # just overwrite it). The unchanged rebuild republishes the identical image: a no-op either way.
   if has "$scenarios" push; then
@@ -184,6 +188,21 @@ for k in ${fixtures//,/ }; do
     grep -q '(1 compressed,' <<<"$out" ||
       { echo "run.sh: kiln's one-file-changed rebuild compressed more than one layer:" >&2; echo "$out" >&2; exit 1; }
   fi
+  if has "$scenarios" memory && [[ $k == big ]]; then
+    # Memory stays flat as a layer grows: one run of each step on a 1 GiB layer, fresh caches.
+    g="$d/gib"; mkdir -p "$g"
+    for _ in 1 2 3 4 5; do cat "$fx/bin/server"; done >"$g/app.bin"
+    rss() { rm -rf "$d/gc"; /usr/bin/time -f %M -o "$run/rss.gib" "$@" >/dev/null; echo "$(($(cat "$run/rss.gib") / 1024)) MiB"; }
+    log "$k: memory (1 GiB layer)"
+    {
+      echo "| 1 GiB layer (kiln) | peak RSS |"
+      echo "|---|--:|"
+      echo "| build → OCI layout, gzip | $(rss "$kiln" build "$g" --prefix /app --to "oci:$d/GL:t" --cache "$d/gc" -q) |"
+      echo "| build+push, gzip (streamed) | $(rss "$kiln" build "$g" --prefix /app --to "$host/bench/gib:t" --cache "$d/gc" -q) |"
+      echo "| build+push, zstd | $(rss "$kiln" build "$g" --prefix /app --compression zstd --to "$host/bench/gibz:t" --cache "$d/gc" -q) |"
+    } >"$work/results/$k.memory.md"
+    rm -rf "$g" "$d/GL" "$d/gc"
+  fi
   stop_registry
   rm -rf "$d"
 done
@@ -197,4 +216,5 @@ done
     "$(buildah --version 2>/dev/null | cut -d'(' -f1)"
   echo
   python3 "$here/report.py" "$work/results" "$run/rss" ${fixtures//,/ }
+  for m in "$work/results/"*.memory.md; do [[ -f "$m" ]] && { echo; cat "$m"; }; done
 } | tee "$work/report.md"
