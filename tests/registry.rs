@@ -1407,6 +1407,18 @@ fn an_unused_cache_is_pruned_and_a_used_one_kept() {
         before,
         "3 in (layer, config, manifest), 3 out\n{err}"
     );
+    // Every part's slot record stayed: the changed one was written anew, the others refreshed by their hits.
+    let slots = std::fs::read_dir(cache.join("layers"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("slot-")
+        })
+        .count();
+    assert_eq!(slots, 3, "{err}");
     // What stayed serves the next build: nothing to compress.
     let (again, err) = k.build(&src, "web:v2", "/app", &split);
     assert_eq!(digest_of(&again), digest_of(&out));

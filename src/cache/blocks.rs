@@ -46,6 +46,12 @@ impl LayerCache {
         decode(&fs::read(self.dir.join(slot)).ok()?)
     }
 
+    /// Mark `slot`'s record as used now: a layer taken from the cache keeps its slot's blocks from being pruned
+    /// (`prune.rs`), for when the layer does change.
+    pub fn touch_slot(&self, slot: &str) {
+        super::prune::touch(&self.dir.join(slot));
+    }
+
     /// Record `blocks` for `slot`; failures only cost compressing more next time.
     pub fn put_blocks(&self, slot: &str, blocks: &SlotBlocks) {
         let _ = self.write_atomic(slot, &encode(blocks));

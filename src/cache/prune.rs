@@ -3,8 +3,9 @@
 //! otherwise grow it forever.
 //!
 //! After a successful build, at most once a day ([`PRUNE_EVERY`]): layer and slot records not used for
-//! `max_age_days` are removed (a cache hit refreshes its record's mtime, [`touch`]), then every blob of the cache
-//! layout that no remaining record names and that is itself older than that. Nothing is ever trusted to be
+//! `max_age_days` are removed (a cache hit refreshes the mtime of its layer record and of its slot's, [`touch`]),
+//! then every blob of the cache layout that no remaining record names and that is itself older than that.
+//! Nothing is ever trusted to be
 //! present: a hit is used only if its blob is still there with its size, a slot's blocks only if its blob is, a
 //! config or manifest is written again when missing, and a base blob fetched again — so pruning costs at most
 //! some compression or a download later.

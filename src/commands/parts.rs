@@ -87,6 +87,9 @@ fn layer_for(
     let key = LayerCache::key(part.entries, opts);
     let hit = cache.and_then(|c| c.get(&key));
     if let Some(h) = hit.filter(|h| reuse_blob(txn, &plan.cache, h)) {
+        if let Some((c, s)) = cache.zip(LayerCache::slot(part.entries, opts)) {
+            c.touch_slot(&s);
+        }
         report.step(format_args!(
             "layer {} from {}: unchanged, reused",
             h.digest.short(),
