@@ -216,5 +216,7 @@ done
     "$(buildah --version 2>/dev/null | cut -d'(' -f1)"
   echo
   python3 "$here/report.py" "$work/results" "$run/rss" ${fixtures//,/ }
-  for m in "$work/results/"*.memory.md; do [[ -f "$m" ]] && { echo; cat "$m"; }; done
+  for m in "$work/results/"*.memory.md; do
+    if [[ -f "$m" ]]; then echo; cat "$m"; fi
+  done
 } | tee "$work/report.md"
