@@ -153,14 +153,20 @@ impl Ahead {
         self.state.lock().expect("sessions ahead").1 += 1;
     }
 
-    /// Open the session counted by [`Ahead::begin`].
+    /// Open the session counted by [`Ahead::begin`]. Failing to open one costs nothing: the blob then opens its
+    /// own. Counted down however it ends (a panic included), so no upload waits for a session that cannot come.
     fn open(&self, repo: &Repository) {
-        // Failing to open one costs nothing: the blob then opens its own.
-        let opened = repo.open_session().ok();
-        let mut st = self.state.lock().expect("sessions ahead");
-        st.1 -= 1;
-        st.0.extend(opened);
-        self.changed.notify_all();
+        struct Done<'a>(&'a Ahead, Option<OpenSession>);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                let mut st = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+                st.1 -= 1;
+                st.0.extend(self.1.take());
+                self.0.changed.notify_all();
+            }
+        }
+        let mut done = Done(self, None);
+        done.1 = repo.open_session().ok();
     }
 
     /// A session for the next upload: one opened ahead, waiting for one being opened (its `POST` is under way, so
