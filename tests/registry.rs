@@ -1275,18 +1275,31 @@ fn auto_version_follows_tag_pagination() {
     }
 }
 
+/// `n` JavaScript modules of ~25 KiB under `dir/chunk0..chunk{dirs-1}`, `m{i:03}.js` each.
+fn js_modules(dir: &Path, n: usize, dirs: usize) {
+    for i in 0..n {
+        let d = dir.join(format!("chunk{}", i % dirs));
+        std::fs::create_dir_all(&d).unwrap();
+        let body = format!("export const m{i} = {};\n", i * 7919).repeat(700);
+        std::fs::write(d.join(format!("m{i:03}.js")), body).unwrap();
+    }
+}
+
+/// `f` rewritten as a build tool does (a new inode), one byte different, the same size.
+fn rewrite_one_byte(f: &Path) {
+    let mut body = std::fs::read(f).unwrap();
+    body[13] = b'X';
+    std::fs::remove_file(f).unwrap();
+    std::fs::write(f, body).unwrap();
+}
+
 #[test]
 fn a_one_file_change_pushes_only_its_layer() {
     let reg = Registry::start(Mode::open());
     let proxy = Proxy::start(&reg);
     let k = Kiln::new(&reg, &proxy.host(), Creds::None);
     let src = k.env.path("dist");
-    for i in 0..600 {
-        let d = src.join(format!("chunk{}", i % 5));
-        std::fs::create_dir_all(&d).unwrap();
-        let body = format!("export const m{i} = {};\n", i * 7919).repeat(700);
-        std::fs::write(d.join(format!("m{i:03}.js")), body).unwrap();
-    }
+    js_modules(&src, 600, 5);
     let split = ["--split", "4MiB"];
     let (first, _) = k.build(&src, "web:v1", "/app", &split);
     let layers = |out: &str| -> Vec<String> {
@@ -1315,12 +1328,9 @@ fn a_one_file_change_pushes_only_its_layer() {
     assert_eq!(proxy.count("PUT", "/v2/web/manifests/v1"), 1);
 
     proxy.clear_requests();
-    // Rewritten by the build tool (a new inode), one byte different.
     let f = src.join("chunk2/m302.js");
-    let mut body = std::fs::read(&f).unwrap();
-    body[13] = b'X';
-    std::fs::remove_file(&f).unwrap();
-    std::fs::write(&f, body).unwrap();
+    let original = std::fs::read(&f).unwrap();
+    rewrite_one_byte(&f);
     let mut verbose = split.to_vec();
     verbose.push("-v");
     let (second, err) = k.build(&src, "web:v2", "/app", &verbose);
@@ -1346,7 +1356,6 @@ fn a_one_file_change_pushes_only_its_layer() {
     // copy, and the image is v1's layers.
     proxy.clear_requests();
     std::fs::remove_file(&f).unwrap();
-    let original = format!("export const m302 = {};\n", 302 * 7919).repeat(700);
     std::fs::write(&f, original).unwrap();
     let (third, err) = k.build(&src, "web:v3", "/app", &verbose);
     assert_eq!(layers(&third), before, "{err}");
@@ -1375,12 +1384,7 @@ fn an_unused_cache_is_pruned_and_a_used_one_kept() {
     let reg = Registry::start(Mode::open());
     let k = Kiln::new(&reg, &reg.host(), Creds::None);
     let src = k.env.path("dist");
-    for i in 0..300 {
-        let d = src.join(format!("chunk{}", i % 3));
-        std::fs::create_dir_all(&d).unwrap();
-        let body = format!("export const m{i} = {};\n", i * 7919).repeat(700);
-        std::fs::write(d.join(format!("m{i:03}.js")), body).unwrap();
-    }
+    js_modules(&src, 300, 3);
     let split = ["--split", "2MiB", "-v"];
     k.build(&src, "web:v1", "/app", &split);
     let cache = k.env.cache();
@@ -1393,10 +1397,7 @@ fn an_unused_cache_is_pruned_and_a_used_one_kept() {
     // A month without builds, then one file changes.
     age_tree(&cache, 30);
     let f = src.join("chunk1/m151.js");
-    let mut body = std::fs::read(&f).unwrap();
-    body[13] = b'X';
-    std::fs::remove_file(&f).unwrap();
-    std::fs::write(&f, body).unwrap();
+    rewrite_one_byte(&f);
     let (out, err) = k.build(&src, "web:v2", "/app", &split);
     assert_eq!(registry_digest(&reg, "web:v2"), digest_of(&out));
     // Gone: the changed layer's old blob and v1's config and manifest (no record names them any more).

@@ -198,24 +198,33 @@ impl Repository {
     /// Open an upload session now, for a blob that will be ready later ([`OpenSession`]).
     pub fn open_session(&self) -> Result<OpenSession> {
         let ep = self.endpoint()?;
-        let url = self.url(&ep, "blobs/uploads/");
-        let loc = self.start_session(&ep, &url)?;
+        let (loc, _) = self.post_session(&ep)?;
         Ok(OpenSession { loc })
     }
 
-    /// Give up a session opened ahead that no blob used (`DELETE`, best effort: a registry purges abandoned
-    /// sessions anyway).
+    /// Give up a session opened ahead that no blob used.
     pub fn cancel_session(&self, session: OpenSession) {
-        let Ok(ep) = self.endpoint() else { return };
-        let req = Request::new(Method::DELETE, session.loc, &self.push_scope()).no_retry();
-        let _ = self.client.t.send(&ep, &req);
+        if let Ok(ep) = self.endpoint() {
+            self.delete_session(&ep, &session.loc);
+        }
     }
 
-    /// `POST blobs/uploads/`: a new session's location.
-    fn start_session(&self, ep: &Endpoint, url: &Url) -> Result<Url> {
-        let req = Request::new(Method::POST, url.clone(), &self.push_scope()).no_retry();
-        let resp = self.client.t.send(ep, &req)?;
-        location_of("POST", url, &expect("POST", url, resp, 202)?)
+    /// `POST blobs/uploads/` with an empty body: the new session's location, and the answer (its headers may
+    /// carry the registry's chunk limits). Every upload session starts here, streamed or not.
+    pub(super) fn post_session(&self, ep: &Endpoint) -> Result<(Url, Response)> {
+        let url = self.url(ep, "blobs/uploads/");
+        let req = Request::new(Method::POST, url.clone(), &self.push_scope())
+            .no_retry()
+            .header(reqwest::header::CONTENT_LENGTH, "0");
+        let resp = expect("POST", &url, self.client.t.send(ep, &req)?, 202)?;
+        let loc = location_of("POST", &url, &resp)?;
+        Ok((loc, resp))
+    }
+
+    /// `DELETE` an abandoned session, best effort: a registry purges abandoned sessions anyway.
+    pub(super) fn delete_session(&self, ep: &Endpoint, loc: &Url) {
+        let req = Request::new(Method::DELETE, loc.clone(), &self.push_scope()).no_retry();
+        let _ = self.client.t.send(ep, &req);
     }
 
     /// Upload `path` (exactly `size` bytes with digest `digest`), retrying with a fresh session.
@@ -268,7 +277,7 @@ impl Repository {
         let scopes = self.push_scope();
         let mut loc = match session {
             Some(s) => s.loc,
-            None => self.start_session(&ep, &self.url(&ep, "blobs/uploads/"))?,
+            None => self.post_session(&ep)?.0,
         };
         let progress = self.upload_progress.as_ref().map(|f| {
             let (f, d) = (f.clone(), digest.clone());

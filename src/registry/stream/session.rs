@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use reqwest::Method;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::header::CONTENT_TYPE;
 use url::Url;
 
 use super::super::Repository;
 use super::super::errors::{protocol_error, status_error};
-use super::super::transport::{Body, Endpoint, Request};
+use super::super::transport::{Body, Endpoint};
 use super::super::upload::{
     OCTETS, chunk_request, close_session, expect, location_of, resolve_location,
 };
@@ -111,12 +111,8 @@ impl<'a> Session<'a> {
     pub(super) fn open(repo: &'a Repository, mode: Mode) -> Result<Self> {
         let ep = repo.endpoint()?;
         let scopes = repo.push_scope();
+        let (loc, resp) = repo.post_session(&ep)?;
         let url = repo.url(&ep, "blobs/uploads/");
-        let req = Request::new(Method::POST, url.clone(), &scopes)
-            .no_retry()
-            .header(CONTENT_LENGTH, "0");
-        let resp = expect("POST", &url, repo.client.t.send(&ep, &req)?, 202)?;
-        let loc = location_of("POST", &url, &resp)?;
         let session = Session {
             repo,
             ep,
@@ -256,7 +252,6 @@ impl<'a> Session<'a> {
 
     /// Best effort: tell the registry the session is abandoned.
     pub(super) fn cancel(&self) {
-        let req = Request::new(Method::DELETE, self.loc.clone(), &self.scopes).no_retry();
-        let _ = self.repo.client.t.send(&self.ep, &req);
+        self.repo.delete_session(&self.ep, &self.loc);
     }
 }
