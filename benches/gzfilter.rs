@@ -8,7 +8,7 @@
 use std::io::{self, BufWriter, Read, Write};
 use std::process::ExitCode;
 
-use kiln::layer::ParGzEncoder;
+use kiln_pgzip::ParGzEncoder;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

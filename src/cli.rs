@@ -13,13 +13,13 @@ pub use registry::RegistryArgs;
 pub use tagging::TagArgs;
 
 use crate::commands::build::{BuildPlan, LayerSource, created_by};
-use crate::error::{Error, Result};
-use crate::image::{ConfigSpec, PlatformSpec};
-use crate::layer::Compression;
-use crate::reference::Reference;
-use crate::split::Split;
-use crate::target::Target;
-use crate::walk::normalize_dest;
+use kiln_engine::error::{Error, Result};
+use kiln_engine::image::{ConfigSpec, PlatformSpec};
+use kiln_engine::layer::Compression;
+use kiln_engine::reference::Reference;
+use kiln_engine::split::Split;
+use kiln_engine::target::Target;
+use kiln_engine::walk::normalize_dest;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -14,12 +14,12 @@ pub use merge::{apply, load_into};
 
 use crate::cli::{CompressionArg, parse_chown, parse_expose};
 use crate::commands::tagging::TagRequest;
-use crate::error::{Error, Result};
-use crate::image::PlatformSpec;
-use crate::split::Split;
-use crate::target::Target;
-use crate::versions::Scheme;
-use crate::walk::normalize_dest;
+use kiln_engine::error::{Error, Result};
+use kiln_engine::image::PlatformSpec;
+use kiln_engine::split::Split;
+use kiln_engine::target::Target;
+use kiln_engine::versions::Scheme;
+use kiln_engine::walk::normalize_dest;
 
 /// The file `kiln build` reads when `--config` is not given (if it exists).
 pub const DEFAULT_FILE: &str = "kiln.toml";

@@ -1,6 +1,12 @@
+mod cli;
+mod commands;
+mod config_file;
+mod output;
+mod progress;
+
 fn main() {
     keep_freed_memory();
-    std::process::exit(kiln::cli::main());
+    std::process::exit(cli::main());
 }
 
 /// Every layer (and every 256 KiB gzip block) allocates and frees the same few MiB of buffers and deflate state;

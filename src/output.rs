@@ -11,10 +11,10 @@ use std::time::Instant;
 
 use crate::cli::{OutputFormat, ProgressArg};
 use crate::commands::tagging::Tagged;
-use crate::digest::Digest;
-use crate::image::{Json, PlatformSpec, Root};
 use crate::progress::{Live, Mode, Task, human_bytes, human_duration};
-use crate::tag::Tag;
+use kiln_engine::digest::Digest;
+use kiln_engine::image::{Json, PlatformSpec, Root};
+use kiln_engine::tag::Tag;
 
 /// Logging and progress on stderr (never on stdout): live bars on a terminal, else one plain line per finished
 /// step; notes (decisions, warnings) in every mode but `-q`; a summary at the end. Cheap to clone, shared by
@@ -272,11 +272,11 @@ impl Published {
     }
 
     /// `--ref-file PATH`: the deploy reference and a newline, for later CI steps (written atomically).
-    pub fn write_ref_file(&self, path: &std::path::Path) -> crate::Result<()> {
+    pub fn write_ref_file(&self, path: &std::path::Path) -> kiln_engine::Result<()> {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".kiln-tmp");
         std::fs::write(&tmp, format!("{}\n", self.deploy_reference()))
             .and_then(|_| std::fs::rename(&tmp, path))
-            .map_err(|e| crate::Error::io(path, e))
+            .map_err(|e| kiln_engine::Error::io(path, e))
     }
 }

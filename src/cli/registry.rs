@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::registry::ClientOptions;
+use kiln_engine::registry::ClientOptions;
 
 /// How to talk to registries.
 #[derive(Args, Debug, Clone)]

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::commands::tagging::TagRequest;
-use crate::error::{Error, Result};
-use crate::publish;
-use crate::versions::Scheme;
+use kiln_engine::error::{Error, Result};
+use kiln_engine::publish;
+use kiln_engine::versions::Scheme;
 
 #[derive(Args, Debug, Clone)]
 pub struct TagArgs {

@@ -10,16 +10,16 @@ use crate::commands::base::LoadedBase;
 use crate::commands::build::BuildPlan;
 use crate::commands::remote::{self, PublishCtx};
 use crate::commands::tagging::Tagged;
-use crate::digest::Digest;
-use crate::docker_archive::{self, Imported};
-use crate::error::{Error, Result};
-use crate::image::{Json, PlatformSpec, Root, descriptor};
 use crate::output::{Published, Reporter};
-use crate::reference::Reference;
-use crate::registry::Client;
-use crate::store::Layout;
-use crate::tag::Tag;
-use crate::target::Target;
+use kiln_engine::digest::Digest;
+use kiln_engine::docker_archive::{self, Imported};
+use kiln_engine::error::{Error, Result};
+use kiln_engine::image::{Json, PlatformSpec, Root, descriptor};
+use kiln_engine::reference::Reference;
+use kiln_engine::registry::Client;
+use kiln_engine::store::Layout;
+use kiln_engine::tag::Tag;
+use kiln_engine::target::Target;
 
 /// Before anything is built: an archive holds exactly the one `REPO:TAG` of its target (no versions, no
 /// `--tag`), and is a new file (an existing one is exit 3 unless `--force-tag`).
@@ -99,7 +99,7 @@ pub fn push(
         .map(std::path::PathBuf::from)
         .unwrap_or_else(crate::cli::default_cache);
     // Held while the cache layout is in use: a build's prune never runs meanwhile (`cache::CacheLock`).
-    let _lock = crate::cache::CacheLock::shared(&cache);
+    let _lock = kiln_engine::cache::CacheLock::shared(&cache);
     let (layout, _) = Layout::open_or_create(&cache.join("layout"))?;
     let imported = docker_archive::import(path, &layout)?;
     let (manifest, config) = oci_image(&layout, path, name, &imported)?;

@@ -8,23 +8,23 @@ use std::path::PathBuf;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
-use crate::cache::{CacheLock, LayerCache};
 use crate::commands::base::{self, LoadedBase};
 use crate::commands::early::{self, Early, Finished};
 use crate::commands::parts::{Part, build_parts};
 use crate::commands::remote;
 use crate::commands::tagging::{self, LayoutTags, TagRequest, Tagged};
-use crate::digest::Digest;
-use crate::error::{Error, Result, ResultExt};
-use crate::image::{self, ConfigSpec, Json, LayerRecord, PlatformSpec, Root};
-use crate::layer::{Compression, LayerOptions};
 use crate::output::{Published, Reporter};
-use crate::reference::Reference;
-use crate::registry::{Client, ClientOptions, LayerStreams};
-use crate::split::{self, Split};
-use crate::store::Layout;
-use crate::target::{LayoutRef, Target};
-use crate::walk;
+use kiln_engine::cache::{CacheLock, LayerCache};
+use kiln_engine::digest::Digest;
+use kiln_engine::error::{Error, Result, ResultExt};
+use kiln_engine::image::{self, ConfigSpec, Json, LayerRecord, PlatformSpec, Root};
+use kiln_engine::layer::{Compression, LayerOptions};
+use kiln_engine::reference::Reference;
+use kiln_engine::registry::{Client, ClientOptions, LayerStreams};
+use kiln_engine::split::{self, Split};
+use kiln_engine::store::Layout;
+use kiln_engine::target::{LayoutRef, Target};
+use kiln_engine::walk;
 
 /// Everything `kiln build` was asked to do, validated.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use std::io::Write;
 use clap::CommandFactory;
 
 use crate::cli::Cli;
-use crate::error::{Error, Result};
+use kiln_engine::error::{Error, Result};
 
 /// Print completions for `shell` on stdout.
 pub fn completions(shell: clap_complete::Shell) -> Result<()> {

@@ -14,12 +14,12 @@ use std::sync::{Condvar, Mutex, mpsc};
 
 use crate::commands::build::BuildPlan;
 use crate::commands::{remote, tagging};
-use crate::digest::Digest;
-use crate::error::Result;
 use crate::output::Reporter;
-use crate::reference::Reference;
-use crate::registry::{LayerStreams, OpenSession, Repository};
-use crate::store::Layout;
+use kiln_engine::digest::Digest;
+use kiln_engine::error::Result;
+use kiln_engine::reference::Reference;
+use kiln_engine::registry::{LayerStreams, OpenSession, Repository};
+use kiln_engine::store::Layout;
 
 /// A registry build whose blobs may go up early.
 #[derive(Clone, Copy)]

@@ -6,12 +6,12 @@ use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 
 use crate::cli::{InspectArgs, OutputFormat};
 use crate::commands::base;
-use crate::error::{Error, Result};
-use crate::image::{self, Json, PlatformSpec};
-use crate::reference::Reference;
-use crate::registry::{Client, RawManifest};
-use crate::store::{Layout, read_image};
-use crate::target::Target;
+use kiln_engine::error::{Error, Result};
+use kiln_engine::image::{self, Json, PlatformSpec};
+use kiln_engine::reference::Reference;
+use kiln_engine::registry::{Client, RawManifest};
+use kiln_engine::store::{Layout, read_image};
+use kiln_engine::target::Target;
 
 pub fn run(args: &InspectArgs, format: OutputFormat, verbose: u8) -> Result<()> {
     let platform = args
@@ -46,7 +46,7 @@ pub fn run(args: &InspectArgs, format: OutputFormat, verbose: u8) -> Result<()> 
             } else {
                 let m: Json<ImageManifest> =
                     Json::decode(raw.bytes, &format!("manifest of {reference}"))?;
-                let cd = crate::Digest::from_oci(m.value.config().digest())?;
+                let cd = kiln_engine::Digest::from_oci(m.value.config().digest())?;
                 let mut buf = Vec::new();
                 repo.get_blob(&cd, &mut buf)?;
                 (m, Json::decode(buf, &format!("config of {reference}"))?)

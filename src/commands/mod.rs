@@ -16,9 +16,9 @@ pub mod tags;
 use std::io::Read;
 
 use crate::cli::{Cli, Command, LoginArgs};
-use crate::error::{Error, Result};
 use crate::output::{Published, Reporter};
-use crate::registry::{self, Client};
+use kiln_engine::error::{Error, Result};
+use kiln_engine::registry::{self, Client};
 
 pub fn run(cli: &Cli) -> Result<()> {
     let report = Reporter::new(cli.quiet, cli.verbose, cli.progress);
@@ -74,7 +74,7 @@ fn login(args: &LoginArgs, verbose: u8, report: &Reporter) -> Result<()> {
         ));
     }
     let client = Client::new(args.registry_args.options(verbose))?;
-    let registry = crate::reference::normalize_registry(&args.registry);
+    let registry = kiln_engine::reference::normalize_registry(&args.registry);
     let path = registry::login(&client, &registry, &args.username, password, None)?;
     report.note(format_args!(
         "login to {registry} succeeded; credentials stored in {}",

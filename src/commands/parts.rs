@@ -2,16 +2,16 @@
 //! unchanged, else built in one pass (tar → diff_id → compression → blob), reusing the gzip blocks of its slot's
 //! last build, and announced for an early push.
 
-use crate::cache::{self, CachedLayer, LayerCache, SlotBlocks};
 use crate::commands::build::{BuildPlan, Txn};
 use crate::commands::early::Finished;
-use crate::digest::Digest;
-use crate::error::{Result, ResultExt};
-use crate::layer::{self, Compression, LayerOptions};
 use crate::output::Reporter;
-use crate::registry::StreamTee;
-use crate::store::Layout;
-use crate::walk;
+use kiln_engine::cache::{self, CachedLayer, LayerCache, SlotBlocks};
+use kiln_engine::digest::Digest;
+use kiln_engine::error::{Result, ResultExt};
+use kiln_engine::layer::{self, Compression, LayerOptions};
+use kiln_engine::registry::StreamTee;
+use kiln_engine::store::Layout;
+use kiln_engine::walk;
 
 /// One image layer: a run of a source's entries (all of them unless the source is split), how messages name it,
 /// its history text and how it is written.

@@ -11,11 +11,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{OutputFormat, PinArgs};
-use crate::digest::Digest;
-use crate::error::{Error, Result};
 use crate::output::Reporter;
-use crate::pin::{self, PinResult, PinRule};
-use crate::tag::Tag;
+use kiln_engine::digest::Digest;
+use kiln_engine::error::{Error, Result};
+use kiln_engine::pin::{self, PinResult, PinRule};
+use kiln_engine::tag::Tag;
 
 const REF_EXPECTED: &str = "a pinned reference REPO:VERSION@sha256:<64 hex digits>, e.g. the first line \
                             `kiln build` prints (a reference without a digest cannot be pinned)";

@@ -6,13 +6,13 @@ use oci_spec::image::{ImageConfiguration, ImageManifest};
 use crate::cli::PushArgs;
 use crate::commands::base::{self, LoadedBase};
 use crate::commands::remote::{self, PublishCtx};
-use crate::error::{Error, Result};
-use crate::image::{ANNOTATION_BASE_NAME, Json, PlatformSpec};
 use crate::output::{Published, Reporter};
-use crate::reference::Reference;
-use crate::registry::Client;
-use crate::store::{Layout, read_image};
-use crate::target::Target;
+use kiln_engine::error::{Error, Result};
+use kiln_engine::image::{ANNOTATION_BASE_NAME, Json, PlatformSpec};
+use kiln_engine::reference::Reference;
+use kiln_engine::registry::Client;
+use kiln_engine::store::{Layout, read_image};
+use kiln_engine::target::Target;
 
 pub fn run(args: &PushArgs, verbose: u8, report: &Reporter) -> Result<Published> {
     let src = match args.source.parse::<Target>()? {

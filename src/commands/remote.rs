@@ -9,15 +9,15 @@ use oci_spec::image::{ImageConfiguration, ImageManifest, MediaType};
 
 use crate::commands::base::{BaseSource, LoadedBase};
 use crate::commands::tagging::{self, TagRequest};
-use crate::digest::Digest;
-use crate::error::{Error, Result};
-use crate::image::{Json, PlatformSpec, Root};
 use crate::output::{Published, Reporter};
-use crate::publish::{TagTarget, WriteOutcome};
-use crate::reference::Reference;
-use crate::registry::{BlobItem, BlobOutcome, RawManifest, Repository};
-use crate::store::Layout;
-use crate::tag::Tag;
+use kiln_engine::digest::Digest;
+use kiln_engine::error::{Error, Result};
+use kiln_engine::image::{Json, PlatformSpec, Root};
+use kiln_engine::publish::{TagTarget, WriteOutcome};
+use kiln_engine::reference::Reference;
+use kiln_engine::registry::{BlobItem, BlobOutcome, RawManifest, Repository};
+use kiln_engine::store::Layout;
+use kiln_engine::tag::Tag;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 

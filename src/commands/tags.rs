@@ -6,17 +6,17 @@ use std::io::Write;
 
 use crate::cli::{NextVersionArgs, OutputFormat};
 use crate::commands::remote::RemoteTags;
-use crate::digest::Digest;
-use crate::error::{Error, Result};
-use crate::git::GitInfo;
 use crate::output::Reporter;
-use crate::publish::{TagTarget, WriteOutcome};
-use crate::reference::Reference;
-use crate::registry::{Client, ClientOptions};
-use crate::store::Layout;
-use crate::tag::Tag;
-use crate::target::{LayoutRef, Target};
-use crate::versions::{self, Scheme};
+use kiln_engine::digest::Digest;
+use kiln_engine::error::{Error, Result};
+use kiln_engine::git::GitInfo;
+use kiln_engine::publish::{TagTarget, WriteOutcome};
+use kiln_engine::reference::Reference;
+use kiln_engine::registry::{Client, ClientOptions};
+use kiln_engine::store::Layout;
+use kiln_engine::tag::Tag;
+use kiln_engine::target::{LayoutRef, Target};
+use kiln_engine::versions::{self, Scheme};
 
 /// A layout's tags as read once when opened (a consistent snapshot of `index.json`), for reading only.
 /// A layout that does not exist yet (allowed by [`open_target`] for `next-version`) has no tags.

@@ -9,9 +9,9 @@ use toml::de::DeValue;
 
 use super::{FileBuild, LAYER_KEYS};
 use crate::cli::{CompressionArg, parse_chown, parse_kv};
-use crate::error::{Error, Result};
-use crate::versions::Scheme;
-use crate::walk::normalize_dest;
+use kiln_engine::error::{Error, Result};
+use kiln_engine::versions::Scheme;
+use kiln_engine::walk::normalize_dest;
 
 pub(super) type Val<'i> = Spanned<DeValue<'i>>;
 

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::{DEFAULT_FILE, FileBuild, parse};
 use crate::cli::{BuildArgs, CompressionArg};
-use crate::error::{Error, Result};
+use kiln_engine::error::{Error, Result};
 
 /// Load the build's file (`--config PATH`, else `./kiln.toml` if present) into `args`: each value the command
 /// line did not give (`given(flag id)` false) is taken from the file. No file and no DIR is a usage error.

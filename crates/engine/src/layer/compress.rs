@@ -13,14 +13,14 @@ const MAX_ZSTD_WORKERS: usize = 4;
 /// The pinned encoders.
 pub(super) enum Compressor<W: Write> {
     /// Parallel, fixed block format (see `pgzip`): the same bytes for any thread count.
-    Gzip(super::pgzip::ParGzEncoder<W>),
+    Gzip(kiln_pgzip::ParGzEncoder<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
     None(W),
 }
 
 impl<W: Write> Compressor<W> {
     /// `reuse` applies to gzip only (see `pgzip`): zstd and uncompressed layers are not cut into blocks.
-    pub(super) fn new(c: Compression, sink: W, reuse: super::pgzip::Reuse) -> Result<Self> {
+    pub(super) fn new(c: Compression, sink: W, reuse: kiln_pgzip::Reuse) -> Result<Self> {
         Ok(match c {
             Compression::Gzip { level } => {
                 if level > 9 {
@@ -28,8 +28,8 @@ impl<W: Write> Compressor<W> {
                         "gzip compression level {level} is out of range (0-9)"
                     )));
                 }
-                let workers = super::pgzip::default_workers();
-                let enc = super::pgzip::ParGzEncoder::with_reuse(sink, level, workers, reuse)
+                let workers = kiln_pgzip::default_workers();
+                let enc = kiln_pgzip::ParGzEncoder::with_reuse(sink, level, workers, reuse)
                     .map_err(write_error)?;
                 Compressor::Gzip(enc)
             }
@@ -57,7 +57,7 @@ impl<W: Write> Compressor<W> {
     }
 
     /// The sink, and the gzip blocks' table (empty for other encoders or when not recording).
-    pub(super) fn finish(self) -> io::Result<(W, super::pgzip::BlockTable)> {
+    pub(super) fn finish(self) -> io::Result<(W, kiln_pgzip::BlockTable)> {
         match self {
             Compressor::Gzip(e) => e.finish(),
             Compressor::Zstd(e) => Ok((e.finish()?, Default::default())),

@@ -28,7 +28,7 @@ fn rules() -> Vec<PinRule> {
 
 fn testdata(name: &str) -> String {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/pin")
+        .join("../../testdata/pin")
         .join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }

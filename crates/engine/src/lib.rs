@@ -7,19 +7,15 @@
 //! The `kiln` binary is a thin CLI over this library (`cli` turns flags into a typed plan, `commands` runs it).
 
 pub mod cache;
-pub mod cli;
-pub mod commands;
-pub mod config_file;
 pub mod digest;
 pub mod docker_archive;
 pub mod error;
+pub mod events;
 pub mod git;
 pub mod image;
 pub mod layer;
-pub mod output;
 pub mod pin;
 pub mod platform;
-pub mod progress;
 pub mod publish;
 pub mod reference;
 pub mod registry;

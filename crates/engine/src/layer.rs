@@ -19,9 +19,8 @@ use crate::walk::{Entry, EntryKind};
 
 mod compress;
 mod header;
-mod pgzip;
 
-pub use pgzip::{BlockTable, OldBlocks, ParGzEncoder, Reuse};
+pub use kiln_pgzip::{BlockTable, OldBlocks, ParGzEncoder, Reuse};
 #[cfg(test)]
 mod tests;
 
