@@ -1,25 +1,19 @@
-//! The command line: clap definitions, and the step from raw flags to a typed plan. Nothing here touches disk or
-//! network; `commands` does the work.
+//! The command line: clap definitions (here), and the step from raw flags and kiln.toml to the engine's typed
+//! plans (`build`, `tagging`, `registry`). Nothing here touches disk or network; `commands` runs the plans.
 
 use std::path::PathBuf;
 
-use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod build;
 mod registry;
 mod tagging;
 
 pub use registry::RegistryArgs;
 pub use tagging::TagArgs;
 
-use crate::commands::build::{BuildPlan, LayerSource, created_by};
-use kiln_engine::error::{Error, Result};
-use kiln_engine::image::{ConfigSpec, PlatformSpec};
-use kiln_engine::layer::Compression;
-use kiln_engine::reference::Reference;
+use kiln_engine::layer::CompressionKind;
 use kiln_engine::split::Split;
-use kiln_engine::target::Target;
-use kiln_engine::walk::normalize_dest;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -189,8 +183,8 @@ pub struct BuildArgs {
     #[arg(long)]
     pub layer: Vec<String>,
     /// Layer compression
-    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
-    pub compression: CompressionArg,
+    #[arg(long, default_value = "gzip", value_parser = compression_kind())]
+    pub compression: CompressionKind,
     /// Compression level (gzip 1-9, default 1: kiln's fast deflate, 2-9: zlib-rs; zstd 1-19, default 3)
     #[arg(long)]
     pub compression_level: Option<i32>,
@@ -247,11 +241,11 @@ pub struct LoginArgs {
     pub registry_args: RegistryArgs,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CompressionArg {
-    Gzip,
-    Zstd,
-    None,
+/// `--compression`: the engine's names, listed in `--help` and completions.
+fn compression_kind() -> impl clap::builder::TypedValueParser<Value = CompressionKind> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(CompressionKind::NAMES)
+        .try_map(|s| s.parse::<CompressionKind>())
 }
 
 #[derive(Args, Debug)]
@@ -312,347 +306,4 @@ pub struct PinArgs {
     /// NAME is kiln://…) to REF, which must carry a digest; wins over --ref (repeatable)
     #[arg(long = "image", value_name = "NAME=REF")]
     pub images: Vec<String>,
-}
-
-/// Parse `K=V`; the key must be non-empty.
-pub fn parse_kv(flag: &'static str, s: &str) -> Result<(String, String)> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
-            Ok((k.to_string(), v.to_string()))
-        }
-        _ => Err(Error::invalid_arg(
-            flag,
-            s,
-            "expected KEY=VALUE with a non-empty key without spaces",
-        )),
-    }
-}
-
-/// `SRC:DEST[,chown=UID:GID][,mode=OCTAL]`: options are recognised at the end only, so a `,` inside SRC is fine.
-pub fn parse_layer(l: &str) -> Result<LayerSource> {
-    let bad = |why: &str| Error::invalid_arg("--layer", l, why.to_string());
-    let mut spec = l;
-    let (mut chown, mut mode) = (None, None);
-    while let Some((head, opt)) = spec.rsplit_once(',') {
-        if let Some(c) = opt.strip_prefix("chown=") {
-            chown = Some(
-                parse_chown(c)
-                    .map_err(|_| bad("chown= takes numeric UID:GID, e.g. chown=1000:1000"))?,
-            );
-        } else if let Some(m) = opt.strip_prefix("mode=") {
-            let v = u32::from_str_radix(m, 8)
-                .ok()
-                .filter(|v| *v <= 0o7777 && !m.is_empty())
-                .ok_or_else(|| bad("mode= takes octal permission bits, e.g. mode=0644"))?;
-            mode = Some(v);
-        } else {
-            break;
-        }
-        spec = head;
-    }
-    let (src, dest) = spec
-        .rsplit_once(':')
-        .filter(|(s, _)| !s.is_empty())
-        .ok_or_else(|| bad("expected SRC:DEST, e.g. ./node_modules:/app/node_modules"))?;
-    Ok(LayerSource {
-        src: PathBuf::from(src),
-        dest: normalize_dest(dest, "--layer")?,
-        created_by: String::new(),
-        chown,
-        mode,
-    })
-}
-
-/// `PORT[/tcp|udp]` → `PORT/proto` (tcp when absent).
-pub fn parse_expose(s: &str) -> Result<String> {
-    let (port, proto) = s.split_once('/').unwrap_or((s, "tcp"));
-    let valid_port = port.parse::<u16>().is_ok_and(|p| p > 0) && !port.starts_with('0');
-    if !valid_port || !matches!(proto, "tcp" | "udp" | "sctp") {
-        return Err(Error::invalid_arg(
-            "--expose",
-            s,
-            "expected PORT or PORT/tcp|udp|sctp with PORT in 1-65535, e.g. 8080 or 53/udp",
-        ));
-    }
-    Ok(format!("{port}/{proto}"))
-}
-
-pub fn parse_chown(s: &str) -> Result<(u64, u64)> {
-    let bad = || Error::invalid_arg("--chown", s, "expected numeric UID:GID, e.g. 1000:1000");
-    let (u, g) = s.split_once(':').ok_or_else(bad)?;
-    Ok((u.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?))
-}
-
-/// gzip level when none is given: level 1 is kiln's own deflate (`src/layer/pgzip/deflate.rs`), about twice as
-/// fast as zlib-rs at level 2 and smaller than `igzip -1` on build output; levels 2-9 are zlib-rs's.
-pub const DEFAULT_GZIP_LEVEL: i32 = 1;
-
-/// `SOURCE_DATE_EPOCH` (seconds since 1970, default 0): the time stamped on every entry and in the config.
-pub fn source_date_epoch() -> Result<u64> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => v.trim().parse().map_err(|_| {
-            Error::invalid_arg(
-                "SOURCE_DATE_EPOCH",
-                v,
-                "expected a non-negative integer (seconds since 1970)",
-            )
-        }),
-        _ => Ok(0),
-    }
-}
-
-impl BuildArgs {
-    /// `--platform` values: one without `=DIR` is the single platform of a plain build; several (or any with
-    /// `=DIR`) make a multi-platform build, each entry's DIR (or the shared DIR) as its main layer.
-    #[allow(clippy::type_complexity)]
-    fn platforms(&self) -> Result<(Option<PlatformSpec>, Vec<(PlatformSpec, Option<PathBuf>)>)> {
-        let mut list = Vec::new();
-        for v in &self.platforms {
-            let (p, dir) = match v.split_once('=') {
-                Some((p, d)) if !d.is_empty() => (p, Some(PathBuf::from(d))),
-                Some(_) => {
-                    return Err(Error::invalid_arg(
-                        "--platform",
-                        v,
-                        "expected os/arch[/variant] or os/arch[/variant]=DIR",
-                    ));
-                }
-                None => (v.as_str(), None),
-            };
-            let p: PlatformSpec = p.parse()?;
-            if list.iter().any(|(q, _)| *q == p) {
-                return Err(Error::invalid_arg(
-                    "--platform",
-                    v,
-                    "each platform may be given once",
-                ));
-            }
-            list.push((p, dir));
-        }
-        Ok(match list.as_slice() {
-            [] => (None, Vec::new()),
-            [(p, None)] => (Some(p.clone()), Vec::new()),
-            _ => (None, list),
-        })
-    }
-
-    /// Validate every flag and turn them into a plan. Nothing is touched before this succeeds.
-    pub fn plan(&self) -> Result<BuildPlan> {
-        let target: Target = self.to.parse()?;
-        if let Target::Registry(r) = &target {
-            Reference::destination(r, "--to")?;
-        }
-        let tagging = self.tagging.request()?;
-        let prefix = normalize_dest(&self.prefix, "--prefix")?;
-        let dir = match (&self.dir, self.platforms.iter().all(|p| p.contains('='))) {
-            (Some(d), _) => d.clone(),
-            (None, true) if !self.platforms.is_empty() => PathBuf::from("."),
-            _ => {
-                return Err(Error::Usage(
-                    "no build directory: give DIR (kiln build DIR), a kiln.toml with dir = \"…\", or \
-                     --platform os/arch=DIR for every platform"
-                        .into(),
-                ));
-            }
-        };
-        let mut layers = vec![LayerSource {
-            src: dir,
-            dest: prefix,
-            created_by: String::new(),
-            chown: None,
-            mode: None,
-        }];
-        for l in &self.layer {
-            layers.push(parse_layer(l)?);
-        }
-        let compression = match (self.compression, self.compression_level) {
-            (CompressionArg::Gzip, l) => {
-                let level = l.unwrap_or(DEFAULT_GZIP_LEVEL);
-                if !(1..=9).contains(&level) {
-                    return Err(Error::invalid_arg(
-                        "--compression-level",
-                        level.to_string(),
-                        "gzip levels are 1-9",
-                    ));
-                }
-                Compression::Gzip {
-                    level: level as u32,
-                }
-            }
-            (CompressionArg::Zstd, l) => {
-                let level = l.unwrap_or(3);
-                if !(1..=19).contains(&level) {
-                    return Err(Error::invalid_arg(
-                        "--compression-level",
-                        level.to_string(),
-                        "zstd levels are 1-19",
-                    ));
-                }
-                Compression::Zstd { level }
-            }
-            (CompressionArg::None, _) => Compression::None,
-        };
-        for l in &mut layers {
-            l.created_by = created_by(&l.src, &l.dest, compression);
-        }
-        let (single, platforms) = self.platforms()?;
-        let config = ConfigSpec {
-            platform: single,
-            entrypoint: (!self.entrypoint.is_empty()).then(|| self.entrypoint.clone()),
-            cmd: (!self.cmd.is_empty()).then(|| self.cmd.clone()),
-            env: self
-                .env
-                .iter()
-                .map(|e| parse_kv("--env", e))
-                .collect::<Result<_>>()?,
-            workdir: self.workdir.clone(),
-            user: self.user.clone(),
-            labels: self
-                .label
-                .iter()
-                .map(|e| parse_kv("--label", e))
-                .collect::<Result<_>>()?,
-            expose: self
-                .expose
-                .iter()
-                .map(|e| parse_expose(e))
-                .collect::<Result<_>>()?,
-            annotations: self
-                .annotation
-                .iter()
-                .map(|e| parse_kv("--annotation", e))
-                .collect::<Result<_>>()?,
-            created: source_date_epoch()?,
-        };
-        if let Some(w) = &config.workdir
-            && !w.starts_with('/')
-        {
-            return Err(Error::invalid_arg(
-                "--workdir",
-                w,
-                "expected an absolute path, e.g. /app",
-            ));
-        }
-        let base = match self.base.as_str() {
-            "scratch" => None,
-            b => Some(b.parse::<Target>()?),
-        };
-        let (uid, gid) = parse_chown(&self.chown)?;
-        Ok(BuildPlan {
-            target,
-            tagging,
-            base,
-            layers,
-            config,
-            compression,
-            uid,
-            gid,
-            platforms,
-            registry: self.registry.options(0),
-            cache: self.cache.clone().unwrap_or_else(default_cache),
-            no_cache: self.no_cache,
-            cache_max_age: self.cache_max_age,
-            split: self.split,
-        })
-    }
-}
-
-/// `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`, else a directory under the temp dir.
-pub fn default_cache() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("kiln")
-}
-
-/// Run the CLI: parse, dispatch, print the error chain; returns the exit code.
-pub fn main() -> i32 {
-    let parsed = Cli::command()
-        .try_get_matches()
-        .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
-    let (mut cli, matches) = match parsed {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
-        }
-    };
-    let result = with_config_file(&mut cli, &matches).and_then(|()| crate::commands::run(&cli));
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            eprint!("{}", error_report(&e));
-            e.exit_code()
-        }
-    }
-}
-
-/// `kiln build`: fill what the command line did not say from kiln.toml (`config_file`).
-fn with_config_file(cli: &mut Cli, matches: &ArgMatches) -> Result<()> {
-    if let (Command::Build(args), Some(("build", m))) = (&mut cli.command, matches.subcommand()) {
-        let given = |id: &str| {
-            matches!(
-                m.value_source(id),
-                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-            )
-        };
-        crate::config_file::load_into(args, &given)?;
-    }
-    Ok(())
-}
-
-/// The error as printed: `kiln: error: WHAT`, one `caused by:` line per cause that adds something (a cause whose
-/// text the line above already contains — an I/O error under the path that failed — is left out), then the next
-/// step when there is one.
-pub fn error_report(e: &Error) -> String {
-    let mut out = format!("kiln: error: {e}\n");
-    let mut last = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !last.contains(&text) {
-            out.push_str(&format!("  caused by: {text}\n"));
-        }
-        last = text;
-        src = s.source();
-    }
-    if let Some(h) = e.hint() {
-        out.push_str(&format!("  hint: {h}\n"));
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_report_drops_repeated_causes_and_adds_the_next_step() {
-        let e = Error::io("nodir", std::io::Error::from(std::io::ErrorKind::NotFound))
-            .context("reading build output nodir");
-        let r = error_report(&e);
-        assert_eq!(r.matches("not found").count(), 1, "{r}");
-        assert!(
-            r.starts_with("kiln: error: reading build output nodir\n  caused by: nodir: "),
-            "{r}"
-        );
-        assert!(r.contains("hint: check the path nodir"), "{r}");
-    }
-
-    #[test]
-    fn kv_and_expose() {
-        assert_eq!(
-            parse_kv("--env", "A=b=c").unwrap(),
-            ("A".into(), "b=c".into())
-        );
-        assert!(parse_kv("--env", "=x").is_err());
-        assert!(parse_kv("--env", "novalue").is_err());
-        assert_eq!(parse_expose("8080").unwrap(), "8080/tcp");
-        assert_eq!(parse_expose("53/udp").unwrap(), "53/udp");
-        for bad in ["0", "65536", "80/icmp", "x", "080"] {
-            assert!(parse_expose(bad).is_err(), "{bad}");
-        }
-    }
 }

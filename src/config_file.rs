@@ -10,12 +10,13 @@ use std::path::{Path, PathBuf};
 use toml::de::{DeTable, DeValue};
 
 use doc::{Doc, Val, conflicts, layers, suggest};
-pub use merge::{apply, load_into};
+pub use merge::load_into;
 
-use crate::cli::{CompressionArg, parse_chown, parse_expose};
-use crate::commands::tagging::TagRequest;
 use kiln_engine::error::{Error, Result};
 use kiln_engine::image::PlatformSpec;
+use kiln_engine::layer::CompressionKind;
+use kiln_engine::publish::tagging::TagRequest;
+use kiln_engine::settings::{parse_chown, parse_expose};
 use kiln_engine::split::Split;
 use kiln_engine::target::Target;
 use kiln_engine::versions::Scheme;
@@ -72,7 +73,7 @@ pub struct FileBuild {
     pub labels: Option<Vec<String>>,
     pub annotations: Option<Vec<String>>,
     pub expose: Option<Vec<String>>,
-    pub compression: Option<CompressionArg>,
+    pub compression: Option<CompressionKind>,
     pub compression_level: Option<i32>,
     pub split: Option<Split>,
     /// `os/arch[/variant]` values, in order (one per platform of a multi-platform build).
@@ -177,18 +178,14 @@ pub fn parse(name: &str, text: &str) -> Result<FileBuild> {
                 f.expose = Some(ports.collect::<Result<_>>()?);
             }
             "compression" => {
-                f.compression = Some(match s()?.as_str() {
-                    "gzip" => CompressionArg::Gzip,
-                    "zstd" => CompressionArg::Zstd,
-                    "none" => CompressionArg::None,
-                    c => {
-                        return Err(doc.err(
-                            v.span(),
-                            key,
-                            format!("invalid value {c:?}: expected gzip, zstd or none"),
-                        ));
-                    }
-                });
+                let c = s()?;
+                f.compression = Some(c.parse::<CompressionKind>().map_err(|_| {
+                    doc.err(
+                        v.span(),
+                        key,
+                        format!("invalid value {c:?}: expected gzip, zstd or none"),
+                    )
+                })?);
                 spans.push((key, v.clone()));
             }
             "split" => {

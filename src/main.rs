@@ -1,12 +1,44 @@
+//! The `kiln` binary: parse the command line → resolve it into the engine's plan → run → print the result on
+//! stdout and the error chain on stderr → the exit code (0 success, 1 failure, 2 usage, 3 a tag would move). The
+//! engine (`kiln_engine`) never prints; `progress` shows its events, `output` owns stdout.
+
 mod cli;
 mod commands;
 mod config_file;
 mod output;
 mod progress;
 
+use clap::{CommandFactory, FromArgMatches};
+
 fn main() {
     keep_freed_memory();
-    std::process::exit(cli::main());
+    std::process::exit(run());
+}
+
+fn run() -> i32 {
+    let matches = match cli::Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return clap_exit(e),
+    };
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => return clap_exit(e),
+    };
+    match commands::run(cli, &matches) {
+        Ok(()) => 0,
+        // `kiln inspect … | head -1`: the reader has what it wanted.
+        Err(e) if output::is_broken_pipe(&e) => 0,
+        Err(e) => {
+            eprint!("{}", output::error_report(&e));
+            e.exit_code()
+        }
+    }
+}
+
+/// clap's own messages: `--help`/`--version` (exit 0) or a usage error (exit 2).
+fn clap_exit(e: clap::Error) -> i32 {
+    let _ = e.print();
+    if e.use_stderr() { 2 } else { 0 }
 }
 
 /// Every layer (and every 256 KiB gzip block) allocates and frees the same few MiB of buffers and deflate state;

@@ -1,14 +1,19 @@
-//! Progress on stderr. On a terminal (or `--progress tty`), live `indicatif` bars redrawn in place: files walked,
-//! tar bytes compressed per layer against the walk's total, bytes uploaded with rate and ETA. Otherwise (CI logs,
-//! `--progress plain`) nothing is drawn: the caller prints one plain line per finished step instead, never a
-//! control character. stdout is never touched.
+//! stderr: the engine's events as kiln shows them. On a terminal (or `--progress tty`), live `indicatif` bars
+//! redrawn in place — files walked, tar bytes compressed per layer against the walk's total, bytes uploaded with
+//! rate and ETA — with finished steps printed above them. Otherwise (CI logs, `--progress plain`) one plain line
+//! per finished step, never a control character. Notes and warnings in every mode but `-q`; a summary at the end.
+//! stdout is never touched (`output`).
 
+use std::fmt;
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::ProgressArg;
+use kiln_engine::events::{Bar, Events, Level, Tally, human_bytes, human_duration};
+use kiln_engine::publish::Published;
 
 /// How stderr shows work in progress, once `--progress`, `-q` and the terminal are taken into account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,177 +47,161 @@ impl Mode {
     }
 }
 
-/// The live display: one `MultiProgress` on stderr (drawn even when stderr is not a terminal if `--progress
-/// tty` asked for it).
-#[derive(Debug, Clone)]
-pub struct Live {
-    multi: MultiProgress,
+/// kiln's stderr as an [`Events`] sink.
+pub struct Terminal {
+    quiet: bool,
+    verbose: u8,
+    mode: Mode,
+    /// The live display: one `MultiProgress` (drawn even when stderr is not a terminal if `--progress tty`
+    /// asked for it).
+    live: Option<MultiProgress>,
+    start: Instant,
 }
 
-impl Live {
-    pub fn new() -> Live {
+impl Terminal {
+    pub fn new(quiet: bool, verbose: u8, progress: ProgressArg) -> Terminal {
+        let mode = Mode::resolve(progress, quiet);
         // `console::Term` as a `TermLike` draws whatever stderr is; `ProgressDrawTarget::stderr()` would hide
         // itself on a pipe, which `--progress tty` overrides on purpose.
-        let target = ProgressDrawTarget::term_like_with_hz(Box::new(console::Term::stderr()), 10);
-        Live {
-            multi: MultiProgress::with_draw_target(target),
+        let live = (mode == Mode::Live).then(|| {
+            let target =
+                ProgressDrawTarget::term_like_with_hz(Box::new(console::Term::stderr()), 10);
+            MultiProgress::with_draw_target(target)
+        });
+        Terminal {
+            quiet,
+            verbose,
+            mode,
+            live,
+            start: Instant::now(),
         }
     }
 
-    /// Print a finished step above the bars.
-    pub fn println(&self, line: &str) {
-        let _ = self.multi.println(line);
+    /// One `kiln: …` line on stderr, above the live bars when there are some.
+    fn line(&self, msg: fmt::Arguments<'_>) {
+        match &self.live {
+            Some(l) => {
+                let _ = l.println(format!("kiln: {msg}"));
+            }
+            None => eprintln!("kiln: {msg}"),
+        }
     }
 
-    /// A spinner for work without a known size (walking a directory).
-    pub fn spinner(&self, msg: String) -> Task {
-        let pb = self.multi.add(ProgressBar::new_spinner());
-        pb.set_style(
-            ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("static template"),
-        );
+    /// The closing summary of a build or push (not with `-q`): layers and sizes, the push, the version and why,
+    /// the wall time.
+    pub fn summary(&self, s: &Tally, p: &Published) {
+        if self.quiet {
+            return;
+        }
+        let layers = s.layers_built + s.layers_reused;
+        if layers > 0 {
+            let ratio = if s.tar_bytes > 0 {
+                format!(
+                    " ({:.0}%)",
+                    100.0 * s.blob_bytes as f64 / s.tar_bytes as f64
+                )
+            } else {
+                String::new()
+            };
+            self.line(format_args!(
+                "summary: {layers} layer{} ({} compressed, {} unchanged from the layer cache): {} of tar -> {} {}{ratio}",
+                if layers == 1 { "" } else { "s" },
+                s.layers_built,
+                s.layers_reused,
+                human_bytes(s.tar_bytes),
+                human_bytes(s.blob_bytes),
+                s.compression.as_deref().unwrap_or(""),
+            ));
+        }
+        if let Some(to) = &s.pushed_to {
+            self.line(format_args!(
+                "summary: pushed to {to}: {} blob{} uploaded ({}), {} already there (skipped), {} mounted",
+                s.uploaded,
+                if s.uploaded == 1 { "" } else { "s" },
+                human_bytes(s.uploaded_bytes),
+                s.existing,
+                s.mounted
+            ));
+        }
+        match (&p.version, &p.why) {
+            (Some(v), Some(why)) => self.line(format_args!("summary: version {v}: {why}")),
+            (Some(v), None) => self.line(format_args!("summary: version {v}")),
+            _ => {}
+        }
+        self.line(format_args!(
+            "summary: published {} in {}",
+            p.deploy_reference(),
+            human_duration(self.start.elapsed())
+        ));
+    }
+}
+
+impl Events for Terminal {
+    fn enabled(&self, level: Level) -> bool {
+        match level {
+            Level::Step => self.mode != Mode::Silent,
+            Level::Warning => true,
+            Level::Note => !self.quiet,
+            Level::Debug => self.verbose > 0 && !self.quiet,
+            Level::Trace => self.verbose > 1 && !self.quiet,
+        }
+    }
+
+    fn message(&self, level: Level, msg: fmt::Arguments<'_>) {
+        match level {
+            Level::Warning => self.line(format_args!("warning: {msg}")),
+            _ => self.line(msg),
+        }
+    }
+
+    fn bar(&self, msg: String, total: Option<u64>) -> Option<Arc<dyn Bar>> {
+        let multi = self.live.as_ref()?;
+        let pb = match total {
+            None => {
+                let pb = multi.add(ProgressBar::new_spinner());
+                pb.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                        .expect("static template"),
+                );
+                pb.enable_steady_tick(Duration::from_millis(100));
+                pb
+            }
+            Some(total) => {
+                let pb = multi.add(ProgressBar::new(total));
+                pb.set_style(
+                    ProgressStyle::with_template(
+                        "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+                    )
+                    .expect("static template")
+                    .progress_chars("=> "),
+                );
+                pb.enable_steady_tick(Duration::from_millis(200));
+                pb
+            }
+        };
         pb.set_message(msg);
-        pb.enable_steady_tick(Duration::from_millis(100));
-        Task { pb: Some(pb) }
-    }
-
-    /// A byte bar: `done/total`, rate and ETA.
-    pub fn bytes(&self, msg: String, total: u64) -> Task {
-        let pb = self.multi.add(ProgressBar::new(total));
-        pb.set_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-            )
-            .expect("static template")
-            .progress_chars("=> "),
-        );
-        pb.set_message(msg);
-        pb.enable_steady_tick(Duration::from_millis(200));
-        Task { pb: Some(pb) }
+        Some(Arc::new(LiveBar(pb)))
     }
 }
 
-impl Default for Live {
-    fn default() -> Self {
-        Live::new()
-    }
-}
+/// One indicatif bar.
+struct LiveBar(ProgressBar);
 
-/// One live bar, or nothing (plain and silent modes): every method is then a no-op.
-#[derive(Debug, Default)]
-pub struct Task {
-    pb: Option<ProgressBar>,
-}
-
-impl Task {
-    pub fn none() -> Task {
-        Task { pb: None }
+impl Bar for LiveBar {
+    fn set_position(&self, n: u64) {
+        self.0.set_position(n);
     }
 
-    pub fn set_position(&self, n: u64) {
-        if let Some(pb) = &self.pb {
-            pb.set_position(n);
+    fn finish(&self) {
+        if !self.0.is_finished() {
+            self.0.finish_and_clear();
         }
-    }
-
-    pub fn inc(&self, n: u64) {
-        if let Some(pb) = &self.pb {
-            pb.inc(n);
-        }
-    }
-
-    pub fn inc_length(&self, n: u64) {
-        if let Some(pb) = &self.pb {
-            pb.inc_length(n);
-        }
-    }
-
-    pub fn set_message(&self, msg: String) {
-        if let Some(pb) = &self.pb {
-            pb.set_message(msg);
-        }
-    }
-
-    /// A handle on the same bar for another thread (`None` stays a no-op).
-    pub fn handle(&self) -> TaskHandle {
-        TaskHandle {
-            pb: self.pb.clone(),
-        }
-    }
-
-    /// Remove the bar (the caller prints the finished step).
-    pub fn finish(&self) {
-        if let Some(pb) = &self.pb {
-            pb.finish_and_clear();
-        }
-    }
-}
-
-/// A clone of a [`Task`]'s bar that only moves it (the `Task` owns clearing it).
-#[derive(Debug, Clone)]
-pub struct TaskHandle {
-    pb: Option<ProgressBar>,
-}
-
-impl TaskHandle {
-    pub fn set_position(&self, n: u64) {
-        if let Some(pb) = &self.pb {
-            pb.set_position(n);
-        }
-    }
-}
-
-impl Drop for Task {
-    /// A task abandoned by an error must not leave a half-drawn bar above the error message.
-    fn drop(&mut self) {
-        if let Some(pb) = self.pb.take()
-            && !pb.is_finished()
-        {
-            pb.finish_and_clear();
-        }
-    }
-}
-
-/// Human-readable bytes: `932 B`, `14.0 KiB`, `1.2 MiB`.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < UNITS.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
-}
-
-/// Human-readable duration: `850 ms`, `3.2 s`, `2m05s`.
-pub fn human_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else if ms < 60_000 {
-        format!("{:.1} s", d.as_secs_f64())
-    } else {
-        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn humans() {
-        assert_eq!(human_bytes(932), "932 B");
-        assert_eq!(human_bytes(14336), "14.0 KiB");
-        assert_eq!(human_bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
-        assert_eq!(human_duration(Duration::from_millis(850)), "850 ms");
-        assert_eq!(human_duration(Duration::from_millis(3200)), "3.2 s");
-        assert_eq!(human_duration(Duration::from_secs(125)), "2m05s");
-    }
 
     #[test]
     fn quiet_and_none_are_silent() {

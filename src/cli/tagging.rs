@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::commands::tagging::TagRequest;
 use kiln_engine::error::{Error, Result};
 use kiln_engine::publish;
+use kiln_engine::publish::tagging::TagRequest;
 use kiln_engine::versions::Scheme;
 
 #[derive(Args, Debug, Clone)]
@@ -48,11 +48,7 @@ pub struct TagArgs {
 impl TagArgs {
     /// Validate the flags (scheme, templates) into a request; nothing is read or written.
     pub fn request(&self) -> Result<TagRequest> {
-        let epoch = std::env::var("SOURCE_DATE_EPOCH")
-            .ok()
-            .filter(|v| !v.is_empty())
-            .map(|_| super::source_date_epoch())
-            .transpose()?;
+        let epoch = kiln_engine::settings::source_date_epoch()?;
         let scheme = self
             .version_scheme
             .as_deref()

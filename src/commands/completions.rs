@@ -1,11 +1,10 @@
 //! `kiln completions SHELL` and `kiln man`: generated from the clap definitions, so they never drift from the
 //! real flags.
 
-use std::io::Write;
-
 use clap::CommandFactory;
 
 use crate::cli::Cli;
+use crate::output::Stdout;
 use kiln_engine::error::{Error, Result};
 
 /// Print completions for `shell` on stdout.
@@ -55,12 +54,7 @@ pub fn render_man(subcommand: Option<&str>, out: &mut Vec<u8>) -> Result<()> {
         .map_err(|e| Error::io("man page", e))
 }
 
+/// Generated text is UTF-8; print it through the one stdout policy (`output::Stdout`).
 fn write_stdout(buf: &[u8]) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(buf).and_then(|_| out.flush()) {
-        Ok(()) => Ok(()),
-        // `kiln completions bash | head`: a closed pipe is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Error::io("standard output", e)),
-    }
+    Stdout::print(&String::from_utf8_lossy(buf))
 }

@@ -1,75 +1,53 @@
 //! `kiln inspect`: an image's manifest, config and layers, for people (text) or scripts (`--output json`).
 
-use std::io::Write;
+use std::fmt::Write as _;
 
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 
 use crate::cli::{InspectArgs, OutputFormat};
-use crate::commands::base;
-use kiln_engine::error::{Error, Result};
+use crate::output::Stdout;
+use kiln_engine::base;
+use kiln_engine::error::Result;
 use kiln_engine::image::{self, Json, PlatformSpec};
-use kiln_engine::reference::Reference;
-use kiln_engine::registry::{Client, RawManifest};
-use kiln_engine::store::{Layout, read_image};
-use kiln_engine::target::Target;
+use kiln_engine::inspect::{Inspected, inspect};
+use kiln_engine::registry::ClientOptions;
 
-pub fn run(args: &InspectArgs, format: OutputFormat, verbose: u8) -> Result<()> {
+pub fn run(args: &InspectArgs, format: OutputFormat, registry: ClientOptions) -> Result<()> {
     let platform = args
         .platform
         .as_deref()
         .map(str::parse::<PlatformSpec>)
         .transpose()?;
-    match args.target.parse::<Target>()? {
-        Target::Layout(r) => {
-            let layout = Layout::open(&r.path)?;
-            let (manifest, config) = read_image(&layout, &r)?;
-            let tags = layout
-                .entries()?
-                .into_iter()
-                .filter(|e| e.descriptor.digest().to_string() == manifest.digest.to_string())
-                .filter_map(|e| e.tag)
-                .collect();
-            show(&r.to_string(), &manifest, &config, tags, format)
-        }
-        Target::Registry(s) => {
-            let reference: Reference = s.parse()?;
-            let client = Client::new(args.registry.options(verbose))?;
-            let repo = client.repository(&reference);
-            let raw = repo.get_manifest(&reference.manifest_reference())?;
-            let is_index = raw.media_type.contains("index") || raw.media_type.contains("list");
-            if is_index && platform.is_none() {
-                return show_index(&reference.to_string(), raw, format);
-            }
-            let want = platform.unwrap_or_else(PlatformSpec::host);
-            let (manifest, config) = if is_index {
-                base::fetch_image(&repo, &reference, &want)?
-            } else {
-                let m: Json<ImageManifest> =
-                    Json::decode(raw.bytes, &format!("manifest of {reference}"))?;
-                let cd = kiln_engine::Digest::from_oci(m.value.config().digest())?;
-                let mut buf = Vec::new();
-                repo.get_blob(&cd, &mut buf)?;
-                (m, Json::decode(buf, &format!("config of {reference}"))?)
-            };
-            let tags = reference.tag.iter().map(|t| t.to_string()).collect();
-            show(&reference.to_string(), &manifest, &config, tags, format)
-        }
-        Target::DockerArchive { .. } => Err(Target::archive_unsupported("kiln inspect")),
-    }
+    let text = match inspect(&args.target.parse()?, platform, registry)? {
+        Inspected::Image {
+            name,
+            manifest,
+            config,
+            tags,
+        } => show(&name, &manifest, &config, tags, format),
+        Inspected::Index {
+            name,
+            media_type,
+            index,
+        } => show_index(&name, &media_type, &index, format),
+    };
+    Stdout::print(&text)
 }
 
 /// A multi-platform index: its platforms and their manifests.
-fn show_index(name: &str, raw: RawManifest, format: OutputFormat) -> Result<()> {
-    let index: Json<ImageIndex> = Json::decode(raw.bytes, &format!("index of {name}"))?;
-    let mut out = std::io::stdout().lock();
-    let res = match format {
-        OutputFormat::Json => writeln!(
-            out,
-            "{}",
+fn show_index(
+    name: &str,
+    media_type: &str,
+    index: &Json<ImageIndex>,
+    format: OutputFormat,
+) -> String {
+    match format {
+        OutputFormat::Json => format!(
+            "{}\n",
             serde_json::json!({
                 "reference": name,
                 "digest": index.digest,
-                "mediaType": raw.media_type,
+                "mediaType": media_type,
                 "size": index.bytes.len(),
                 "platforms": base::platforms(&index.value),
                 "index": serde_json::from_slice::<serde_json::Value>(&index.bytes).unwrap_or_default(),
@@ -78,7 +56,7 @@ fn show_index(name: &str, raw: RawManifest, format: OutputFormat) -> Result<()> 
         OutputFormat::Text => {
             let mut s = format!(
                 "Image:      {name}\nDigest:     {}\nMediaType:  {}\nPlatforms:\n",
-                index.digest, raw.media_type
+                index.digest, media_type
             );
             for d in index.value.manifests() {
                 let p = d.platform().as_ref().map_or("-".to_string(), |p| {
@@ -91,10 +69,9 @@ fn show_index(name: &str, raw: RawManifest, format: OutputFormat) -> Result<()> 
                 s.push_str(&format!("  {p:<16} {}\n", d.digest()));
             }
             s.push_str("(show one with --platform os/arch)\n");
-            write!(out, "{s}")
+            s
         }
-    };
-    res.map_err(|e| Error::io("stdout", e))
+    }
 }
 
 fn show(
@@ -103,10 +80,9 @@ fn show(
     config: &Json<ImageConfiguration>,
     tags: Vec<String>,
     format: OutputFormat,
-) -> Result<()> {
+) -> String {
     let r = name;
-    let mut out = std::io::stdout().lock();
-    let res = match format {
+    match format {
         OutputFormat::Json => {
             let doc = serde_json::json!({
                 "reference": r.to_string(),
@@ -118,13 +94,12 @@ fn show(
                 "manifest": serde_json::from_slice::<serde_json::Value>(&manifest.bytes).unwrap_or_default(),
                 "config": serde_json::from_slice::<serde_json::Value>(&config.bytes).unwrap_or_default(),
             });
-            writeln!(out, "{doc}")
+            format!("{doc}\n")
         }
         OutputFormat::Text => {
             let c = &config.value;
             let rc = c.config().clone().unwrap_or_default();
             let mut s = String::new();
-            use std::fmt::Write as _;
             let _ = writeln!(s, "Image:      {r}");
             let _ = writeln!(s, "Digest:     {}", manifest.digest);
             let _ = writeln!(s, "Platform:   {}", PlatformSpec::of_config(c));
@@ -194,8 +169,7 @@ fn show(
                     by
                 );
             }
-            write!(out, "{s}")
+            s
         }
-    };
-    res.map_err(|e| Error::io("stdout", e))
+    }
 }

@@ -8,8 +8,9 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use super::{FileBuild, LAYER_KEYS};
-use crate::cli::{CompressionArg, parse_chown, parse_kv};
 use kiln_engine::error::{Error, Result};
+use kiln_engine::layer::{Compression, CompressionKind};
+use kiln_engine::settings::{parse_chown, parse_kv, parse_mode};
 use kiln_engine::versions::Scheme;
 use kiln_engine::walk::normalize_dest;
 
@@ -185,13 +186,7 @@ pub(super) fn layers(doc: &Doc<'_>, v: &Val<'_>) -> Result<Vec<String>> {
                 }
                 "mode" => {
                     let m = doc.string(&key, val)?;
-                    if m.is_empty() || m.len() > 5 || u32::from_str_radix(&m, 8).is_err() {
-                        return Err(doc.err(
-                            val.span(),
-                            &key,
-                            format!("invalid value {m:?}: expected an octal string like \"0755\""),
-                        ));
-                    }
+                    doc.check(&key, val, parse_mode("mode", &m))?;
                     opts.push_str(&format!(",mode={m}"));
                 }
                 other => {
@@ -224,18 +219,14 @@ pub(super) fn layers(doc: &Doc<'_>, v: &Val<'_>) -> Result<Vec<String>> {
 pub(super) fn conflicts(doc: &Doc<'_>, f: &FileBuild, spans: &[(&str, Val<'_>)]) -> Result<()> {
     let at = |k: &str| spans.iter().find(|(n, _)| *n == k).map(|(_, v)| v);
     if let (Some(level), Some(v)) = (f.compression_level, at("compression-level")) {
-        let (name, max) = match f.compression.unwrap_or(CompressionArg::Gzip) {
-            CompressionArg::Gzip => ("gzip", 9),
-            CompressionArg::Zstd => ("zstd", 19),
-            CompressionArg::None => ("none", 0),
-        };
-        if !(1..=max).contains(&level) {
-            let why = if max == 0 {
-                "conflicts with compression = \"none\" (no level)".to_string()
-            } else {
-                format!("conflicts with compression = {name:?}: {name} levels are 1-{max}")
-            };
-            return Err(doc.err(v.span(), "compression-level", format!("{level}: {why}")));
+        let kind = f.compression.unwrap_or(CompressionKind::Gzip);
+        if let Err(why) = Compression::new(kind, Some(level)) {
+            let name = kind.name();
+            return Err(doc.err(
+                v.span(),
+                "compression-level",
+                format!("{level}: conflicts with compression = {name:?}: {why}"),
+            ));
         }
     }
     if let (Some(v), Some(p)) = (at("pre"), &f.pre) {

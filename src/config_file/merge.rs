@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use super::{DEFAULT_FILE, FileBuild, parse};
-use crate::cli::{BuildArgs, CompressionArg};
+use crate::cli::BuildArgs;
 use kiln_engine::error::{Error, Result};
+use kiln_engine::layer::CompressionKind;
 
 /// Load the build's file (`--config PATH`, else `./kiln.toml` if present) into `args`: each value the command
 /// line did not give (`given(flag id)` false) is taken from the file. No file and no DIR is a usage error.
@@ -52,7 +53,7 @@ pub fn apply(args: &mut BuildArgs, given: &dyn Fn(&str) -> bool, f: FileBuild) {
             }
         };
     }
-    let file_compression = f.compression.unwrap_or(CompressionArg::Gzip);
+    let file_compression = f.compression.unwrap_or(CompressionKind::Gzip);
     take!("dir", args.dir, f.dir.map(Some));
     take!("to", args.to, f.to);
     take!("base", args.base, f.base);

@@ -5,12 +5,15 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// How much a message matters; the sink decides what it shows (`-q`, `-v`, `--progress`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     /// A finished step (`walked DIR`, `layer … built`, `blob … uploaded`): progress, shown in plain and live modes.
     Step,
+    /// Something probably wrong that did not stop the run (a YAML value kiln could not pin); shown even with `-q`.
+    Warning,
     /// A decision or a warning the user should see even without progress; hidden only by `-q`.
     Note,
     /// Detail for `-v`: each HTTP request with its status and timing, retries, why a layer was reused.
@@ -107,6 +110,11 @@ impl Report {
     /// A finished step: see [`Level::Step`].
     pub fn step(&self, msg: fmt::Arguments<'_>) {
         self.at(Level::Step, msg);
+    }
+
+    /// A warning: see [`Level::Warning`].
+    pub fn warn(&self, msg: fmt::Arguments<'_>) {
+        self.at(Level::Warning, msg);
     }
 
     /// A decision or warning: see [`Level::Note`].
@@ -210,5 +218,48 @@ impl TaskHandle {
         if let Some(b) = &self.bar {
             b.set_position(n);
         }
+    }
+}
+
+/// Human-readable bytes: `932 B`, `14.0 KiB`, `1.2 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+/// Human-readable duration: `850 ms`, `3.2 s`, `2m05s`.
+pub fn human_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn humans() {
+        assert_eq!(human_bytes(932), "932 B");
+        assert_eq!(human_bytes(14336), "14.0 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
+        assert_eq!(human_duration(Duration::from_millis(850)), "850 ms");
+        assert_eq!(human_duration(Duration::from_millis(3200)), "3.2 s");
+        assert_eq!(human_duration(Duration::from_secs(125)), "2m05s");
     }
 }

@@ -6,6 +6,8 @@
 //! `versions`/`tags` (which tags to write, never moving one) → `output` (what stdout says).
 //! The `kiln` binary is a thin CLI over this library (`cli` turns flags into a typed plan, `commands` runs it).
 
+pub mod base;
+pub mod build;
 pub mod cache;
 pub mod digest;
 pub mod docker_archive;
@@ -13,15 +15,19 @@ pub mod error;
 pub mod events;
 pub mod git;
 pub mod image;
+pub mod inspect;
 pub mod layer;
 pub mod pin;
 pub mod platform;
 pub mod publish;
+pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod settings;
 pub mod split;
 pub mod store;
 pub mod tag;
+pub mod tags;
 pub mod target;
 pub mod template;
 pub mod versions;

@@ -299,5 +299,9 @@ fn helm_block(
     }
 }
 
+mod files;
+
+pub use files::{PinRequest, PinnedFile, PinnedRef, pin_files, rules};
+
 #[cfg(test)]
 mod tests;

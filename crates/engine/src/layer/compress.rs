@@ -21,25 +21,17 @@ pub(super) enum Compressor<W: Write> {
 impl<W: Write> Compressor<W> {
     /// `reuse` applies to gzip only (see `pgzip`): zstd and uncompressed layers are not cut into blocks.
     pub(super) fn new(c: Compression, sink: W, reuse: kiln_pgzip::Reuse) -> Result<Self> {
+        // A plan made elsewhere than the CLI gets the same check as a flag.
+        Compression::new(c.kind(), c.level())
+            .map_err(|why| Error::Usage(format!("compression {c:?}: {why}")))?;
         Ok(match c {
             Compression::Gzip { level } => {
-                if level > 9 {
-                    return Err(Error::Usage(format!(
-                        "gzip compression level {level} is out of range (0-9)"
-                    )));
-                }
                 let workers = kiln_pgzip::default_workers();
                 let enc = kiln_pgzip::ParGzEncoder::with_reuse(sink, level, workers, reuse)
                     .map_err(write_error)?;
                 Compressor::Gzip(enc)
             }
             Compression::Zstd { level } => {
-                if !zstd::compression_level_range().contains(&level) {
-                    return Err(Error::Usage(format!(
-                        "zstd compression level {level} is out of range ({:?})",
-                        zstd::compression_level_range()
-                    )));
-                }
                 let mut enc =
                     zstd::stream::write::Encoder::new(sink, level).map_err(write_error)?;
                 // Multi-threaded mode always (≥ 1 worker): its output is the same for any worker count, and differs

@@ -7,17 +7,18 @@ use std::path::Path;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest, MediaType};
 
-use crate::commands::base::{BaseSource, LoadedBase};
-use crate::commands::tagging::{self, TagRequest};
-use crate::output::{Published, Reporter};
-use kiln_engine::digest::Digest;
-use kiln_engine::error::{Error, Result};
-use kiln_engine::image::{Json, PlatformSpec, Root};
-use kiln_engine::publish::{TagTarget, WriteOutcome};
-use kiln_engine::reference::Reference;
-use kiln_engine::registry::{BlobItem, BlobOutcome, RawManifest, Repository};
-use kiln_engine::store::Layout;
-use kiln_engine::tag::Tag;
+use crate::base::{BaseSource, LoadedBase};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::events::Report;
+use crate::image::{Json, PlatformSpec, Root};
+use crate::publish::Published;
+use crate::publish::tagging::{self, TagRequest};
+use crate::publish::{TagTarget, WriteOutcome};
+use crate::reference::Reference;
+use crate::registry::{BlobItem, BlobOutcome, RawManifest, Repository};
+use crate::store::Layout;
+use crate::tag::Tag;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -48,7 +49,7 @@ pub fn push_image(
     base: Option<&LoadedBase>,
     pushed_early: &[(Digest, u64)],
     known: &[Digest],
-    report: &Reporter,
+    report: &Report,
 ) -> Result<(PushStats, bool)> {
     // The manifest already in the repository (an unchanged rebuild): the registry accepted it only with all its
     // blobs present (OCI distribution spec, "Pushing Manifests": MANIFEST_BLOB_UNKNOWN; the reference registry
@@ -159,7 +160,7 @@ pub fn push_image(
     let positions = std::sync::Arc::new(positions);
     let sizes: std::collections::HashMap<Digest, u64> =
         items.iter().map(|i| (i.0.clone(), i.1)).collect();
-    let upload_repo = if report.mode() == crate::progress::Mode::Live {
+    let upload_repo = if bar.is_live() {
         let (pos, live) = (positions.clone(), bar.handle());
         repo.clone()
             .with_upload_progress(std::sync::Arc::new(move |d: &Digest, at: u64| {
@@ -194,7 +195,7 @@ pub fn push_image(
                 report.step(format_args!(
                     "blob {} uploaded ({})",
                     d.short(),
-                    crate::progress::human_bytes(*bytes)
+                    crate::events::human_bytes(*bytes)
                 ));
             }
         }
@@ -243,7 +244,7 @@ pub fn publish(
     ctx: &PublishCtx<'_>,
     manifest: &Json<ImageManifest>,
     config: &Json<ImageConfiguration>,
-    report: &Reporter,
+    report: &Report,
 ) -> Result<Published> {
     let platform = PlatformSpec::of_config(&config.value);
     let root = Root::manifest(manifest, platform.clone());
@@ -263,7 +264,7 @@ pub fn publish_root(
     ctx: &PublishCtx<'_>,
     root: &Root,
     images: &[PlatformImage<'_>],
-    report: &Reporter,
+    report: &Report,
 ) -> Result<Published> {
     let mut req = ctx.request.clone();
     req.add_target_tag(ctx.reference.tag.as_ref());
@@ -304,7 +305,7 @@ pub fn publish_root(
         "pushed to {}: {} blobs uploaded ({}), {} already there, {} mounted",
         ctx.reference.name(),
         stats.uploaded,
-        crate::progress::human_bytes(stats.uploaded_bytes),
+        crate::events::human_bytes(stats.uploaded_bytes),
         stats.existing,
         stats.mounted
     ));
@@ -315,7 +316,7 @@ pub fn publish_root(
         s.existing += stats.existing;
         s.mounted += stats.mounted;
     });
-    crate::commands::build::report_tags(report, &tagged);
+    crate::build::report_tags(report, &tagged);
     let listed: Vec<(PlatformSpec, &Json<ImageManifest>)> =
         images.iter().map(|(p, m, _)| (p.clone(), *m)).collect();
     Ok(Published::new(ctx.reference.name(), &tagged, root, &listed))

@@ -5,21 +5,22 @@ use std::path::Path;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest, ImageManifestBuilder, MediaType};
 
-use crate::cli::PushArgs;
-use crate::commands::base::LoadedBase;
-use crate::commands::build::BuildPlan;
-use crate::commands::remote::{self, PublishCtx};
-use crate::commands::tagging::Tagged;
-use crate::output::{Published, Reporter};
-use kiln_engine::digest::Digest;
-use kiln_engine::docker_archive::{self, Imported};
-use kiln_engine::error::{Error, Result};
-use kiln_engine::image::{Json, PlatformSpec, Root, descriptor};
-use kiln_engine::reference::Reference;
-use kiln_engine::registry::Client;
-use kiln_engine::store::Layout;
-use kiln_engine::tag::Tag;
-use kiln_engine::target::Target;
+use crate::base::LoadedBase;
+use crate::build::BuildPlan;
+use crate::digest::Digest;
+use crate::docker_archive::{self, Imported};
+use crate::error::{Error, Result};
+use crate::events::Report;
+use crate::image::{Json, PlatformSpec, Root, descriptor};
+use crate::publish::Published;
+use crate::publish::remote::{self, PublishCtx};
+use crate::publish::tagging::Tagged;
+use crate::push::PushPlan;
+use crate::reference::Reference;
+use crate::registry::Client;
+use crate::store::Layout;
+use crate::tag::Tag;
+use crate::target::Target;
 
 /// Before anything is built: an archive holds exactly the one `REPO:TAG` of its target (no versions, no
 /// `--tag`), and is a new file (an existing one is exit 3 unless `--force-tag`).
@@ -48,7 +49,7 @@ pub fn publish(
     manifest: &Json<ImageManifest>,
     config: &Json<ImageConfiguration>,
     plan: &BuildPlan,
-    report: &Reporter,
+    report: &Report,
 ) -> Result<Published> {
     let Target::DockerArchive { path, reference } = &plan.target else {
         unreachable!("archive::publish is only called for a docker-archive target")
@@ -86,20 +87,15 @@ pub fn publish(
 /// `kiln push docker-archive:PATH[:REPO:TAG] DEST`: import the archive into the cache layout (streamed), make
 /// its OCI manifest, and push it like any image.
 pub fn push(
-    args: &PushArgs,
+    plan: &PushPlan,
     path: &Path,
     name: Option<&(String, Tag)>,
-    verbose: u8,
-    report: &Reporter,
+    report: &Report,
 ) -> Result<Published> {
-    let dest = Reference::destination(&args.destination, "destination")?;
-    let request = args.tagging.request()?;
-    let cache = std::env::var_os("KILN_CACHE")
-        .filter(|c| !c.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(crate::cli::default_cache);
+    let dest = &plan.destination;
+    let cache = &plan.cache;
     // Held while the cache layout is in use: a build's prune never runs meanwhile (`cache::CacheLock`).
-    let _lock = kiln_engine::cache::CacheLock::shared(&cache);
+    let _lock = crate::cache::CacheLock::shared(cache);
     let (layout, _) = Layout::open_or_create(&cache.join("layout"))?;
     let imported = docker_archive::import(path, &layout)?;
     let (manifest, config) = oci_image(&layout, path, name, &imported)?;
@@ -109,15 +105,15 @@ pub fn push(
         manifest.digest.short(),
         manifest.value.layers().len()
     ));
-    let client = Client::new(args.registry.options(verbose))?;
-    let repo = client.repository(&dest);
+    let client = Client::new(plan.registry.clone())?;
+    let repo = client.repository(dest);
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
     let ctx = PublishCtx {
         repo: &repo,
-        reference: &dest,
+        reference: dest,
         layout: &layout,
         base: None,
-        request: &request,
+        request: &plan.tagging,
         build_dir: &cwd,
         pushed_early: &[],
     };

@@ -12,14 +12,14 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, mpsc};
 
-use crate::commands::build::BuildPlan;
-use crate::commands::{remote, tagging};
-use crate::output::Reporter;
-use kiln_engine::digest::Digest;
-use kiln_engine::error::Result;
-use kiln_engine::reference::Reference;
-use kiln_engine::registry::{LayerStreams, OpenSession, Repository};
-use kiln_engine::store::Layout;
+use crate::build::BuildPlan;
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::events::Report;
+use crate::publish::{remote, tagging};
+use crate::reference::Reference;
+use crate::registry::{LayerStreams, OpenSession, Repository};
+use crate::store::Layout;
 
 /// A registry build whose blobs may go up early.
 #[derive(Clone, Copy)]
@@ -65,7 +65,7 @@ pub(super) struct Destination<'a> {
 pub(super) fn with_uploads<T>(
     to: Option<Destination<'_>>,
     jobs: usize,
-    report: &Reporter,
+    report: &Report,
     build: impl FnOnce(Option<&Finished>) -> T,
 ) -> (T, Vec<(Digest, u64)>) {
     let Some(to) = to else {
@@ -204,7 +204,7 @@ fn upload_all(
     to: Destination<'_>,
     queue: &Mutex<mpsc::Receiver<Job>>,
     sessions: &Ahead,
-    report: &Reporter,
+    report: &Report,
 ) -> Vec<(Digest, u64)> {
     let mut done = Vec::new();
     loop {

@@ -1,30 +1,39 @@
 //! `kiln push oci:PATH[:TAG] REGISTRY/REPO[:TAG]`: an image already in a layout, to a registry, with the same
 //! tag policy as `build`.
 
+use std::path::PathBuf;
+
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
-use crate::cli::PushArgs;
-use crate::commands::base::{self, LoadedBase};
-use crate::commands::remote::{self, PublishCtx};
-use crate::output::{Published, Reporter};
-use kiln_engine::error::{Error, Result};
-use kiln_engine::image::{ANNOTATION_BASE_NAME, Json, PlatformSpec};
-use kiln_engine::reference::Reference;
-use kiln_engine::registry::Client;
-use kiln_engine::store::{Layout, read_image};
-use kiln_engine::target::Target;
+use crate::base::{self, LoadedBase};
+use crate::error::{Error, Result};
+use crate::events::Report;
+use crate::image::{ANNOTATION_BASE_NAME, Json, PlatformSpec};
+use crate::publish::Published;
+use crate::publish::remote::{self, PublishCtx};
+use crate::publish::tagging::TagRequest;
+use crate::reference::Reference;
+use crate::registry::{Client, ClientOptions};
+use crate::store::{Layout, read_image};
+use crate::target::Target;
 
-pub fn run(args: &PushArgs, verbose: u8, report: &Reporter) -> Result<Published> {
-    let src = match args.source.parse::<Target>()? {
+/// What `kiln push` was asked to do, validated.
+#[derive(Debug, Clone)]
+pub struct PushPlan {
+    /// A layout (`oci:PATH[:TAG|@DIGEST]`) or a docker archive.
+    pub source: Target,
+    pub destination: Reference,
+    pub tagging: TagRequest,
+    pub registry: ClientOptions,
+    /// The cache directory: a docker archive is imported into its `layout/` before it is pushed.
+    pub cache: PathBuf,
+}
+
+pub fn run(plan: &PushPlan, report: &Report) -> Result<Published> {
+    let src = match &plan.source {
         Target::Layout(l) => l,
         Target::DockerArchive { path, reference } => {
-            return crate::commands::archive::push(
-                args,
-                &path,
-                reference.as_ref(),
-                verbose,
-                report,
-            );
+            return crate::build::archive::push(plan, path, reference.as_ref(), report);
         }
         Target::Registry(r) => {
             return Err(Error::invalid_arg(
@@ -34,20 +43,19 @@ pub fn run(args: &PushArgs, verbose: u8, report: &Reporter) -> Result<Published>
             ));
         }
     };
-    let dest = Reference::destination(&args.destination, "destination")?;
-    let request = args.tagging.request()?;
+    let dest = &plan.destination;
     let layout = Layout::open(&src.path)?;
-    let (manifest, config) = read_image(&layout, &src)?;
-    let client = Client::new(args.registry.options(verbose))?;
-    let repo = client.repository(&dest);
-    let base = mountable_base(&client, &dest, &manifest, &config, report);
+    let (manifest, config) = read_image(&layout, src)?;
+    let client = Client::new(plan.registry.clone())?;
+    let repo = client.repository(dest);
+    let base = mountable_base(&client, dest, &manifest, &config, report);
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
     let ctx = PublishCtx {
         repo: &repo,
-        reference: &dest,
+        reference: dest,
         layout: &layout,
         base: base.as_ref(),
-        request: &request,
+        request: &plan.tagging,
         build_dir: &cwd,
         pushed_early: &[],
     };
@@ -61,7 +69,7 @@ fn mountable_base(
     dest: &Reference,
     manifest: &Json<ImageManifest>,
     config: &Json<ImageConfiguration>,
-    report: &Reporter,
+    report: &Report,
 ) -> Option<LoadedBase> {
     let name = manifest
         .value

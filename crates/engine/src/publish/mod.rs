@@ -28,6 +28,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+mod published;
+pub mod remote;
+pub mod tagging;
+
+pub use published::{LayerOut, Published};
+
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::git::GitInfo;
@@ -101,7 +107,7 @@ pub struct PlannedTag {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Published {
+pub struct Written {
     pub version: Option<Tag>,
     /// Every tag pointing at the image after publishing, in write order (including ones already in place).
     pub tags: Vec<Tag>,
@@ -198,13 +204,13 @@ pub fn publish(
     digest: &Digest,
     plan: &Plan,
     git: Option<&GitInfo>,
-) -> Result<Published> {
+) -> Result<Written> {
     // Only a version is chosen from the list; without a scheme there is nothing to list for.
     let listed = match plan.version_scheme {
         Some(_) => target.list_tags()?,
         None => Vec::new(),
     };
-    let mut out = Published {
+    let mut out = Written {
         version: None,
         tags: Vec::new(),
         reused: false,

@@ -4,15 +4,15 @@
 
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 
-use kiln_engine::digest::Digest;
-use kiln_engine::error::{Error, Result, ResultExt};
-use kiln_engine::image::{Base, Json, PlatformSpec};
-use kiln_engine::platform::normalize;
-use kiln_engine::reference::Reference;
-use kiln_engine::registry::{Client, RawManifest, Repository};
-use kiln_engine::store::Layout;
-use kiln_engine::store::{is_index_bytes, read_manifest_bytes, resolve_ref};
-use kiln_engine::target::Target;
+use crate::digest::Digest;
+use crate::error::{Error, Result, ResultExt};
+use crate::image::{Base, Json, PlatformSpec};
+use crate::platform::normalize;
+use crate::reference::Reference;
+use crate::registry::{Client, RawManifest, Repository};
+use crate::store::Layout;
+use crate::store::{is_index_bytes, read_manifest_bytes, resolve_ref};
+use crate::target::Target;
 
 /// Where a base's blobs can be fetched from.
 pub enum BaseSource {

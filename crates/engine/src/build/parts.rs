@@ -2,16 +2,16 @@
 //! unchanged, else built in one pass (tar → diff_id → compression → blob), reusing the gzip blocks of its slot's
 //! last build, and announced for an early push.
 
-use crate::commands::build::{BuildPlan, Txn};
-use crate::commands::early::Finished;
-use crate::output::Reporter;
-use kiln_engine::cache::{self, CachedLayer, LayerCache, SlotBlocks};
-use kiln_engine::digest::Digest;
-use kiln_engine::error::{Result, ResultExt};
-use kiln_engine::layer::{self, Compression, LayerOptions};
-use kiln_engine::registry::StreamTee;
-use kiln_engine::store::Layout;
-use kiln_engine::walk;
+use crate::build::early::Finished;
+use crate::build::{BuildPlan, Txn};
+use crate::cache::{self, CachedLayer, LayerCache, SlotBlocks};
+use crate::digest::Digest;
+use crate::error::{Result, ResultExt};
+use crate::events::Report;
+use crate::layer::{self, Compression, LayerOptions};
+use crate::registry::StreamTee;
+use crate::store::Layout;
+use crate::walk;
 
 /// One image layer: a run of a source's entries (all of them unless the source is split), how messages name it,
 /// its history text and how it is written.
@@ -30,7 +30,7 @@ pub(super) fn build_parts(
     cache: Option<&LayerCache>,
     parts: &[Part<'_>],
     early: Option<&Finished>,
-    report: &Reporter,
+    report: &Report,
 ) -> Result<Vec<CachedLayer>> {
     if parts.len() == 1 {
         let p = &parts[0];
@@ -81,7 +81,7 @@ fn layer_for(
     cache: Option<&LayerCache>,
     part: &Part<'_>,
     early: Option<&Finished>,
-    report: &Reporter,
+    report: &Report,
 ) -> Result<CachedLayer> {
     let opts = &part.opts;
     let key = LayerCache::key(part.entries, opts);
@@ -157,7 +157,7 @@ fn build_layer(
     txn: &mut Txn<'_>,
     part: &Part<'_>,
     reuse: layer::Reuse,
-    report: &Reporter,
+    report: &Report,
 ) -> Result<(CachedLayer, layer::BlockTable)> {
     let (entries, opts) = (part.entries, &part.opts);
     let layout = txn.layout;
@@ -195,8 +195,8 @@ fn build_layer(
         "layer {} from {}: {} of tar -> {}{reused}{}",
         digest.short(),
         part.label,
-        crate::progress::human_bytes(info.tar_size),
-        crate::progress::human_bytes(size),
+        crate::events::human_bytes(info.tar_size),
+        crate::events::human_bytes(size),
         if added { "" } else { " (already stored)" }
     ));
     report.record(|s| {

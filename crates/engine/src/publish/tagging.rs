@@ -4,15 +4,15 @@
 
 use std::path::Path;
 
-use kiln_engine::digest::Digest;
-use kiln_engine::error::{Error, Result};
-use kiln_engine::git::GitInfo;
-use kiln_engine::image::Root;
-use kiln_engine::publish::{self, Plan, TagTarget, WriteOutcome};
-use kiln_engine::store::Layout;
-use kiln_engine::tag::Tag;
-use kiln_engine::template::{self, TemplateContext};
-use kiln_engine::versions::{self, Scheme};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::git::GitInfo;
+use crate::image::Root;
+use crate::publish::{self, Plan, TagTarget, WriteOutcome};
+use crate::store::Layout;
+use crate::tag::Tag;
+use crate::template::{self, TemplateContext};
+use crate::versions::{self, Scheme};
 
 /// What the user asked for, before the version is known.
 #[derive(Debug, Clone, Default)]

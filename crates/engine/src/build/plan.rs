@@ -1,0 +1,89 @@
+//! What `kiln build` was asked to do, validated: the typed plan the CLI resolves from flags, kiln.toml and the
+//! environment, once.
+
+use std::path::PathBuf;
+
+use crate::image::{ConfigSpec, PlatformSpec};
+use crate::layer::Compression;
+use crate::publish::tagging::TagRequest;
+use crate::registry::ClientOptions;
+use crate::split::Split;
+use crate::target::Target;
+
+/// Everything `kiln build` was asked to do, validated.
+#[derive(Debug, Clone)]
+pub struct BuildPlan {
+    pub target: Target,
+    /// Version scheme, `--tag` templates and the tag policy.
+    pub tagging: TagRequest,
+    pub base: Option<Target>,
+    /// The main layer first, then each `--layer`.
+    pub layers: Vec<LayerSource>,
+    pub config: ConfigSpec,
+    pub compression: Compression,
+    pub uid: u64,
+    pub gid: u64,
+    /// Multi-platform builds: each platform and its own main directory (`None`: the shared DIR). Empty for a
+    /// single-platform build (then `config.platform` says which).
+    pub platforms: Vec<(PlatformSpec, Option<PathBuf>)>,
+    pub registry: ClientOptions,
+    /// The cache directory: `layout/`, the local layout a registry build writes its blobs to before pushing, and
+    /// `layers/`, the layer cache.
+    pub cache: PathBuf,
+    /// Do not reuse cached layers (every layer is compressed again).
+    pub no_cache: bool,
+    /// Days a cache entry may go unused before it is pruned (0: never; `cache::CacheLock`).
+    pub cache_max_age: u32,
+    /// How each source directory is cut into image layers.
+    pub split: Split,
+}
+
+impl BuildPlan {
+    /// One plan per platform: a single-platform build is itself; a multi-platform one gets each platform's
+    /// directory as its main layer and the platform in its config.
+    pub fn per_platform(&self) -> Vec<BuildPlan> {
+        if self.platforms.is_empty() {
+            return vec![self.clone()];
+        }
+        self.platforms
+            .iter()
+            .map(|(platform, dir)| {
+                let mut p = self.clone();
+                p.platforms.clear();
+                p.config.platform = Some(platform.clone());
+                if let Some(d) = dir {
+                    p.layers[0].src = d.clone();
+                    p.layers[0].created_by = created_by(d, &p.layers[0].dest, p.compression);
+                }
+                p
+            })
+            .collect()
+    }
+}
+
+/// History text of a layer: the source directory's own name only — an absolute path would make the config (and
+/// so the digest) depend on where the checkout lives.
+pub fn created_by(src: &std::path::Path, dest: &str, compression: Compression) -> String {
+    let name = src.file_name().map(|n| n.to_string_lossy().into_owned());
+    let how = match compression {
+        Compression::Gzip { level } => format!("gzip -{level}"),
+        Compression::Zstd { level } => format!("zstd -{level}"),
+        Compression::None => "uncompressed".into(),
+    };
+    format!(
+        "kiln build: {}/ -> {dest} ({how})",
+        name.as_deref().unwrap_or(".")
+    )
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerSource {
+    pub src: PathBuf,
+    /// Normalized absolute destination in the image.
+    pub dest: String,
+    pub created_by: String,
+    /// Owner of this layer's entries (else the build's `--chown`).
+    pub chown: Option<(u64, u64)>,
+    /// Permission bits for this layer's regular files (directories and links keep theirs).
+    pub mode: Option<u32>,
+}

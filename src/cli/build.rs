@@ -1,0 +1,151 @@
+//! `kiln build`'s flags (with kiln.toml's values merged in: `config_file`) → the engine's [`BuildPlan`]. Every
+//! value is parsed by the engine's one rule for it (`kiln_engine::settings`, `Compression::new`).
+
+use std::path::PathBuf;
+
+use super::BuildArgs;
+use kiln_engine::build::{BuildPlan, LayerSource, created_by};
+use kiln_engine::error::{Error, Result};
+use kiln_engine::events::Report;
+use kiln_engine::image::{ConfigSpec, PlatformSpec};
+use kiln_engine::layer::Compression;
+use kiln_engine::reference::Reference;
+use kiln_engine::settings::{
+    cache_dir, parse_chown, parse_expose, parse_kv, parse_layer, source_date_epoch,
+};
+use kiln_engine::target::Target;
+use kiln_engine::walk::normalize_dest;
+
+impl BuildArgs {
+    /// `--platform` values: one without `=DIR` is the single platform of a plain build; several (or any with
+    /// `=DIR`) make a multi-platform build, each entry's DIR (or the shared DIR) as its main layer.
+    #[allow(clippy::type_complexity)]
+    fn platforms(&self) -> Result<(Option<PlatformSpec>, Vec<(PlatformSpec, Option<PathBuf>)>)> {
+        let mut list = Vec::new();
+        for v in &self.platforms {
+            let (p, dir) = match v.split_once('=') {
+                Some((p, d)) if !d.is_empty() => (p, Some(PathBuf::from(d))),
+                Some(_) => {
+                    return Err(Error::invalid_arg(
+                        "--platform",
+                        v,
+                        "expected os/arch[/variant] or os/arch[/variant]=DIR",
+                    ));
+                }
+                None => (v.as_str(), None),
+            };
+            let p: PlatformSpec = p.parse()?;
+            if list.iter().any(|(q, _)| *q == p) {
+                return Err(Error::invalid_arg(
+                    "--platform",
+                    v,
+                    "each platform may be given once",
+                ));
+            }
+            list.push((p, dir));
+        }
+        Ok(match list.as_slice() {
+            [] => (None, Vec::new()),
+            [(p, None)] => (Some(p.clone()), Vec::new()),
+            _ => (None, list),
+        })
+    }
+
+    /// Validate every flag and turn them into a plan. Nothing is touched before this succeeds.
+    pub fn plan(&self, report: &Report) -> Result<BuildPlan> {
+        let target: Target = self.to.parse()?;
+        if let Target::Registry(r) = &target {
+            Reference::destination(r, "--to")?;
+        }
+        let tagging = self.tagging.request()?;
+        let prefix = normalize_dest(&self.prefix, "--prefix")?;
+        let dir = match (&self.dir, self.platforms.iter().all(|p| p.contains('='))) {
+            (Some(d), _) => d.clone(),
+            (None, true) if !self.platforms.is_empty() => PathBuf::from("."),
+            _ => {
+                return Err(Error::Usage(
+                    "no build directory: give DIR (kiln build DIR), a kiln.toml with dir = \"…\", or \
+                     --platform os/arch=DIR for every platform"
+                        .into(),
+                ));
+            }
+        };
+        let mut layers = vec![LayerSource {
+            src: dir,
+            dest: prefix,
+            created_by: String::new(),
+            chown: None,
+            mode: None,
+        }];
+        for l in &self.layer {
+            layers.push(parse_layer(l)?);
+        }
+        let compression =
+            Compression::new(self.compression, self.compression_level).map_err(|why| {
+                let level = self.compression_level.map(|l| l.to_string());
+                Error::invalid_arg("--compression-level", level.unwrap_or_default(), why)
+            })?;
+        for l in &mut layers {
+            l.created_by = created_by(&l.src, &l.dest, compression);
+        }
+        let (single, platforms) = self.platforms()?;
+        let config = ConfigSpec {
+            platform: single,
+            entrypoint: (!self.entrypoint.is_empty()).then(|| self.entrypoint.clone()),
+            cmd: (!self.cmd.is_empty()).then(|| self.cmd.clone()),
+            env: self
+                .env
+                .iter()
+                .map(|e| parse_kv("--env", e))
+                .collect::<Result<_>>()?,
+            workdir: self.workdir.clone(),
+            user: self.user.clone(),
+            labels: self
+                .label
+                .iter()
+                .map(|e| parse_kv("--label", e))
+                .collect::<Result<_>>()?,
+            expose: self
+                .expose
+                .iter()
+                .map(|e| parse_expose(e))
+                .collect::<Result<_>>()?,
+            annotations: self
+                .annotation
+                .iter()
+                .map(|e| parse_kv("--annotation", e))
+                .collect::<Result<_>>()?,
+            created: source_date_epoch()?.unwrap_or(0),
+        };
+        if let Some(w) = &config.workdir
+            && !w.starts_with('/')
+        {
+            return Err(Error::invalid_arg(
+                "--workdir",
+                w,
+                "expected an absolute path, e.g. /app",
+            ));
+        }
+        let base = match self.base.as_str() {
+            "scratch" => None,
+            b => Some(b.parse::<Target>()?),
+        };
+        let (uid, gid) = parse_chown(&self.chown)?;
+        Ok(BuildPlan {
+            target,
+            tagging,
+            base,
+            layers,
+            config,
+            compression,
+            uid,
+            gid,
+            platforms,
+            registry: self.registry.options(report),
+            cache: cache_dir(self.cache.clone()),
+            no_cache: self.no_cache,
+            cache_max_age: self.cache_max_age,
+            split: self.split,
+        })
+    }
+}
