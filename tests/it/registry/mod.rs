@@ -2,6 +2,10 @@
 //! fault-injecting proxy). Every claim is checked with an independent tool: skopeo reads what kiln pushed (and its
 //! digest is the hash of the bytes skopeo gets), umoci unpacks it to the source tree, the proxy counts requests,
 //! and the registry's own storage and tag list show that nothing was duplicated or changed.
+//!
+//! By concern: `modes` (each registry mode, login, usage errors), `faults` (retries through the fault proxy),
+//! `streaming` (layers streamed while compressed), `redirects` (where credentials go), `versions` (`--version`
+//! against a registry), `cache` (rebuilds and pruning). `Kiln` and the helpers several of them use are here.
 
 mod cache;
 mod faults;

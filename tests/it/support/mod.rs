@@ -315,7 +315,7 @@ pub fn require_tool(prog: &str, package: &str) {
     if let Err(e) = Command::new(prog).arg("--version").output() {
         panic!(
             "`{prog}` cannot be started ({e}); this test needs it: install it with \
-             `apt-get install {package}` (as root), as .ci/run does"
+             `apt-get install {package}` (Debian, as root)"
         );
     }
 }
