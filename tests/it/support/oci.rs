@@ -30,8 +30,6 @@ pub struct TestImage {
     pub config_digest: String,
     pub layer: Vec<u8>,
     pub layer_digest: String,
-    /// `sha256:…` of the uncompressed layer tar.
-    pub diff_id: String,
 }
 
 impl Registry {
@@ -181,27 +179,6 @@ impl<'a> Api<'a> {
         Some((ct, r.bytes().unwrap().to_vec()))
     }
 
-    /// All tags (one unpaged request; through a paging proxy this is only the first page).
-    pub fn tags(&self, repo: &str) -> Vec<String> {
-        let r = self
-            .authed(
-                self.client
-                    .get(format!("{}/v2/{repo}/tags/list", self.base)),
-                repo,
-            )
-            .send()
-            .unwrap();
-        if r.status().as_u16() == 404 {
-            return Vec::new();
-        }
-        let v: serde_json::Value =
-            serde_json::from_slice(&Self::check(r, "GET tags").bytes().unwrap()).unwrap();
-        v["tags"]
-            .as_array()
-            .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
-            .unwrap_or_default()
-    }
-
     /// Push a one-layer OCI image (layer: `hello.txt` containing `content`) tagged `tag`.
     pub fn push_image_with(&self, repo: &str, tag: &str, content: &str) -> TestImage {
         let (layer, diff_id) = tiny_layer(content);
@@ -229,7 +206,6 @@ impl<'a> Api<'a> {
             config_digest,
             layer,
             layer_digest,
-            diff_id,
         }
     }
 

@@ -240,9 +240,6 @@ impl Proxy {
     pub fn secondary_host(&self) -> String {
         self.shared.secondary_host.clone()
     }
-    pub fn ports(&self) -> [u16; 2] {
-        self.ports
-    }
 
     /// Add a fault (applies after the ones already queued).
     pub fn inject(&self, fault: Fault) {
@@ -285,13 +282,6 @@ impl Proxy {
         self.requests()
             .iter()
             .filter(|r| r.method.eq_ignore_ascii_case(method) && r.target.starts_with(path_prefix))
-            .count()
-    }
-    /// Requests (either listener) matched by `m`.
-    pub fn count_matching(&self, m: &Matcher) -> usize {
-        self.requests()
-            .iter()
-            .filter(|r| m.matches(&r.method, &r.target))
             .count()
     }
 }

@@ -1,4 +1,4 @@
-//! Shared integration-test harness. Include from a test binary with `mod support;`.
+//! Shared integration-test harness of the `it` test binary (`tests/it/main.rs`): `use crate::support::*;`.
 //!
 //! * `Registry::start(Mode::open() | Mode::htpasswd() | Mode::token(), optionally .tls())` — a real
 //!   distribution 2.8 registry on 127.0.0.1:<random>, killed on drop (`registry.rs`, `token.rs`).
@@ -7,8 +7,7 @@
 //! * `kiln()`, `skopeo*()`, `sha256_hex()`, `fixture_tree()` — below.
 //!
 //! ```ignore
-//! mod support;
-//! use support::*;
+//! use crate::support::*;
 //!
 //! #[test]
 //! fn pushes_through_flaky_registry() {
@@ -25,8 +24,6 @@
 //!     assert!(proxy.count("PATCH", "/v2/app/blobs/uploads/") >= 2);
 //! }
 //! ```
-#![allow(dead_code, unused_imports)]
-
 pub mod certs;
 pub mod fixture;
 pub mod http;
@@ -38,10 +35,9 @@ pub mod token;
 
 pub use fixture::*;
 pub use kiln_registry::*;
-pub use oci::{Api, TestImage};
+pub use oci::Api;
 pub use proxy::{Fault, Listener, Matcher, Proxy, ProxyRequest, TagPaging};
 pub use registry::{AuthKind, Mode, Registry};
-pub use token::{Scope, TokenRequest};
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -64,7 +60,8 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", sha256_hex(bytes))
 }
 
-/// A per-test-binary empty home (`$CARGO_TARGET_TMPDIR/kiln-test-home-<binary>`), wiped on first use.
+/// An empty home shared by the tests of one run of this binary (`$CARGO_TARGET_TMPDIR/kiln-test-home-<binary>`),
+/// wiped on first use. Tests that need their own home or cache use `KilnEnv` or `kiln_in` instead.
 pub fn shared_home() -> &'static Path {
     static HOME: OnceLock<PathBuf> = OnceLock::new();
     HOME.get_or_init(|| {
@@ -211,17 +208,6 @@ pub fn skopeo_list_tags(reg: &Registry, repo: &str) -> Vec<String> {
         .collect()
 }
 
-/// `skopeo copy <src> docker://<host>/<dest>` (src e.g. `oci:/path/layout:tag`).
-pub fn skopeo_copy_to(reg: &Registry, src: &str, dest: &str) -> String {
-    let d = format!("docker://{}/{dest}", reg.host());
-    let flags = skopeo_flags(reg, "dest-");
-    let mut args = vec!["copy", "--quiet"];
-    args.extend(flags.iter().map(String::as_str));
-    args.push(src);
-    args.push(&d);
-    skopeo(&args)
-}
-
 /// Fixed mtime of every fixture entry (2001-09-09T01:46:40Z).
 pub const FIXTURE_MTIME: u64 = 1_000_000_000;
 
@@ -321,6 +307,17 @@ pub fn skopeo_layers(args: &[&str]) -> Vec<String> {
         .iter()
         .map(|l| l.as_str().unwrap().to_string())
         .collect()
+}
+
+/// Fail the test, naming the Debian package to install, unless `prog --version` can be started. A test that
+/// needs a tool never passes without it (the project's rule: fail loudly, never pass silently).
+pub fn require_tool(prog: &str, package: &str) {
+    if let Err(e) = Command::new(prog).arg("--version").output() {
+        panic!(
+            "`{prog}` cannot be started ({e}); this test needs it: install it with \
+             `apt-get install {package}` (Debian, as root)"
+        );
+    }
 }
 
 /// Run any tool, require success, return stdout.

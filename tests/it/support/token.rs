@@ -57,8 +57,10 @@ impl std::fmt::Display for Scope {
 /// One request the token server received.
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
+    #[allow(dead_code, reason = "read by Debug in failure messages")]
     pub method: String,
     /// Path and raw query as received.
+    #[allow(dead_code, reason = "read by Debug in failure messages")]
     pub target: String,
     /// Basic-auth user name, if credentials were sent (valid or not).
     pub user: Option<String>,

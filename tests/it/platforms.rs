@@ -1,12 +1,10 @@
 //! Multi-platform builds: one image per `--platform os/arch=DIR`, published as an OCI image index, each on the
 //! matching entry of a multi-platform base; checked with skopeo (`--override-arch`) and umoci.
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 
-use support::*;
+use crate::support::*;
 
 /// Two platform directories with different content and one shared layer directory.
 fn platform_dirs(root: &Path) {

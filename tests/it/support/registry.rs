@@ -91,11 +91,6 @@ impl Mode {
         self.policy = Some(Arc::new(f));
         self
     }
-    /// Token mode: `expires_in` of issued tokens (default 300 s).
-    pub fn token_expires_in(mut self, secs: u64) -> Mode {
-        self.token_expires_in = secs;
-        self
-    }
 }
 
 /// A running `docker-registry serve` process. Killed (SIGKILL) and its storage deleted on drop.

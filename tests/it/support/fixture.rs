@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Copy `testdata/app` to `dir/src` with explicit modes, then add a 0600 file, a setuid file, a hardlink, an
@@ -14,46 +14,44 @@ pub fn fixture(dir: &Path) -> PathBuf {
 }
 
 /// Same, created under another umask (the result must not depend on it).
+///
+/// The umask is process-wide and every test of this binary runs on a thread of one process, so the files are
+/// created by a child shell that has the umask, never by changing this process's (which would leak into every
+/// file and child process that other tests create meanwhile). Every mode the fixture relies on is then set
+/// explicitly, which is the point of the test.
 pub fn fixture_with_umask(dir: &Path, umask: u32) -> PathBuf {
-    // umask is process-wide; it only affects files created while it is set, and every mode the fixture relies on
-    // is set explicitly afterwards, which is the point of the test.
-    let old = unsafe { libc::umask(umask) };
     let src = dir.join("src");
-    fs::create_dir_all(&src).unwrap();
-    copy_tree(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/app"),
-        &src,
+    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/app");
+    // cp -R copies symlinks as symlinks and, without -p, creates everything under the shell's umask.
+    let script = r#"set -e
+umask "$1"
+mkdir -p "$2"
+cp -R "$3/." "$2"
+printf 'not really a secret\n' > "$2/secret.key"
+printf '#!/bin/sh\nid\n' > "$2/bin/suid-tool"
+ln "$2/bin/hello" "$2/bin/hello-again"
+: > "$2/public/.keep"
+mkdir -p "$2/var/empty"
+"#;
+    let out = std::process::Command::new("sh")
+        .args(["-c", script, "sh", &format!("{umask:o}")])
+        .arg(&src)
+        .arg(&app)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "creating the fixture under umask {umask:o}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    fs::write(src.join("secret.key"), "not really a secret\n").unwrap();
-    fs::write(src.join("bin/suid-tool"), "#!/bin/sh\nid\n").unwrap();
-    fs::hard_link(src.join("bin/hello"), src.join("bin/hello-again")).unwrap();
-    fs::write(src.join("public/.keep"), "").unwrap();
-    fs::create_dir_all(src.join("var/empty")).unwrap();
     set_modes(&src);
     chmod(&src.join("secret.key"), 0o600);
     chmod(&src.join("bin/suid-tool"), 0o4755);
-    unsafe { libc::umask(old) };
     src
 }
 
 fn chmod(p: &Path, mode: u32) {
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        let ft = e.file_type().unwrap();
-        if ft.is_symlink() {
-            symlink(fs::read_link(&src).unwrap(), &dst).unwrap();
-        } else if ft.is_dir() {
-            fs::create_dir(&dst).unwrap();
-            copy_tree(&src, &dst);
-        } else {
-            fs::copy(&src, &dst).unwrap();
-        }
-    }
 }
 
 /// Directories 0755, files 0644, files under bin/ 0755.

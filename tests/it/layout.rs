@@ -1,15 +1,13 @@
 //! `kiln build` into local OCI layouts, checked with independent tools (skopeo, umoci, oci-image-tool, GNU tar)
 //! and for determinism, plus every bad input: a clear error, the right exit code, and an untouched layout.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use support::*;
+use crate::support::*;
 
-const GOLDEN: &str = include_str!("../testdata/golden.txt");
+const GOLDEN: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/golden.txt"));
 
 fn golden(key: &str) -> String {
     GOLDEN

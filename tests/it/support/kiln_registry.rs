@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use tempfile::TempDir;
 
 use super::registry::Registry;
-use super::{kiln_in, skopeo, skopeo_flags, tool_ok};
+use super::{kiln_in, skopeo, skopeo_flags};
 
 /// One test's kiln environment: its own `HOME`/`DOCKER_CONFIG` (no credentials unless written) and its own
 /// cache layout, so tests share no state.

@@ -2,11 +2,9 @@
 //! exit code, that stderr names what happened, the object (path, reference, registry) and the next step, that
 //! stdout stays empty, and that no secret ever reaches stderr.
 
-mod support;
-
 use std::path::Path;
 
-use support::*;
+use crate::support::*;
 
 /// Given to every case through `KILN_REGISTRY_PASSWORD` (and used as the wrong password where one is needed):
 /// it must never appear on stderr.

@@ -1,12 +1,10 @@
 //! kiln.toml (a build's flags in a file) and docker-archive targets, checked with skopeo and umoci.
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use support::*;
+use crate::support::*;
 
 const FULL_TOML: &str = r#"# a complete kiln.toml
 dir = "src"

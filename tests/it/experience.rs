@@ -2,11 +2,9 @@
 //! live progress on a pseudo-terminal, the closing summary, `-v`/`-vv` request logs without secrets, shell
 //! completions, the man page and help examples.
 
-mod support;
-
 use std::process::Command;
 
-use support::*;
+use crate::support::*;
 
 /// stderr in a pipe: plain lines only, no escape sequences or carriage returns.
 fn assert_plain(stderr: &str) {
@@ -250,20 +248,20 @@ fn completions_man_page_and_help_examples() {
         build.contains("ref\\-file") && build.contains("Examples"),
         "{build}"
     );
-    if Command::new("man").arg("--version").output().is_ok() {
-        let d = tempdir();
-        std::fs::write(d.path().join("kiln.1"), &man).unwrap();
-        let out = Command::new("man")
-            .arg("-l")
-            .arg(d.path().join("kiln.1"))
-            .env("MANPAGER", "cat")
-            .env("PAGER", "cat")
-            .output()
-            .unwrap();
-        if out.status.success() {
-            assert!(String::from_utf8_lossy(&out.stdout).contains("kiln"));
-        }
-    }
+    // man-db renders the page: it must be a page man can read.
+    require_tool("man", "man-db");
+    let d = tempdir();
+    std::fs::write(d.path().join("kiln.1"), &man).unwrap();
+    let out = Command::new("man")
+        .arg("-l")
+        .arg(d.path().join("kiln.1"))
+        .env("MANPAGER", "cat")
+        .env("PAGER", "cat")
+        .output()
+        .unwrap();
+    let (so, se) = texts(&out);
+    assert!(out.status.success(), "man -l kiln.1 failed:\n{se}");
+    assert!(so.contains("kiln"), "{so}");
 
     let top = kiln_ok(&["--help"]);
     assert!(
@@ -328,10 +326,8 @@ fn help_examples_use_real_flags() {
 /// ends cleanly with the reference on stdout.
 #[test]
 fn live_progress_on_a_terminal() {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: util-linux script is not installed");
-        return;
-    }
+    // `script` is util-linux's; Debian ships it in the package bsdutils.
+    require_tool("script", "bsdutils");
     let env = KilnEnv::new();
     let src = tempdir();
     // Enough data for the bars to be drawn a few times.

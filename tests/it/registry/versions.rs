@@ -1,0 +1,232 @@
+//! `--version` against a registry: tags, concurrent publishers, tag pagination.
+
+use std::process::Stdio;
+
+use super::*;
+
+/// Tag → digest of every tag of `repo`, as skopeo sees them.
+fn tag_map(reg: &Registry, repo: &str) -> std::collections::BTreeMap<String, String> {
+    skopeo_list_tags_or_empty(reg, repo)
+        .into_iter()
+        .map(|t| {
+            let d = registry_digest(reg, &format!("{repo}:{t}"));
+            (t, d)
+        })
+        .collect()
+}
+
+#[test]
+fn versions_against_the_registry() {
+    let reg = Registry::start(Mode::open());
+    let proxy = Proxy::start(&reg);
+    let k = Kiln::new(&reg, &proxy.host(), Creds::None);
+    let t = tempdir();
+    let auto = |name: &str, extra: &[&str]| -> Output {
+        let src = small_input(t.path(), name, &format!("input {name}\n"));
+        let mut args = vec!["--version", "auto"];
+        args.extend_from_slice(extra);
+        k.build_out(&src, "app", &args)
+    };
+
+    // v1, v2, v3 for three different inputs.
+    let mut printed = Vec::new();
+    for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+        let out = auto(name, &[]);
+        let (so, se) = texts(&out);
+        assert_eq!(code(&out), 0, "{se}");
+        let d = digest_of(&so);
+        assert_eq!(so, format!("{}:v{}@{d}\n", k.r("app"), i + 1));
+        printed.push(d);
+    }
+    let tags = tag_map(&reg, "app");
+    assert_eq!(
+        tags,
+        [
+            ("v1", &printed[0]),
+            ("v2", &printed[1]),
+            ("v3", &printed[2])
+        ]
+        .into_iter()
+        .map(|(t, d)| (t.to_string(), d.clone()))
+        .collect()
+    );
+
+    // An unchanged rebuild reuses its version: nothing new is tagged.
+    let out = auto("b", &[]);
+    let (so, se) = texts(&out);
+    assert_eq!(code(&out), 0, "{se}");
+    assert_eq!(so, format!("{}:v2@{}\n", k.r("app"), printed[1]));
+    assert!(se.contains("reused"), "{se}");
+    assert_eq!(tag_map(&reg, "app"), tags);
+
+    // A v9 pushed by someone else: next is v10 (numeric, not lexical, order).
+    reg.api().push_test_image("app", "v9");
+    let out = auto("d", &[]);
+    let (so, se) = texts(&out);
+    assert_eq!(code(&out), 0, "{se}");
+    let d10 = digest_of(&so);
+    assert_eq!(so, format!("{}:v10@{d10}\n", k.r("app")));
+    assert_eq!(registry_digest(&reg, "app:v10"), d10);
+
+    // `kiln tags` lists the registry's tags in version order with digests; `next-version` only reads.
+    let listing = kiln_ok(&["tags", &k.r("app")]);
+    let names: Vec<&str> = listing
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(names, ["v1", "v2", "v3", "v9", "v10"], "{listing}");
+    assert!(listing.contains(&format!("v10\t{d10}")), "{listing}");
+    let tags_now = tag_map(&reg, "app");
+    assert_eq!(
+        kiln_ok(&["next-version", &k.r("app"), "--version", "auto"]),
+        "v11\n"
+    );
+    assert_eq!(tag_map(&reg, "app"), tags_now, "next-version wrote nothing");
+
+    // A tag that points at another image: exit 3, and the registry is exactly as before (no tag, no blob).
+    let before_tags = tag_map(&reg, "app");
+    let before_blobs = storage_blobs(&reg);
+    let before_raw = skopeo_inspect_raw(&reg, "app:v2");
+    proxy.clear_requests();
+    let src = small_input(t.path(), "e", "input e\n");
+    let out = k.build_out(&src, "app:v2", &[]);
+    let (so, se) = texts(&out);
+    assert_eq!(code(&out), 3, "{se}");
+    assert!(so.is_empty(), "{so}");
+    assert!(
+        se.contains("v2") && se.contains(&printed[1]),
+        "names the tag and its digest: {se}"
+    );
+    assert_eq!(blob_upload_requests(&proxy, "app"), (0, 0, 0));
+    assert_eq!(proxy.count("PUT", "/v2/app/manifests/"), 0);
+    assert_eq!(tag_map(&reg, "app"), before_tags);
+    assert_eq!(storage_blobs(&reg), before_blobs);
+    assert_eq!(skopeo_inspect_raw(&reg, "app:v2"), before_raw);
+
+    // Floating tags: refused (usage error) unless allowed; nothing pushed when refused.
+    let out = auto("f", &["--tag", "latest"]);
+    let (_, se) = texts(&out);
+    assert_eq!(code(&out), 2, "{se}");
+    assert!(
+        se.contains("latest") && se.contains("--allow-floating"),
+        "{se}"
+    );
+    assert_eq!(tag_map(&reg, "app"), before_tags);
+    assert_eq!(storage_blobs(&reg), before_blobs);
+    let out = auto("f", &["--tag", "latest", "--allow-floating"]);
+    let (so, se) = texts(&out);
+    assert_eq!(code(&out), 0, "{se}");
+    let df = digest_of(so.lines().next().unwrap());
+    assert_eq!(
+        so,
+        format!("{0}:v11@{df}\n{0}:latest@{df}\n", k.r("app")),
+        "version first, then latest"
+    );
+    assert_eq!(registry_digest(&reg, "app:latest"), df);
+    assert_eq!(registry_digest(&reg, "app:v11"), df);
+}
+
+#[test]
+fn concurrent_auto_versions_get_distinct_tags() {
+    let reg = Registry::start(Mode::open());
+    let t = tempdir();
+    let n = 8;
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            let env = KilnEnv::new();
+            let src = small_input(t.path(), &format!("in{i}"), &format!("racer {i}\n"));
+            let child = env
+                .cmd()
+                .args([
+                    "build",
+                    src.to_str().unwrap(),
+                    "--to",
+                    &format!("{}/race", reg.host()),
+                    "--version",
+                    "auto",
+                    "--platform",
+                    PLATFORM,
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (env, child)
+        })
+        .collect();
+    let mut printed = std::collections::BTreeMap::new();
+    let (mut lost, mut most) = (0, 0);
+    for (_env, child) in children {
+        let out = child.wait_with_output().unwrap();
+        let (so, se) = texts(&out);
+        assert_eq!(code(&out), 0, "{se}");
+        let mine = se.matches("was taken by another publisher").count();
+        lost += mine;
+        most = most.max(mine);
+        let line = so.trim_end();
+        let (reference, digest) = line.rsplit_once('@').unwrap();
+        let tag = reference.rsplit_once(':').unwrap().1.to_string();
+        assert!(
+            printed.insert(tag.clone(), digest.to_string()).is_none(),
+            "two processes printed {tag}"
+        );
+    }
+    eprintln!("{lost} versions lost to other publishers on the way, at most {most} by one process");
+    let want: std::collections::BTreeMap<String, String> = printed;
+    assert_eq!(want.len(), n);
+    assert_eq!(
+        want.keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        (1..=n).map(|i| format!("v{i}")).collect()
+    );
+    assert_eq!(
+        tag_map(&reg, "race"),
+        want,
+        "each tag points at the digest its process printed"
+    );
+}
+
+#[test]
+fn auto_version_follows_tag_pagination() {
+    let reg = Registry::start(Mode::open());
+    let proxy = Proxy::start(&reg);
+    let k = Kiln::new(&reg, &proxy.host(), Creds::None);
+    let t = tempdir();
+    let api = reg.api();
+    for (repo, paging) in [
+        ("ignore-n", TagPaging::IgnoreN { page: 3 }),
+        (
+            "cap-n",
+            TagPaging::CapN {
+                max: 100,
+                default_page: 3,
+            },
+        ),
+    ] {
+        let img = api.push_test_image(repo, "v1");
+        for i in 2..=7 {
+            api.put_manifest(repo, &format!("v{i}"), oci::OCI_MANIFEST, &img.manifest);
+        }
+        proxy.set_tag_paging(Some(paging));
+        proxy.clear_requests();
+        let src = small_input(t.path(), repo, "paged\n");
+        let out = k.build_out(&src, repo, &["--version", "auto"]);
+        let (so, se) = texts(&out);
+        assert_eq!(code(&out), 0, "{repo}: {se}");
+        let d = digest_of(&so);
+        assert_eq!(so, format!("{}:v8@{d}\n", k.r(repo)), "{repo}: {se}");
+        assert!(
+            proxy.count("GET", &format!("/v2/{repo}/tags/list")) >= 2,
+            "{repo}: followed the Link header"
+        );
+        assert!(
+            proxy.requests().iter().all(|r| r.status != Some(400)),
+            "{repo}: {:#?}",
+            proxy.requests()
+        );
+        proxy.set_tag_paging(None);
+        assert_eq!(registry_digest(&reg, &format!("{repo}:v8")), d);
+        assert_eq!(skopeo_list_tags(&reg, repo).len(), 8);
+    }
+}
