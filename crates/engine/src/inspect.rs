@@ -15,15 +15,15 @@ pub enum Inspected {
     /// One image: its manifest and config, and the tags naming it.
     Image {
         name: String,
-        manifest: Json<ImageManifest>,
-        config: Json<ImageConfiguration>,
+        manifest: Box<Json<ImageManifest>>,
+        config: Box<Json<ImageConfiguration>>,
         tags: Vec<String>,
     },
     /// A multi-platform index, shown when no platform was asked for.
     Index {
         name: String,
         media_type: String,
-        index: Json<ImageIndex>,
+        index: Box<Json<ImageIndex>>,
     },
 }
 
@@ -45,8 +45,8 @@ pub fn inspect(
                 .collect();
             Ok(Inspected::Image {
                 name: r.to_string(),
-                manifest,
-                config,
+                manifest: Box::new(manifest),
+                config: Box::new(config),
                 tags,
             })
         }
@@ -58,7 +58,7 @@ pub fn inspect(
             let is_index = raw.media_type.contains("index") || raw.media_type.contains("list");
             let name = reference.to_string();
             if is_index && platform.is_none() {
-                let index = Json::decode(raw.bytes, &format!("index of {name}"))?;
+                let index = Box::new(Json::decode(raw.bytes, &format!("index of {name}"))?);
                 return Ok(Inspected::Index {
                     name,
                     media_type: raw.media_type,
@@ -79,8 +79,8 @@ pub fn inspect(
             let tags = reference.tag.iter().map(|t| t.to_string()).collect();
             Ok(Inspected::Image {
                 name,
-                manifest,
-                config,
+                manifest: Box::new(manifest),
+                config: Box::new(config),
                 tags,
             })
         }
