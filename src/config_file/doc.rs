@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{FileBuild, LAYER_KEYS};
+use super::file::{FileBuild, LAYER_KEYS};
 use kiln_engine::error::{Error, Result};
 use kiln_engine::layer::{Compression, CompressionKind};
 use kiln_engine::settings::{parse_chown, parse_kv, parse_mode};

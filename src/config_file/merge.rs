@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{DEFAULT_FILE, FileBuild, parse};
+use super::file::{DEFAULT_FILE, FileBuild};
+use super::parse::parse;
 use crate::cli::BuildArgs;
 use kiln_engine::error::{Error, Result};
 use kiln_engine::layer::CompressionKind;

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod architecture;
 mod errors;
 mod experience;
 mod harness;

@@ -13,7 +13,26 @@ use zlib_rs::{Deflate, DeflateFlush, Status};
 
 use super::deflate::Deflater;
 use super::huffman::{BitWriter, stored_len};
-use super::{BlockKey, DICT_SIZE, Job, Reuse};
+use super::reuse::{BlockKey, Reuse};
+
+/// Bytes of preceding input each block is primed with (deflate's whole window). Part of the format.
+pub const DICT_SIZE: usize = 32 * 1024;
+
+/// One block: its dictionary and data going in, its deflate bytes and CRC coming back.
+pub(crate) struct Job {
+    pub(crate) level: i32,
+    /// `dict_len` bytes of dictionary, then the block's data.
+    pub(crate) data: Vec<u8>,
+    pub(crate) dict_len: usize,
+    pub(crate) last: bool,
+    pub(crate) out: Vec<u8>,
+    pub(crate) crc: u32,
+    /// The block's key, when it was deflated and keys are wanted.
+    pub(crate) key: Option<BlockKey>,
+    /// Its bytes were copied from an earlier stream.
+    pub(crate) reused: bool,
+    pub(crate) error: Option<String>,
+}
 
 thread_local! {
     /// Level 1's scratch (hash table, tokens), kept per compression thread.

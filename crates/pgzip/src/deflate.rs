@@ -18,7 +18,7 @@
 //! whichever is smallest (`deflate/encode.rs`).
 
 use super::huffman::BitWriter;
-use encode::{DIST_BASE, Freq, LEN_CODE, dist_code, write_block};
+use encode::{DIST_BASE, Freq, LEN_CODE, MATCH, dist_code, write_block};
 
 /// Deflate's window: the farthest back a match may reach.
 const WINDOW: usize = 32 * 1024;
@@ -41,9 +41,6 @@ const INSERT: usize = 2;
 /// positions, but a run records its dictionary once per block. All 32 KiB was 0.1% smaller for 4% more
 /// instructions, the last 8 KiB 0.4% larger for 2% fewer.
 const DICT_INSERT: usize = 16 * 1024;
-/// Match tokens have this bit set, then the length symbol − 257 in bits 23..28, its extra bits' value in 18..23,
-/// the distance symbol in 13..18 and its extra bits' value in 0..13; literal tokens are the byte.
-const MATCH: u32 = 1 << 31;
 /// Positions are stored in the hash table as `base` + position, `base` starting past [`WINDOW`] so an empty entry
 /// (0) is out of reach, and each run's past the previous run's entries by more than a window: entries a run did
 /// not write are out of reach too, and the table need not be cleared between runs (the output must not depend

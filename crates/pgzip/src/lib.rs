@@ -32,10 +32,8 @@
 //! every deflated block whose key — a BLAKE3 hash of exactly those inputs — it finds there instead of deflating it
 //! again. The output is the same bytes either way; only the work differs.
 
-use std::collections::{HashMap, VecDeque};
-use std::fs::File;
+use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
@@ -44,8 +42,6 @@ use std::thread::JoinHandle;
 pub const BLOCK_SIZE: usize = 256 * 1024;
 /// Fewest bytes of input in a block but the last. Part of the format.
 pub const MIN_BLOCK: usize = 256 * 1024;
-/// Bytes of preceding input each block is primed with (deflate's whole window). Part of the format.
-pub const DICT_SIZE: usize = 32 * 1024;
 /// Most compression threads used; the output is the same for any count ≥ 1.
 const MAX_WORKERS: usize = 16;
 /// Blocks in flight per worker. The reading thread runs ahead of the workers by this much: through input that
@@ -54,70 +50,6 @@ const MAX_WORKERS: usize = 16;
 /// with 3 and 0.545 s with 4 (4 runs each); `small` and `node` were alike for all three, while each step costs
 /// a block's buffers per worker (`node`, two parts at once: 51 -> 53 -> 57 MiB peak RSS).
 const IN_FLIGHT_PER_WORKER: usize = 3;
-
-/// The identity of a deflated block: a hash of everything its compressed bytes depend on.
-pub type BlockKey = [u8; 16];
-
-/// Where a stream's deflated blocks are in it (stored blocks are not listed: storing costs nothing to redo).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BlockTable {
-    /// Key, byte offset in the gzip stream, length.
-    pub blocks: Vec<(BlockKey, u64, u32)>,
-    /// How many of them this stream copied from an earlier one (not part of a stored table).
-    pub reused: usize,
-}
-
-/// The compressed blocks of an earlier stream: its table and its file, read where a key recurs.
-pub struct OldBlocks {
-    file: File,
-    index: HashMap<BlockKey, (u64, u32)>,
-}
-
-impl OldBlocks {
-    /// `file` must hold the stream `table` was recorded from (the caller checks it is that blob).
-    pub fn new(file: File, table: &BlockTable) -> Self {
-        let index = table
-            .blocks
-            .iter()
-            .map(|(k, o, l)| (*k, (*o, *l)))
-            .collect();
-        OldBlocks { file, index }
-    }
-
-    /// The compressed bytes of the block with `key`, if the earlier stream had it and they can be read.
-    fn read(&self, key: &BlockKey, out: &mut Vec<u8>) -> bool {
-        let Some(&(offset, len)) = self.index.get(key) else {
-            return false;
-        };
-        out.clear();
-        out.resize(len as usize, 0);
-        self.file.read_exact_at(out, offset).is_ok()
-    }
-}
-
-/// What the workers share: whether to key blocks, and the earlier stream's blocks.
-#[derive(Clone, Default)]
-pub struct Reuse {
-    /// Compute every deflated block's key, for a [`BlockTable`] of this stream.
-    pub record: bool,
-    pub old: Option<Arc<OldBlocks>>,
-}
-
-/// One block: its dictionary and data going in, its deflate bytes and CRC coming back.
-struct Job {
-    level: i32,
-    /// `dict_len` bytes of dictionary, then the block's data.
-    data: Vec<u8>,
-    dict_len: usize,
-    last: bool,
-    out: Vec<u8>,
-    crc: u32,
-    /// The block's key, when it was deflated and keys are wanted.
-    key: Option<BlockKey>,
-    /// Its bytes were copied from an earlier stream.
-    reused: bool,
-    error: Option<String>,
-}
 
 type Queued = (Job, mpsc::SyncSender<Job>);
 
@@ -369,8 +301,11 @@ fn worker(rx: &Mutex<mpsc::Receiver<Queued>>, reuse: &Reuse) {
 mod block;
 mod deflate;
 mod huffman;
+mod reuse;
 
-use block::compress_block;
+pub use block::DICT_SIZE;
+use block::{Job, compress_block};
+pub use reuse::{BlockKey, BlockTable, OldBlocks, Reuse};
 
 #[cfg(test)]
 mod reuse_tests;

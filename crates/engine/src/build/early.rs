@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, mpsc};
 
-use crate::build::BuildPlan;
+use super::plan::BuildPlan;
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::events::Report;

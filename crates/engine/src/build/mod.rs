@@ -7,8 +7,10 @@ pub mod archive;
 mod early;
 mod parts;
 mod plan;
+mod txn;
 
 pub use plan::{BuildPlan, LayerSource, created_by};
+use txn::Txn;
 
 use std::collections::HashSet;
 
@@ -23,7 +25,7 @@ use crate::image::{self, Json, LayerRecord, PlatformSpec, Root};
 use crate::layer::LayerOptions;
 use crate::publish::Published;
 use crate::publish::remote;
-use crate::publish::tagging::{self, LayoutTags, Tagged};
+use crate::publish::tagging::{self, LayoutTags};
 use crate::reference::Reference;
 use crate::registry::{Client, LayerStreams};
 use crate::split::{self};
@@ -146,14 +148,9 @@ fn build_and_publish(plan: &BuildPlan, report: &Report) -> Result<Published> {
                 publish_layout(&layout, dest, &root, &listed, plan, report)
             }
             (Target::DockerArchive { .. }, _) => match (images.as_slice(), jobs.as_slice()) {
-                ([(_, manifest, config)], [job]) => crate::build::archive::publish(
-                    &layout,
-                    job.base.as_ref(),
-                    manifest,
-                    config,
-                    plan,
-                    report,
-                ),
+                ([(_, manifest, config)], [job]) => {
+                    archive::publish(&layout, job.base.as_ref(), manifest, config, plan, report)
+                }
                 _ => Err(Error::Usage(
                     "a docker-archive holds one platform's image: give a single --platform".into(),
                 )),
@@ -296,35 +293,6 @@ fn build_all(
         }
     };
     Ok((root, images))
-}
-
-/// Blobs this build added, removed again if it fails so the layout is left as it was.
-pub(super) struct Txn<'a> {
-    pub layout: &'a Layout,
-    pub new_blobs: Vec<Digest>,
-    /// Blob names present before this build (target layouts only: the cache layout is never rolled back).
-    pub before: &'a HashSet<String>,
-    /// Where big new layers are uploaded while they are written, when they may be pushed early.
-    pub streams: Option<&'a LayerStreams>,
-}
-
-impl Txn<'_> {
-    /// Whether this build added `d` (it was not in the layout when the build started).
-    pub fn is_new(&self, d: &Digest) -> bool {
-        !self.before.contains(d.hex())
-    }
-
-    pub fn track(&mut self, added: bool, d: &Digest) {
-        if added {
-            self.new_blobs.push(d.clone());
-        }
-    }
-
-    fn rollback(&self) {
-        for d in &self.new_blobs {
-            let _ = std::fs::remove_file(self.layout.blob_path(d));
-        }
-    }
 }
 
 fn write_image(
@@ -480,27 +448,6 @@ pub(crate) fn publish_layout(
         let lock = layout.lock()?;
         layout.set_tag(&lock, None, root)?;
     }
-    report_tags(report, &tagged);
+    tagging::report_tags(report, &tagged);
     Ok(Published::new(repo, &tagged, root, images))
-}
-
-/// One stderr line per decision: the version and why, versions lost to other publishers.
-pub fn report_tags(report: &Report, t: &Tagged) {
-    for lost in &t.raced {
-        report.note(format_args!(
-            "version {lost} was taken by another publisher meanwhile; trying the next"
-        ));
-    }
-    if let Some(v) = &t.version {
-        if t.reused {
-            report.step(format_args!(
-                "version {v} reused: it already points at this image"
-            ));
-        } else {
-            report.step(format_args!(
-                "version {v}: new ({})",
-                t.why.as_deref().unwrap_or("chosen")
-            ));
-        }
-    }
 }

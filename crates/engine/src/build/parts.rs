@@ -2,8 +2,9 @@
 //! unchanged, else built in one pass (tar → diff_id → compression → blob), reusing the gzip blocks of its slot's
 //! last build, and announced for an early push.
 
-use crate::build::early::Finished;
-use crate::build::{BuildPlan, Txn};
+use super::early::Finished;
+use super::plan::BuildPlan;
+use super::txn::Txn;
 use crate::cache::{self, CachedLayer, LayerCache, SlotBlocks};
 use crate::digest::Digest;
 use crate::error::{Result, ResultExt};

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{PinResult, PinRule, pin_text};
+use super::text::{PinResult, PinRule, pin_text};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::events::Report;

@@ -3,9 +3,9 @@
 use oci_spec::image::ImageManifest;
 use serde::Serialize;
 
+use super::tagging::Tagged;
 use crate::digest::Digest;
 use crate::image::{Json, PlatformSpec, Root};
-use crate::publish::tagging::Tagged;
 use crate::tag::Tag;
 
 #[derive(Debug, Clone, Serialize)]

@@ -7,14 +7,14 @@ use std::path::Path;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest, MediaType};
 
+use super::policy::{TagTarget, WriteOutcome};
+use super::published::Published;
+use super::tagging::{self, TagRequest};
 use crate::base::{BaseSource, LoadedBase};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::events::Report;
 use crate::image::{Json, PlatformSpec, Root};
-use crate::publish::Published;
-use crate::publish::tagging::{self, TagRequest};
-use crate::publish::{TagTarget, WriteOutcome};
 use crate::reference::Reference;
 use crate::registry::{BlobItem, BlobOutcome, RawManifest, Repository};
 use crate::store::Layout;
@@ -316,7 +316,7 @@ pub fn publish_root(
         s.existing += stats.existing;
         s.mounted += stats.mounted;
     });
-    crate::build::report_tags(report, &tagged);
+    tagging::report_tags(report, &tagged);
     let listed: Vec<(PlatformSpec, &Json<ImageManifest>)> =
         images.iter().map(|(p, m, _)| (p.clone(), *m)).collect();
     Ok(Published::new(ctx.reference.name(), &tagged, root, &listed))

@@ -4,11 +4,12 @@
 
 use std::path::Path;
 
+use super::policy::{self, Plan, TagTarget, WriteOutcome};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::events::Report;
 use crate::git::GitInfo;
 use crate::image::Root;
-use crate::publish::{self, Plan, TagTarget, WriteOutcome};
 use crate::store::Layout;
 use crate::tag::Tag;
 use crate::template::{self, TemplateContext};
@@ -199,7 +200,7 @@ pub fn publish_tags(
         Some(Scheme::Explicit(_) | Scheme::Git { .. }) => predicted.as_ref(),
         _ => None,
     };
-    publish::plan_tags(target, digest, fixed, &check)?;
+    policy::plan_tags(target, digest, fixed, &check)?;
     before_write()?;
 
     let first = Plan {
@@ -207,7 +208,7 @@ pub fn publish_tags(
         extra_tags: if uses_version { Vec::new() } else { pre_tags },
         ..req.policy.clone()
     };
-    let p = publish::publish(target, digest, &first, git.as_ref())?;
+    let p = policy::publish(target, digest, &first, git.as_ref())?;
     let why = p.version.as_ref().map(|v| {
         let before = req.scheme.as_ref().and_then(|s| {
             versions::scheme_versions(s, &listed)
@@ -244,7 +245,7 @@ pub fn publish_tags(
             extra_tags: extra,
             ..req.policy.clone()
         };
-        let q = publish::publish(target, digest, &second, git.as_ref())?;
+        let q = policy::publish(target, digest, &second, git.as_ref())?;
         out.tags
             .extend(q.tags.into_iter().filter(|t| Some(t) != p.version.as_ref()));
     }
@@ -294,5 +295,26 @@ impl TagTarget for LayoutTags<'_> {
         }
         self.layout.set_tag(&lock, Some(tag), self.root)?;
         Ok(WriteOutcome::Written)
+    }
+}
+
+/// One stderr line per decision: the version and why, versions lost to other publishers.
+pub fn report_tags(report: &Report, t: &Tagged) {
+    for lost in &t.raced {
+        report.note(format_args!(
+            "version {lost} was taken by another publisher meanwhile; trying the next"
+        ));
+    }
+    if let Some(v) = &t.version {
+        if t.reused {
+            report.step(format_args!(
+                "version {v} reused: it already points at this image"
+            ));
+        } else {
+            report.step(format_args!(
+                "version {v}: new ({})",
+                t.why.as_deref().unwrap_or("chosen")
+            ));
+        }
     }
 }

@@ -2,7 +2,10 @@
 //! stored, whichever is smallest, and the tables from match lengths and distances to their symbols.
 
 use super::super::huffman::{BitWriter, Header, MAX_BITS, code_lengths, codes, stored_len};
-use super::MATCH;
+
+/// Match tokens have this bit set, then the length symbol − 257 in bits 23..28, its extra bits' value in 18..23,
+/// the distance symbol in 13..18 and its extra bits' value in 0..13; literal tokens are the byte.
+pub(super) const MATCH: u32 = 1 << 31;
 
 /// Symbol counts of the block being gathered.
 pub(super) struct Freq {

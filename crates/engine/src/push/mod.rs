@@ -1,7 +1,10 @@
 //! `kiln push oci:PATH[:TAG] REGISTRY/REPO[:TAG]`: an image already in a layout, to a registry, with the same
 //! tag policy as `build`.
 
-use std::path::PathBuf;
+mod archive;
+mod plan;
+
+pub use plan::PushPlan;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
@@ -11,29 +14,16 @@ use crate::events::Report;
 use crate::image::{ANNOTATION_BASE_NAME, Json, PlatformSpec};
 use crate::publish::Published;
 use crate::publish::remote::{self, PublishCtx};
-use crate::publish::tagging::TagRequest;
 use crate::reference::Reference;
-use crate::registry::{Client, ClientOptions};
+use crate::registry::Client;
 use crate::store::{Layout, read_image};
 use crate::target::Target;
-
-/// What `kiln push` was asked to do, validated.
-#[derive(Debug, Clone)]
-pub struct PushPlan {
-    /// A layout (`oci:PATH[:TAG|@DIGEST]`) or a docker archive.
-    pub source: Target,
-    pub destination: Reference,
-    pub tagging: TagRequest,
-    pub registry: ClientOptions,
-    /// The cache directory: a docker archive is imported into its `layout/` before it is pushed.
-    pub cache: PathBuf,
-}
 
 pub fn run(plan: &PushPlan, report: &Report) -> Result<Published> {
     let src = match &plan.source {
         Target::Layout(l) => l,
         Target::DockerArchive { path, reference } => {
-            return crate::build::archive::push(plan, path, reference.as_ref(), report);
+            return archive::push(plan, path, reference.as_ref(), report);
         }
         Target::Registry(r) => {
             return Err(Error::invalid_arg(

@@ -1,16 +1,11 @@
-//! `kiln.toml`: the build's flags, declared in a file at the build's root. Keys are the long flag names; a flag
-//! given on the command line wins over the file (a list flag replaces the file's list). Every value is validated
-//! here, while its position is known, so a mistake is reported as `FILE:LINE: key "NAME": …` (exit 2).
+//! Reading kiln.toml: every key checked and every value parsed while its line is known.
 
-mod doc;
-mod merge;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use toml::de::{DeTable, DeValue};
 
-use doc::{Doc, Val, conflicts, layers, suggest};
-pub use merge::load_into;
+use super::doc::{Doc, Val, conflicts, layers, suggest};
+use super::file::{FileBuild, KEYS};
 
 use kiln_engine::error::{Error, Result};
 use kiln_engine::image::PlatformSpec;
@@ -21,73 +16,6 @@ use kiln_engine::split::Split;
 use kiln_engine::target::Target;
 use kiln_engine::versions::Scheme;
 use kiln_engine::walk::normalize_dest;
-
-/// The file `kiln build` reads when `--config` is not given (if it exists).
-pub const DEFAULT_FILE: &str = "kiln.toml";
-
-const KEYS: &[&str] = &[
-    "dir",
-    "to",
-    "base",
-    "version",
-    "tags",
-    "prefix",
-    "entrypoint",
-    "cmd",
-    "env",
-    "workdir",
-    "user",
-    "labels",
-    "annotations",
-    "expose",
-    "compression",
-    "compression-level",
-    "split",
-    "platforms",
-    "allow-floating",
-    "always-new",
-    "chown",
-    "layer",
-    "pre",
-    "allow-dirty",
-    "floating-tags",
-    "ref-file",
-];
-const LAYER_KEYS: &[&str] = &["src", "dest", "chown", "mode"];
-
-/// Values read from the file, already validated; `None` = not in the file. Paths are resolved against the
-/// file's directory.
-#[derive(Debug, Default, Clone)]
-pub struct FileBuild {
-    pub dir: Option<PathBuf>,
-    pub to: Option<String>,
-    pub base: Option<String>,
-    pub version: Option<String>,
-    pub tags: Option<Vec<String>>,
-    pub prefix: Option<String>,
-    pub entrypoint: Option<Vec<String>>,
-    pub cmd: Option<Vec<String>>,
-    pub env: Option<Vec<String>>,
-    pub workdir: Option<String>,
-    pub user: Option<String>,
-    pub labels: Option<Vec<String>>,
-    pub annotations: Option<Vec<String>>,
-    pub expose: Option<Vec<String>>,
-    pub compression: Option<CompressionKind>,
-    pub compression_level: Option<i32>,
-    pub split: Option<Split>,
-    /// `os/arch[/variant]` values, in order (one per platform of a multi-platform build).
-    pub platforms: Option<Vec<String>>,
-    pub allow_floating: Option<bool>,
-    pub always_new: Option<bool>,
-    pub chown: Option<String>,
-    /// `SRC:DEST` per `[[layer]]`, like `--layer`.
-    pub layers: Option<Vec<String>>,
-    pub pre: Option<String>,
-    pub allow_dirty: Option<bool>,
-    pub floating_tags: Option<Vec<String>>,
-    pub ref_file: Option<PathBuf>,
-}
 
 /// Read and validate a kiln.toml. `name` is how messages call it (the path as given).
 pub fn parse(name: &str, text: &str) -> Result<FileBuild> {

@@ -299,9 +299,5 @@ fn helm_block(
     }
 }
 
-mod files;
-
-pub use files::{PinRequest, PinnedFile, PinnedRef, pin_files, rules};
-
 #[cfg(test)]
 mod tests;

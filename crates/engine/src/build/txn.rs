@@ -1,0 +1,36 @@
+//! The blobs a build adds to a layout, so a failed build can take them out again.
+
+use std::collections::HashSet;
+
+use crate::digest::Digest;
+use crate::registry::LayerStreams;
+use crate::store::Layout;
+
+/// Blobs this build added, removed again if it fails so the layout is left as it was.
+pub(crate) struct Txn<'a> {
+    pub layout: &'a Layout,
+    pub new_blobs: Vec<Digest>,
+    /// Blob names present before this build (target layouts only: the cache layout is never rolled back).
+    pub before: &'a HashSet<String>,
+    /// Where big new layers are uploaded while they are written, when they may be pushed early.
+    pub streams: Option<&'a LayerStreams>,
+}
+
+impl Txn<'_> {
+    /// Whether this build added `d` (it was not in the layout when the build started).
+    pub fn is_new(&self, d: &Digest) -> bool {
+        !self.before.contains(d.hex())
+    }
+
+    pub fn track(&mut self, added: bool, d: &Digest) {
+        if added {
+            self.new_blobs.push(d.clone());
+        }
+    }
+
+    pub fn rollback(&self) {
+        for d in &self.new_blobs {
+            let _ = std::fs::remove_file(self.layout.blob_path(d));
+        }
+    }
+}
