@@ -230,3 +230,73 @@ fn auto_version_follows_tag_pagination() {
         assert_eq!(skopeo_list_tags(&reg, repo).len(), 8);
     }
 }
+
+/// A versioned build reads the repository's tags once: the early-push check, the version choice and the
+/// publish share one listing (each `GET …/tags/list` may be several pages on ECR or GAR). Also for an index
+/// (two platforms) and for `kiln push` of a layout.
+#[test]
+fn a_versioned_publish_lists_tags_once() {
+    let reg = Registry::start(Mode::open());
+    let proxy = Proxy::start(&reg);
+    let k = Kiln::new(&reg, &proxy.host(), Creds::None);
+    let t = tempdir();
+    let api = reg.api();
+    let img = api.push_test_image("once", "v1");
+    api.put_manifest("once", "v2", oci::OCI_MANIFEST, &img.manifest);
+    let lists = || proxy.count("GET", "/v2/once/tags/list");
+
+    proxy.clear_requests();
+    let src = small_input(t.path(), "once", "listed once\n");
+    let (so, se) = k.build(&src, "once", "/", &["--version", "auto"]);
+    assert!(so.starts_with(&format!("{}:v3@", k.r("once"))), "{so}{se}");
+    assert_eq!(lists(), 1, "{:#?}", proxy.requests());
+
+    // The same image again: the version is reused, still from one listing.
+    proxy.clear_requests();
+    let (again, se) = k.build(&src, "once", "/", &["--version", "auto"]);
+    assert_eq!(again, so, "{se}");
+    assert_eq!(lists(), 1, "{:#?}", proxy.requests());
+
+    // Two platforms under one index.
+    proxy.clear_requests();
+    let (arm, amd) = (t.path().join("arm"), t.path().join("amd"));
+    for (d, text) in [(&arm, "arm\n"), (&amd, "amd\n")] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join("f"), text).unwrap();
+    }
+    let (so, se) = k.ok(&[
+        "build",
+        "--to",
+        &k.r("once"),
+        "--version",
+        "auto",
+        "--platform",
+        &format!("linux/arm64={}", arm.display()),
+        "--platform",
+        &format!("linux/amd64={}", amd.display()),
+    ]);
+    assert!(so.starts_with(&format!("{}:v4@", k.r("once"))), "{so}{se}");
+    assert_eq!(lists(), 1, "{:#?}", proxy.requests());
+
+    // kiln push of a layout's image.
+    let layout = t.path().join("layout");
+    let (built, se) = k.ok(&[
+        "build",
+        src.to_str().unwrap(),
+        "--to",
+        &format!("oci:{}:local", layout.display()),
+        "--platform",
+        PLATFORM,
+    ]);
+    assert!(!built.is_empty(), "{se}");
+    proxy.clear_requests();
+    let (so, se) = k.ok(&[
+        "push",
+        &format!("oci:{}:local", layout.display()),
+        &k.r("once"),
+        "--version",
+        "auto",
+    ]);
+    assert!(so.starts_with(&format!("{}:v3@", k.r("once"))), "{so}{se}");
+    assert_eq!(lists(), 1, "{:#?}", proxy.requests());
+}

@@ -16,6 +16,7 @@ use super::plan::BuildPlan;
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::events::Report;
+use crate::publish::tagging::Prepared;
 use crate::publish::{remote, tagging};
 use crate::reference::Reference;
 use crate::registry::{LayerStreams, OpenSession, Repository};
@@ -29,21 +30,23 @@ pub(super) struct Early {
 }
 
 impl Early {
-    /// Whether blobs may be pushed before the image is complete (`None`: a tag check may still refuse the
-    /// publish). Reads only; one tag listing answers both questions.
+    /// What the publish starts from (its one tag listing: `tagging::Prepared`), and whether blobs may be
+    /// pushed before the image is complete (`None`: a tag check may still refuse the publish). Reads only; the
+    /// one listing answers every question.
     pub fn check(
         repo: &Repository,
         reference: &Reference,
         plan: &BuildPlan,
-    ) -> Result<Option<Early>> {
+    ) -> Result<(Prepared, Option<Early>)> {
         let mut req = plan.tagging.clone();
         req.add_target_tag(reference.tag.as_ref());
         let probe = remote::RemoteTags::new(repo.clone(), reference.clone());
-        if !tagging::only_new_tags(&probe, &req, &plan.layers[0].src)? {
-            return Ok(None);
+        let prepared = tagging::prepare(&probe, &req, &plan.layers[0].src)?;
+        if !tagging::only_new_tags(&probe, &req, &prepared)? {
+            return Ok((prepared, None));
         }
         let empty = probe.raw_tags().is_ok_and(|t| t.is_empty());
-        Ok(Some(Early { empty }))
+        Ok((prepared, Some(Early { empty })))
     }
 }
 

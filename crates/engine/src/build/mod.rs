@@ -101,7 +101,10 @@ fn build_and_publish(plan: &BuildPlan, report: &Report) -> Result<Published> {
         (jobs, early)
     });
     let jobs = jobs?;
-    let early = early.transpose()?.flatten();
+    let (prepared, early) = match early.transpose()? {
+        Some((p, e)) => (Some(p), e),
+        None => (None, None),
+    };
     let layout_path = match &plan.target {
         Target::Layout(l) => l.path.clone(),
         Target::Registry(_) | Target::DockerArchive { .. } => plan.cache.join("layout"),
@@ -165,6 +168,7 @@ fn build_and_publish(plan: &BuildPlan, report: &Report) -> Result<Published> {
                     request: &plan.tagging,
                     build_dir: &plan.layers[0].src,
                     pushed_early: &pushed_early,
+                    prepared: prepared.as_ref(),
                 };
                 let with_bases: Vec<remote::PlatformImage<'_>> = images
                     .iter()
@@ -437,13 +441,8 @@ pub(crate) fn publish_layout(
         root,
         policy: &req.policy,
     };
-    let tagged = tagging::publish_tags(
-        &target,
-        &root.digest,
-        &req,
-        &plan.layers[0].src,
-        &mut || Ok(()),
-    )?;
+    let prepared = tagging::prepare(&target, &req, &plan.layers[0].src)?;
+    let tagged = tagging::publish_tags(&target, &root.digest, &req, &prepared, &mut || Ok(()))?;
     if tagged.tags.is_empty() {
         let lock = layout.lock()?;
         layout.set_tag(&lock, None, root)?;

@@ -168,17 +168,15 @@ fn refused(target: &dyn TagTarget, tag: &Tag, reason: &str) -> Error {
 }
 
 /// Publish `digest` under the plan's version and tags (see the module documentation for the guarantees).
+/// `listed` is the target's tags as listed for this publish (only a version scheme needs them); every candidate
+/// version is still checked just before it is written, and a lost race lists again.
 pub fn publish(
     target: &dyn TagTarget,
     digest: &Digest,
     plan: &Plan,
     git: Option<&GitInfo>,
+    listed: &[Tag],
 ) -> Result<Written> {
-    // Only a version is chosen from the list; without a scheme there is nothing to list for.
-    let listed = match plan.version_scheme {
-        Some(_) => target.list_tags()?,
-        None => Vec::new(),
-    };
     let mut out = Written {
         version: None,
         tags: Vec::new(),
@@ -189,15 +187,15 @@ pub fn publish(
     let version = match &plan.version_scheme {
         None => None,
         Some(s @ (Scheme::Explicit(_) | Scheme::Git { .. })) => {
-            Some((versions::next_version(s, &listed, git)?, true))
+            Some((versions::next_version(s, listed, git)?, true))
         }
         Some(s) => match (!plan.always_new)
-            .then(|| reusable(target, s, &listed, digest))
+            .then(|| reusable(target, s, listed, digest))
             .transpose()?
             .flatten()
         {
             Some(v) => Some((v, true)),
-            None => Some((versions::next_version(s, &listed, git)?, false)),
+            None => Some((versions::next_version(s, listed, git)?, false)),
         },
     };
     let fixed = version.as_ref().filter(|v| v.1).map(|v| &v.0);

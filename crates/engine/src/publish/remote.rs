@@ -9,7 +9,7 @@ use oci_spec::image::{ImageConfiguration, ImageManifest, MediaType};
 
 use super::policy::{TagTarget, WriteOutcome};
 use super::published::Published;
-use super::tagging::{self, TagRequest};
+use super::tagging::{self, Prepared, TagRequest};
 use crate::base::{BaseSource, LoadedBase};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -237,6 +237,8 @@ pub struct PublishCtx<'a> {
     pub build_dir: &'a Path,
     /// Blobs already pushed while the image was being built (digest, size): counted as uploaded, not sent again.
     pub pushed_early: &'a [(Digest, u64)],
+    /// What the publish starts from, when the build read it already (its one tag listing).
+    pub prepared: Option<&'a Prepared>,
 }
 
 /// Check every tag, push blobs and the manifest, then write the tags; print nothing, return the result.
@@ -273,7 +275,15 @@ pub fn publish_root(
     let tagged_root = req.scheme.is_some() || !req.templates.is_empty();
     let target = RegistryTags::new(ctx.repo, ctx.reference, root);
     let mut stats = PushStats::default();
-    let tagged = tagging::publish_tags(&target, &root.digest, &req, ctx.build_dir, &mut || {
+    let own;
+    let prepared = match ctx.prepared {
+        Some(p) => p,
+        None => {
+            own = tagging::prepare(&target, &req, ctx.build_dir)?;
+            &own
+        }
+    };
+    let tagged = tagging::publish_tags(&target, &root.digest, &req, prepared, &mut || {
         let known = target.known_blobs();
         for (_, manifest, base) in images {
             let (s, present) = push_image(

@@ -108,14 +108,18 @@ fn now() -> i64 {
 }
 
 /// What every publish starts from: git (when a version or template needs it), the target's tags, and the version
-/// this publish will most likely get.
-struct Start {
+/// this publish will most likely get. Made once per publish ([`prepare`]): a registry build makes it while the
+/// build output is walked, answers the early-push question with it ([`only_new_tags`]) and publishes with it
+/// ([`publish_tags`]), so the tags are listed once (a listing may be several pages on ECR or GAR). Only a lost
+/// race lists again.
+pub struct Prepared {
     git: Option<GitInfo>,
     listed: Vec<Tag>,
     predicted: Option<Tag>,
 }
 
-fn start(target: &dyn TagTarget, req: &TagRequest, build_dir: &Path) -> Result<Start> {
+/// Read what a publish of `req` to `target` needs (git, the tag list when a version scheme needs it).
+pub fn prepare(target: &dyn TagTarget, req: &TagRequest, build_dir: &Path) -> Result<Prepared> {
     let git = if req.needs_git() {
         GitInfo::discover(build_dir)?
     } else {
@@ -137,7 +141,7 @@ fn start(target: &dyn TagTarget, req: &TagRequest, build_dir: &Path) -> Result<S
         Some(s) => Some(versions::next_version(s, &listed, git.as_ref())?),
         None => None,
     };
-    Ok(Start {
+    Ok(Prepared {
         git,
         listed,
         predicted,
@@ -147,7 +151,7 @@ fn start(target: &dyn TagTarget, req: &TagRequest, build_dir: &Path) -> Result<S
 /// Whether this publish can only write new tags — every tag it would write is absent (floating ones aside, when
 /// allowed), or `--force-tag` may move them — so no check can refuse it and blobs may go to the registry before the image's digest is known.
 /// Reads only.
-pub fn only_new_tags(target: &dyn TagTarget, req: &TagRequest, build_dir: &Path) -> Result<bool> {
+pub fn only_new_tags(target: &dyn TagTarget, req: &TagRequest, st: &Prepared) -> Result<bool> {
     // `--force-tag` moves any tag it must: no tag check can refuse the publish.
     if req.policy.force {
         return Ok(true);
@@ -155,7 +159,6 @@ pub fn only_new_tags(target: &dyn TagTarget, req: &TagRequest, build_dir: &Path)
     if req.templates.iter().any(|t| template::needs_digest(t)) {
         return Ok(false);
     }
-    let st = start(target, req, build_dir)?;
     let tags = render_all(
         req,
         st.predicted.as_ref(),
@@ -180,17 +183,18 @@ pub fn publish_tags(
     target: &dyn TagTarget,
     digest: &Digest,
     req: &TagRequest,
-    build_dir: &Path,
+    prepared: &Prepared,
     before_write: &mut dyn FnMut() -> Result<()>,
 ) -> Result<Tagged> {
     // The predicted version: templates with {version} are checked with it now and rendered again below if a race
     // or reuse changes it.
-    let Start {
+    let Prepared {
         git,
         listed,
         predicted,
-    } = start(target, req, build_dir)?;
-    let pre_tags = render_all(req, predicted.as_ref(), git.as_ref(), digest)?;
+    } = prepared;
+    let (git, listed) = (git.as_ref(), listed.as_slice());
+    let pre_tags = render_all(req, predicted.as_ref(), git, digest)?;
     let uses_version = req.templates.iter().any(|t| t.contains("{version}"));
     let check = Plan {
         extra_tags: pre_tags.clone(),
@@ -208,10 +212,10 @@ pub fn publish_tags(
         extra_tags: if uses_version { Vec::new() } else { pre_tags },
         ..req.policy.clone()
     };
-    let p = policy::publish(target, digest, &first, git.as_ref())?;
+    let p = policy::publish(target, digest, &first, git, listed)?;
     let why = p.version.as_ref().map(|v| {
         let before = req.scheme.as_ref().and_then(|s| {
-            versions::scheme_versions(s, &listed)
+            versions::scheme_versions(s, listed)
                 .into_iter()
                 .find(|t| t != v)
         });
@@ -239,13 +243,13 @@ pub fn publish_tags(
         why,
     };
     if uses_version {
-        let extra = render_all(req, p.version.as_ref(), git.as_ref(), digest)?;
+        let extra = render_all(req, p.version.as_ref(), git, digest)?;
         let second = Plan {
             version_scheme: None,
             extra_tags: extra,
             ..req.policy.clone()
         };
-        let q = policy::publish(target, digest, &second, git.as_ref())?;
+        let q = policy::publish(target, digest, &second, git, &[])?;
         out.tags
             .extend(q.tags.into_iter().filter(|t| Some(t) != p.version.as_ref()));
     }

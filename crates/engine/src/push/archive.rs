@@ -50,6 +50,7 @@ pub fn push(
         request: &plan.tagging,
         build_dir: &cwd,
         pushed_early: &[],
+        prepared: None,
     };
     remote::publish(&ctx, &manifest, &config, report)
 }

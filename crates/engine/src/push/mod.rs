@@ -48,6 +48,7 @@ pub fn run(plan: &PushPlan, report: &Report) -> Result<Published> {
         request: &plan.tagging,
         build_dir: &cwd,
         pushed_early: &[],
+        prepared: None,
     };
     remote::publish(&ctx, &manifest, &config, report)
 }

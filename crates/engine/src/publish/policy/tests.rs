@@ -98,7 +98,14 @@ fn names(tags: &[Tag]) -> Vec<&str> {
 #[test]
 fn v10_after_v9() {
     let m = Mem::new(&[("v9", d(1)), ("v2", d(2)), ("latest", d(1))]);
-    let p = publish(&m, &d(0), &plan("auto", &["build-7"]), None).unwrap();
+    let p = publish(
+        &m,
+        &d(0),
+        &plan("auto", &["build-7"]),
+        None,
+        &m.list_tags().unwrap(),
+    )
+    .unwrap();
     assert_eq!(p.version, Some(t("v10")));
     assert_eq!(names(&p.tags), ["v10", "build-7"]);
     assert!(!p.reused && p.raced.is_empty());
@@ -108,21 +115,21 @@ fn v10_after_v9() {
 #[test]
 fn unchanged_image_reuses_its_version() {
     let m = Mem::new(&[("v3", d(0)), ("v4", d(1))]);
-    let p = publish(&m, &d(0), &plan("auto", &[]), None).unwrap();
+    let p = publish(&m, &d(0), &plan("auto", &[]), None, &m.list_tags().unwrap()).unwrap();
     assert_eq!((p.version, p.reused), (Some(t("v3")), true));
     assert!(m.writes().is_empty());
     let always = Plan {
         always_new: true,
         ..plan("auto", &[])
     };
-    let p = publish(&m, &d(0), &always, None).unwrap();
+    let p = publish(&m, &d(0), &always, None, &m.list_tags().unwrap()).unwrap();
     assert_eq!((p.version, p.reused), (Some(t("v5")), false));
 }
 
 #[test]
 fn a_stolen_version_moves_on_to_the_next() {
     let m = Mem::new(&[("v1", d(1))]).race(&["v2", "v3"], false);
-    let p = publish(&m, &d(0), &plan("auto", &[]), None).unwrap();
+    let p = publish(&m, &d(0), &plan("auto", &[]), None, &m.list_tags().unwrap()).unwrap();
     assert_eq!(p.version, Some(t("v4")));
     assert_eq!(names(&p.raced), ["v2", "v3"]);
     assert_eq!(m.get("v2"), Some(d(99)), "the winner keeps it");
@@ -133,7 +140,14 @@ fn a_stolen_version_moves_on_to_the_next() {
 fn an_immutable_registry_refusal_is_a_lost_race() {
     let mut m = Mem::new(&[("1.0.0", d(1))]).race(&["1.0.1"], true);
     m.immutable = true;
-    let p = publish(&m, &d(0), &plan("semver:patch", &[]), None).unwrap();
+    let p = publish(
+        &m,
+        &d(0),
+        &plan("semver:patch", &[]),
+        None,
+        &m.list_tags().unwrap(),
+    )
+    .unwrap();
     assert_eq!(p.version, Some(t("1.0.2")));
     assert_eq!(names(&p.raced), ["1.0.1"]);
     assert_eq!(m.get("1.0.1"), Some(d(99)));
@@ -146,14 +160,23 @@ fn retries_are_bounded() {
         max_race_retries: 2,
         ..plan("auto", &[])
     };
-    let e = publish(&m, &d(0), &p, None).unwrap_err().to_string();
+    let e = publish(&m, &d(0), &p, None, &m.list_tags().unwrap())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("v1, v2, v3"), "{e}");
 }
 
 #[test]
 fn explicit_version_taken_is_tag_exists_and_writes_nothing() {
     let m = Mem::new(&[("1.0", d(1))]);
-    let e = publish(&m, &d(0), &plan("1.0", &["extra"]), None).unwrap_err();
+    let e = publish(
+        &m,
+        &d(0),
+        &plan("1.0", &["extra"]),
+        None,
+        &m.list_tags().unwrap(),
+    )
+    .unwrap_err();
     assert_eq!(e.exit_code(), 3);
     let msg = e.to_string();
     assert!(
@@ -167,14 +190,21 @@ fn explicit_version_taken_is_tag_exists_and_writes_nothing() {
         force: true,
         ..plan("1.0", &[])
     };
-    publish(&m, &d(0), &forced, None).unwrap();
+    publish(&m, &d(0), &forced, None, &m.list_tags().unwrap()).unwrap();
     assert_eq!(m.get("1.0"), Some(d(0)));
 }
 
 #[test]
 fn explicit_version_lost_in_a_race_is_not_retried() {
     let m = Mem::new(&[]).race(&["1.0"], false);
-    let e = publish(&m, &d(0), &plan("1.0", &["x"]), None).unwrap_err();
+    let e = publish(
+        &m,
+        &d(0),
+        &plan("1.0", &["x"]),
+        None,
+        &m.list_tags().unwrap(),
+    )
+    .unwrap_err();
     assert_eq!(e.exit_code(), 3);
     assert_eq!(m.writes(), ["1.0"]);
 }
@@ -187,6 +217,7 @@ fn any_refused_tag_means_nothing_is_written() {
         &d(0),
         &plan("auto", &["ok", "stable-api", "other"]),
         None,
+        &m.list_tags().unwrap(),
     )
     .unwrap_err();
     assert_eq!(e.exit_code(), 3);
@@ -194,7 +225,14 @@ fn any_refused_tag_means_nothing_is_written() {
     assert!(m.writes().is_empty());
     // already pointing at this image: nothing to do, not a conflict
     let m = Mem::new(&[("ok", d(0))]);
-    let p = publish(&m, &d(0), &plan("auto", &["ok"]), None).unwrap();
+    let p = publish(
+        &m,
+        &d(0),
+        &plan("auto", &["ok"]),
+        None,
+        &m.list_tags().unwrap(),
+    )
+    .unwrap();
     assert_eq!(names(&p.tags), ["v1", "ok"]);
     assert_eq!(m.writes(), ["v1"]);
 }
@@ -202,18 +240,32 @@ fn any_refused_tag_means_nothing_is_written() {
 #[test]
 fn floating_tags_need_permission_and_come_last() {
     let m = Mem::new(&[("latest", d(1))]);
-    let e = publish(&m, &d(0), &plan("auto", &["Latest", "x"]), None).unwrap_err();
+    let e = publish(
+        &m,
+        &d(0),
+        &plan("auto", &["Latest", "x"]),
+        None,
+        &m.list_tags().unwrap(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("--allow-floating"), "{e}");
     assert!(m.writes().is_empty());
     let p = Plan {
         floating_allowed: true,
         ..plan("auto", &["latest", "x", "main"])
     };
-    let out = publish(&m, &d(0), &p, None).unwrap();
+    let out = publish(&m, &d(0), &p, None, &m.list_tags().unwrap()).unwrap();
     assert_eq!(names(&out.tags), ["v1", "x", "latest", "main"]);
     assert_eq!(m.writes(), ["v1", "x", "latest", "main"]);
     assert_eq!(m.get("latest"), Some(d(0)), "floating tags move");
-    let e = publish(&m, &d(0), &plan("latest", &[]), None).unwrap_err();
+    let e = publish(
+        &m,
+        &d(0),
+        &plan("latest", &[]),
+        None,
+        &m.list_tags().unwrap(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("floating"), "{e}");
 }
 
@@ -249,7 +301,7 @@ fn no_version_scheme_just_tags() {
         settle: Duration::ZERO,
         ..Plan::default()
     };
-    let out = publish(&m, &d(0), &p, None).unwrap();
+    let out = publish(&m, &d(0), &p, None, &m.list_tags().unwrap()).unwrap();
     assert_eq!((out.version, names(&out.tags)), (None, vec!["x"]));
 }
 
@@ -257,7 +309,14 @@ fn no_version_scheme_just_tags() {
 fn a_refused_extra_tag_says_what_is_already_written() {
     let mut m = Mem::new(&[]).race(&["x"], true);
     m.immutable = true;
-    let e = publish(&m, &d(0), &plan("auto", &["a", "x"]), None).unwrap_err();
+    let e = publish(
+        &m,
+        &d(0),
+        &plan("auto", &["a", "x"]),
+        None,
+        &m.list_tags().unwrap(),
+    )
+    .unwrap_err();
     let msg = e.to_string();
     assert!(
         msg.contains("refused") && msg.contains("already written: v1, a"),
