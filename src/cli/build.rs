@@ -9,7 +9,6 @@ use kiln_engine::error::{Error, Result};
 use kiln_engine::events::Report;
 use kiln_engine::image::{ConfigSpec, PlatformSpec};
 use kiln_engine::layer::Compression;
-use kiln_engine::reference::Reference;
 use kiln_engine::settings::{
     cache_dir, parse_chown, parse_expose, parse_kv, parse_layer, source_date_epoch,
 };
@@ -55,7 +54,7 @@ impl BuildArgs {
     pub fn plan(&self, report: &Report) -> Result<BuildPlan> {
         let target: Target = self.to.parse()?;
         if let Target::Registry(r) = &target {
-            Reference::destination(r, "--to")?;
+            r.check_destination("--to")?;
         }
         let tagging = self.tagging.request()?;
         let prefix = normalize_dest(&self.prefix, "--prefix")?;

@@ -8,7 +8,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result, ResultExt};
 use crate::image::{Base, Json, PlatformSpec};
 use crate::platform::normalize;
-use crate::reference::Reference;
+use crate::reference::{DOCKER_HUB, Reference};
 use crate::registry::{Client, RawManifest, Repository};
 use crate::store::Layout;
 use crate::store::{is_index_bytes, read_manifest_bytes, resolve_ref};
@@ -99,15 +99,14 @@ pub fn load(
                 source: BaseSource::Layout(layout),
             })
         }
-        Target::Registry(s) => {
-            let reference: Reference = s.parse()?;
-            let repo = client()?.repository(&reference);
+        Target::Registry(reference) => {
+            let repo = client()?.repository(reference);
             let want = platform.cloned().unwrap_or_else(PlatformSpec::host);
             let (manifest, config) =
-                fetch_image(&repo, &reference, &want).map_err(|e| match e.not_found() {
-                    true if *s != reference.to_string() => e.context(format!(
-                        "base image {reference} (--base {s} resolved) does not exist: check the repository \
-                         and tag"
+                fetch_image(&repo, reference, &want).map_err(|e| match e.not_found() {
+                    true if reference.registry == DOCKER_HUB => e.context(format!(
+                        "base image {reference} does not exist: check the repository and tag (a name without a \
+                         registry host is on Docker Hub)"
                     )),
                     true => e.context(format!(
                         "base image {reference} does not exist: check the repository and tag"
@@ -120,7 +119,10 @@ pub fn load(
                     manifest,
                     config,
                 },
-                source: BaseSource::Registry { repo, reference },
+                source: BaseSource::Registry {
+                    repo,
+                    reference: reference.clone(),
+                },
             })
         }
         Target::DockerArchive { .. } => Err(Target::archive_unsupported("--base")),

@@ -5,7 +5,6 @@ use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use crate::base;
 use crate::error::Result;
 use crate::image::{Json, PlatformSpec};
-use crate::reference::Reference;
 use crate::registry::{Client, ClientOptions};
 use crate::store::{Layout, read_image};
 use crate::target::Target;
@@ -50,10 +49,9 @@ pub fn inspect(
                 tags,
             })
         }
-        Target::Registry(s) => {
-            let reference: Reference = s.parse()?;
+        Target::Registry(reference) => {
             let client = Client::new(registry)?;
-            let repo = client.repository(&reference);
+            let repo = client.repository(reference);
             let raw = repo.get_manifest(&reference.manifest_reference())?;
             let is_index = raw.media_type.contains("index") || raw.media_type.contains("list");
             let name = reference.to_string();
@@ -67,7 +65,7 @@ pub fn inspect(
             }
             let want = platform.unwrap_or_else(PlatformSpec::host);
             let (manifest, config) = if is_index {
-                base::fetch_image(&repo, &reference, &want)?
+                base::fetch_image(&repo, reference, &want)?
             } else {
                 let m: Json<ImageManifest> =
                     Json::decode(raw.bytes, &format!("manifest of {name}"))?;

@@ -112,14 +112,20 @@ impl Reference {
     /// A push destination: a repository and optionally a tag, never a digest (`flag` names it in the error).
     pub fn destination(s: &str, flag: &'static str) -> Result<Self, Error> {
         let r: Reference = s.parse()?;
-        if r.digest.is_some() {
-            return Err(Error::invalid_arg(
-                flag,
-                s,
-                "a destination names a repository (and optionally a tag), not a digest",
-            ));
-        }
+        r.check_destination(flag)?;
         Ok(r)
+    }
+
+    /// A destination names a repository and optionally a tag: `flag`'s usage error for a digest.
+    pub fn check_destination(&self, flag: &'static str) -> Result<(), Error> {
+        match self.digest {
+            Some(_) => Err(Error::invalid_arg(
+                flag,
+                self.to_string(),
+                "a destination names a repository (and optionally a tag), not a digest",
+            )),
+            None => Ok(()),
+        }
     }
 }
 

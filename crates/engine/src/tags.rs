@@ -8,7 +8,6 @@ use crate::error::{Error, Result};
 use crate::git::GitInfo;
 use crate::publish::remote::RemoteTags;
 use crate::publish::{TagTarget, WriteOutcome};
-use crate::reference::Reference;
 use crate::registry::{Client, ClientOptions};
 use crate::store::Layout;
 use crate::tag::Tag;
@@ -90,8 +89,7 @@ pub fn open_target(
             }
             Ok(Box::new(LayoutReader::open(&r, allow_missing)?))
         }
-        Target::Registry(r) => {
-            let reference: Reference = r.parse()?;
+        Target::Registry(reference) => {
             if reference.tag.is_some() || reference.digest.is_some() {
                 return Err(Error::invalid_arg(
                     "target",

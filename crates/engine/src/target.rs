@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::reference::Reference;
 use crate::tag::Tag;
 
 /// A local OCI layout, optionally narrowed to one image by tag or digest.
@@ -21,8 +22,8 @@ pub struct LayoutRef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     Layout(LayoutRef),
-    /// A registry reference as typed (`host/repo[:tag]`); parsed by `reference::Reference`.
-    Registry(String),
+    /// A registry reference (`host/repo[:tag|@digest]`, docker-normalized).
+    Registry(Reference),
     /// `docker-archive:PATH[:REPO:TAG]`: a tarball for `docker load` / `podman load`, holding one image tagged
     /// `REPO:TAG` (REPO as typed, e.g. `app` or `registry.example.com/team/app`).
     DockerArchive {
@@ -61,7 +62,7 @@ impl FromStr for Target {
                 "expected oci:PATH or REGISTRY/REPO",
             ));
         }
-        Ok(Target::Registry(s.to_string()))
+        Ok(Target::Registry(s.parse()?))
     }
 }
 
@@ -119,7 +120,7 @@ fn parse_archive(whole: &str, rest: &str) -> Result<Target> {
                 .ok_or_else(|| {
                     bad("expected docker-archive:PATH:REPO:TAG, e.g. docker-archive:app.tar:app:v1")
                 })?;
-            let parsed: crate::reference::Reference = r.parse().map_err(|_| {
+            let parsed: Reference = r.parse().map_err(|_| {
                 bad("REPO:TAG after the path is not a valid image reference, e.g. app:v1 or host:5000/team/app:v1")
             })?;
             if parsed.digest.is_some() || repo.contains('@') {
@@ -216,7 +217,7 @@ mod tests {
         }
         assert_eq!(
             "reg.example.com/a/b:v1".parse::<Target>().unwrap(),
-            Target::Registry("reg.example.com/a/b:v1".into())
+            Target::Registry("reg.example.com/a/b:v1".parse().unwrap())
         );
     }
 }

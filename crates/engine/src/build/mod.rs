@@ -26,7 +26,6 @@ use crate::layer::LayerOptions;
 use crate::publish::Published;
 use crate::publish::remote;
 use crate::publish::tagging::{self, LayoutTags};
-use crate::reference::Reference;
 use crate::registry::{Client, LayerStreams};
 use crate::split::{self};
 use crate::store::Layout;
@@ -82,7 +81,7 @@ fn build_and_publish(plan: &BuildPlan, report: &Report) -> Result<Published> {
         Ok(client.get_or_init(|| c).clone())
     };
     let reference = match &plan.target {
-        Target::Registry(r) => Some(r.parse::<Reference>()?),
+        Target::Registry(r) => Some(r.clone()),
         _ => None,
     };
     let repo = reference

@@ -28,7 +28,7 @@ pub fn run(plan: &PushPlan, report: &Report) -> Result<Published> {
         Target::Registry(r) => {
             return Err(Error::invalid_arg(
                 "source",
-                r,
+                r.to_string(),
                 "kiln push reads a local layout: oci:PATH[:TAG|@DIGEST]",
             ));
         }
@@ -73,7 +73,7 @@ fn mountable_base(
     }
     let platform = PlatformSpec::of_config(&config.value);
     match base::load(
-        &Target::Registry(name.clone()),
+        &Target::Registry(r),
         || Ok(client.clone()),
         Some(&platform),
     ) {
