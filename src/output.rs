@@ -280,3 +280,32 @@ impl Published {
             .map_err(|e| kiln_engine::Error::io(path, e))
     }
 }
+
+/// The registry client's `-v`/`-vv` request log as kiln printed it before the engine had events: each line straight
+/// to stderr with the `kiln: ` prefix, whatever `-q` or the progress mode say. A stand-in until [`Reporter`]
+/// implements the engine's `Events`.
+struct VerboseLog(u8);
+
+impl kiln_engine::events::Events for VerboseLog {
+    fn enabled(&self, level: kiln_engine::events::Level) -> bool {
+        use kiln_engine::events::Level;
+        match level {
+            Level::Debug => self.0 > 0,
+            Level::Trace => self.0 > 1,
+            Level::Step | Level::Note => false,
+        }
+    }
+
+    fn message(&self, _: kiln_engine::events::Level, msg: fmt::Arguments<'_>) {
+        eprintln!("kiln: {msg}");
+    }
+
+    fn bar(&self, _: String, _: Option<u64>) -> Option<Arc<dyn kiln_engine::events::Bar>> {
+        None
+    }
+}
+
+/// A report for `ClientOptions::report` logging requests at `-v` (`verbose` 1) and headers at `-vv` (2).
+pub fn verbose_log(verbose: u8) -> kiln_engine::events::Report {
+    kiln_engine::events::Report::new(Arc::new(VerboseLog(verbose)))
+}

@@ -33,7 +33,7 @@ impl RegistryArgs {
             ca_file: self.ca_file.clone(),
             max_parallel: self.jobs as usize,
             chunk_size: self.chunk_size.filter(|c| *c > 0),
-            verbose,
+            report: crate::output::verbose_log(verbose),
             ..ClientOptions::default()
         };
         o.retry.max_attempts = self.retries;

@@ -25,7 +25,7 @@ pub fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Build(args) => {
             let mut plan = args.plan()?;
-            plan.registry.verbose = cli.verbose;
+            plan.registry.report = crate::output::verbose_log(cli.verbose);
             archive::precheck(&plan)?;
             let published = build::run(&plan, &report)?;
             finish(&published, cli, args.tagging.ref_file.as_deref(), &report)
