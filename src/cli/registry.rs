@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use kiln_engine::events::{Level, Report};
+use kiln_engine::events::Report;
 use kiln_engine::registry::ClientOptions;
 
 /// How to talk to registries.
@@ -35,18 +35,10 @@ impl RegistryArgs {
             ca_file: self.ca_file.clone(),
             max_parallel: self.jobs as usize,
             chunk_size: self.chunk_size.filter(|c| *c > 0),
-            verbose: verbosity(report),
+            report: report.clone(),
             ..ClientOptions::default()
         };
         o.retry.max_attempts = self.retries;
         o
     }
-}
-
-/// The registry client's own verbosity until it logs through the engine's events (0, 1: -v, 2: -vv).
-fn verbosity(report: &Report) -> u8 {
-    [Level::Debug, Level::Trace]
-        .iter()
-        .filter(|l| report.enabled(**l))
-        .count() as u8
 }

@@ -72,11 +72,7 @@ fn mountable_base(
         return None;
     }
     let platform = PlatformSpec::of_config(&config.value);
-    match base::load(
-        &Target::Registry(r),
-        || Ok(client.clone()),
-        Some(&platform),
-    ) {
+    match base::load(&Target::Registry(r), || Ok(client.clone()), Some(&platform)) {
         Ok(b) => Some(b),
         Err(e) => {
             report.debug(format_args!(

@@ -1,7 +1,10 @@
-//! Registry auth: `WWW-Authenticate` challenges, Basic, and the Bearer token flow (anonymous, with Basic
-//! credentials, or an OAuth2 refresh token), tokens cached per scope set until they expire.
+//! Registry auth, the layer above `http`: `WWW-Authenticate` challenges, Basic, and the Bearer token flow
+//! (anonymous, with Basic credentials, or an OAuth2 refresh token), tokens cached per scope set until they expire,
+//! and the credentials found for each registry. The token flow is docker's "Token Authentication Specification"
+//! (distribution/docs/spec/auth/token.md), which every registry kiln talks to implements.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -12,9 +15,11 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
 use serde_json::Value;
 use url::Url;
 
-use super::credentials::{Credential, Secret, lookup};
-use super::errors::{protocol_error, status_error};
-use super::transport::{Body, Endpoint, Request, Transport, is_loopback, read_limited};
+use super::body::Body;
+use super::credentials::{Credential, CredentialEnv, Secret, lookup};
+use super::errors::{is_retryable, is_retryable_status, protocol_error, status_error};
+use super::http::{Http, Request, Scope, Site, is_loopback, read_limited};
+use super::retry::{Verdict, retry};
 use crate::error::{Error, Result};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,11 +32,36 @@ pub enum Challenge {
     },
 }
 
+/// What is known of one registry's auth: the challenge it answered the ping with (or a later 401), its
+/// credentials once looked up (`Some(None)`: looked up, none found), tokens by scope set.
 #[derive(Default)]
-pub(crate) struct AuthState {
-    pub challenge: Option<Challenge>,
+struct AuthState {
+    challenge: Option<Challenge>,
     credential: Option<Option<Credential>>,
     tokens: HashMap<String, (String, Instant)>,
+}
+
+/// One registry as reached ([`Site`]) and its auth state.
+pub(crate) struct Endpoint {
+    pub site: Site,
+    state: Mutex<AuthState>,
+}
+
+impl Endpoint {
+    /// `site`, as answering the ping with `challenge` (`None`: no auth asked).
+    pub fn new(site: Site, challenge: Option<Challenge>) -> Self {
+        Endpoint {
+            site,
+            state: Mutex::new(AuthState {
+                challenge,
+                ..AuthState::default()
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, AuthState> {
+        self.state.lock().expect("auth lock")
+    }
 }
 
 /// Parse one `WWW-Authenticate` value, which may hold several challenges: `(scheme, params)` in order.
@@ -129,8 +159,8 @@ pub(crate) fn challenge_of(headers: &HeaderMap) -> Option<Challenge> {
 }
 
 /// Cache key of a scope set (order and duplicates do not matter).
-pub fn scope_key(scopes: &[String]) -> String {
-    let mut s: Vec<&str> = scopes.iter().map(String::as_str).collect();
+pub(crate) fn scope_key(scopes: &[Scope]) -> String {
+    let mut s: Vec<String> = scopes.iter().map(Scope::to_string).collect();
     s.sort_unstable();
     s.dedup();
     s.join(" ")
@@ -155,24 +185,30 @@ fn basic_header(user: &str, pass: &str) -> String {
     format!("Basic {}", B64.encode(format!("{user}:{pass}")))
 }
 
-impl Transport {
+/// The HTTP layer with the credentials found for each registry: an `Authorization` for any request.
+pub(crate) struct Auth {
+    pub http: Http,
+    pub creds: CredentialEnv,
+}
+
+impl Auth {
     fn credential(&self, ep: &Endpoint, st: &mut AuthState) -> Result<Option<Credential>> {
         if st.credential.is_none() {
-            st.credential = Some(lookup(&self.creds, &ep.registry)?);
+            st.credential = Some(lookup(&self.creds, &ep.site.registry)?);
         }
         Ok(st.credential.clone().flatten())
     }
 
     /// Use these credentials for this endpoint instead of looking them up (login).
-    pub(crate) fn set_credential(&self, ep: &Endpoint, cred: Credential) {
-        let mut st = ep.auth.lock().expect("auth lock");
+    pub fn set_credential(&self, ep: &Endpoint, cred: Credential) {
+        let mut st = ep.state();
         st.credential = Some(Some(cred));
         st.tokens.clear();
     }
 
     /// The `Authorization` value for a request needing `scopes`, fetching a token when needed.
-    pub(crate) fn authorization(&self, ep: &Endpoint, scopes: &[String]) -> Result<Option<String>> {
-        let mut st = ep.auth.lock().expect("auth lock");
+    pub fn authorization(&self, ep: &Endpoint, scopes: &[Scope]) -> Result<Option<String>> {
+        let mut st = ep.state();
         match st.challenge.clone() {
             None => Ok(None),
             Some(Challenge::Basic) => Ok(match self.credential(ep, &mut st)?.map(|c| c.secret) {
@@ -200,16 +236,11 @@ impl Transport {
     }
 
     /// After a 401: adopt the new challenge, drop cached tokens. Whether trying again may help.
-    pub(crate) fn reauth(
-        &self,
-        ep: &Endpoint,
-        scopes: &[String],
-        headers: &HeaderMap,
-    ) -> Result<bool> {
+    pub fn reauth(&self, ep: &Endpoint, scopes: &[Scope], headers: &HeaderMap) -> Result<bool> {
         let Some(ch) = challenge_of(headers) else {
             return Ok(false);
         };
-        let mut st = ep.auth.lock().expect("auth lock");
+        let mut st = ep.state();
         let had = st.challenge.replace(ch.clone());
         match ch {
             Challenge::Bearer { .. } => {
@@ -223,16 +254,16 @@ impl Transport {
     }
 
     /// The error for a final 401: which credentials were tried, and what to run.
-    pub(crate) fn unauthorized(&self, ep: &Endpoint, req: &Request, resp: Response) -> Error {
+    pub fn unauthorized(&self, ep: &Endpoint, req: &Request, resp: Response) -> Error {
         let body = read_limited(resp, 64 * 1024);
         let mut e = status_error(req.method.as_str(), &req.url, 401, &body);
         let cred = ep
-            .auth
+            .state
             .lock()
             .ok()
             .and_then(|st| st.credential.clone().flatten());
         if let Error::Registry { message, .. } = &mut e {
-            let reg = &ep.registry;
+            let reg = &ep.site.registry;
             *message = match cred {
                 Some(c) => format!(
                     "HTTP 401, the registry rejected the credentials from {} ({message}); check them, or store \
@@ -255,13 +286,13 @@ impl Transport {
         ep: &Endpoint,
         realm: &str,
         service: Option<&str>,
-        scopes: &[String],
+        scopes: &[Scope],
         cred: Option<&Credential>,
     ) -> Result<(String, Duration)> {
         let mut url = Url::parse(realm).map_err(|e| {
             protocol_error(
                 "GET",
-                &ep.base,
+                &ep.site.base,
                 Some(401),
                 format!("bad token realm {realm:?}: {e}"),
             )
@@ -270,7 +301,7 @@ impl Transport {
         if cred.is_some()
             && url.scheme() != "https"
             && !is_loopback(&host)
-            && !self.is_insecure(&host)
+            && !self.http.is_insecure(&host)
         {
             return Err(protocol_error(
                 "GET",
@@ -279,14 +310,16 @@ impl Transport {
                 "refusing to send credentials to a token server over plain HTTP (add the host to --insecure to allow)",
             ));
         }
-        // The token realm is its own origin: an endpoint view of it so that Basic goes there only as we say.
-        let realm_ep = Endpoint {
-            registry: ep.registry.clone(),
+        // The token realm is its own origin: a site of its own, so that the registry's `Authorization` never goes
+        // there; the credentials go only as the token flow says (Basic on the token request).
+        let realm_site = Site {
+            registry: ep.site.registry.clone(),
             base: url.clone(),
-            insecure_tls: ep.insecure_tls && url.host_str() == ep.base.host_str(),
-            auth: Default::default(),
+            insecure_tls: ep.site.insecure_tls && url.host_str() == ep.site.base.host_str(),
         };
         let req = match cred.map(|c| &c.secret) {
+            // An OAuth2 refresh token is exchanged by a form POST (distribution/docs/spec/auth/oauth.md,
+            // `grant_type=refresh_token`), as docker does for an `identitytoken`.
             Some(Secret::IdentityToken { token, .. }) => {
                 let mut form = url::form_urlencoded::Serializer::new(String::new());
                 form.append_pair("grant_type", "refresh_token")
@@ -296,7 +329,8 @@ impl Transport {
                     form.append_pair("service", s);
                 }
                 if !scopes.is_empty() {
-                    form.append_pair("scope", &scopes.join(" "));
+                    let joined: Vec<String> = scopes.iter().map(Scope::to_string).collect();
+                    form.append_pair("scope", &joined.join(" "));
                 }
                 Request::new(Method::POST, url.clone(), &[])
                     .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -309,7 +343,7 @@ impl Transport {
                         q.append_pair("service", s);
                     }
                     for s in scopes {
-                        q.append_pair("scope", s);
+                        q.append_pair("scope", &s.to_string());
                     }
                     if let Some(Secret::Basic { username, .. }) = other {
                         q.append_pair("account", username);
@@ -325,48 +359,41 @@ impl Transport {
                 }
             }
         };
-        let policy = &self.opts.retry;
-        let mut retry = 0;
-        loop {
-            let last = retry + 1 >= policy.max_attempts;
-            match self.send_following(&realm_ep, &req, None) {
-                Err(e) if last || !super::errors::is_retryable(&e) => return Err(e),
-                Err(_) => {}
-                Ok(r) if !last && super::errors::is_retryable_status(r.status().as_u16()) => {}
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    let body = read_limited(r, 1 << 20);
-                    if status == 200 {
-                        return parse_token_response(&body).ok_or_else(|| {
-                            protocol_error(
-                                req.method.as_str(),
-                                &url,
-                                Some(200),
-                                "token response has no token",
-                            )
-                        });
-                    }
-                    let mut e = status_error(req.method.as_str(), &url, status, &body);
-                    if let (Error::Registry { message, .. }, true) =
-                        (&mut e, status == 401 || status == 403)
-                    {
-                        let reg = &ep.registry;
-                        message.push_str(&match cred {
-                            Some(c) => format!(
-                                "; tried credentials from {}; run `kiln login {reg}`",
-                                c.source
-                            ),
-                            None => {
-                                format!("; no credentials found for {reg}; run `kiln login {reg}`")
-                            }
-                        });
-                    }
-                    return Err(e);
-                }
-            }
-            std::thread::sleep(policy.backoff(retry));
-            retry += 1;
+        // Retried like any request, but on the backoff alone (a token server's `Retry-After` is not read) and
+        // without a log line: the request it is for logs its own retries.
+        let r = retry(
+            &self.http.opts.retry,
+            || self.http.send_following(&realm_site, &req, None),
+            |outcome, _| match outcome {
+                Err(e) if is_retryable(e) => Verdict::Retry(None),
+                Ok(r) if is_retryable_status(r.status().as_u16()) => Verdict::Retry(None),
+                _ => Verdict::Done,
+            },
+        )?;
+        let status = r.status().as_u16();
+        let body = read_limited(r, 1 << 20);
+        if status == 200 {
+            return parse_token_response(&body).ok_or_else(|| {
+                protocol_error(
+                    req.method.as_str(),
+                    &url,
+                    Some(200),
+                    "token response has no token",
+                )
+            });
         }
+        let mut e = status_error(req.method.as_str(), &url, status, &body);
+        if let (Error::Registry { message, .. }, true) = (&mut e, status == 401 || status == 403) {
+            let reg = &ep.site.registry;
+            message.push_str(&match cred {
+                Some(c) => format!(
+                    "; tried credentials from {}; run `kiln login {reg}`",
+                    c.source
+                ),
+                None => format!("; no credentials found for {reg}; run `kiln login {reg}`"),
+            });
+        }
+        Err(e)
     }
 }
 

@@ -84,5 +84,8 @@ fn token_responses() {
     );
     assert_eq!(parse_token_response(br#"{"nope":1}"#), None);
     assert_eq!(parse_token_response(b"garbage"), None);
-    assert_eq!(scope_key(&["b".into(), "a".into(), "b".into()]), "a b");
+    assert_eq!(
+        scope_key(&[Scope::pull("b"), Scope::push("a"), Scope::pull("b")]),
+        "repository:a:pull,push repository:b:pull"
+    );
 }

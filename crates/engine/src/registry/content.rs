@@ -1,4 +1,4 @@
-//! Reading and writing content: blob HEAD/GET, manifests, tag listing.
+//! Reading and writing content on a [`Repository`]: blob HEAD/GET, manifests, tag listing.
 
 use std::io::{Read, Write};
 
@@ -7,9 +7,10 @@ use reqwest::blocking::Response;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, LINK};
 use url::Url;
 
-use super::Repository;
+use super::body::Body;
+use super::client::Repository;
 use super::errors::{protocol_error, status_error};
-use super::transport::{Body, Request, read_limited};
+use super::http::{Request, read_limited};
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
 
@@ -91,7 +92,7 @@ impl Repository {
     fn send(&self, req: Request) -> Result<(Response, Url)> {
         let ep = self.endpoint()?;
         let url = req.url.clone();
-        Ok((self.client.t.send(&ep, &req)?, url))
+        Ok((self.transport().send(&ep, &req)?, url))
     }
 
     /// `HEAD` a blob: its size when present.
@@ -236,7 +237,8 @@ impl Repository {
                     .unwrap_or(0);
                 Ok(Some((d, media_type_of(h, b""), size)))
             }
-            // Some registries omit the digest on HEAD: fetch and hash.
+            // The distribution spec has `Docker-Content-Digest` on a manifest HEAD only "if present", and some
+            // registries leave it out: fetch and hash.
             None => {
                 let m = self.get_manifest(reference)?;
                 Ok(Some((m.digest, m.media_type, m.bytes.len() as u64)))

@@ -148,6 +148,8 @@ pub fn is_retryable(e: &Error) -> bool {
     }
 }
 
+/// 501 Not Implemented and 505 HTTP Version Not Supported are 5xx that no retry mends: the server says it
+/// never does this.
 pub fn is_retryable_status(s: u16) -> bool {
     s == 408 || s == 429 || (500..600).contains(&s) && s != 501 && s != 505
 }

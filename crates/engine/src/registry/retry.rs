@@ -1,4 +1,5 @@
-//! Retry policy: bounded attempts, exponential backoff with jitter, `Retry-After` honoured (capped).
+//! Retries: the policy (bounded attempts, exponential backoff with jitter, `Retry-After` honoured, capped) and
+//! [`retry`], the one loop that applies it, for requests, token fetches, pings and whole blob uploads alike.
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,14 +28,6 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// No retries at all.
-    pub fn none() -> Self {
-        RetryPolicy {
-            max_attempts: 1,
-            ..Self::default()
-        }
-    }
-
     /// Tiny delays, for tests.
     pub fn fast(max_attempts: u32) -> Self {
         RetryPolicy {
@@ -60,6 +53,41 @@ impl RetryPolicy {
             Some(d) => d.min(self.max_retry_after),
             None => self.backoff(retry),
         }
+    }
+}
+
+/// What one attempt's outcome calls for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// It is final (a success, or a failure that trying again would not mend).
+    Done,
+    /// Try again after the server's `Retry-After` when it gave one (capped at `max_retry_after`), else after the
+    /// backoff.
+    Retry(Option<Duration>),
+}
+
+/// Run `attempt` up to `policy.max_attempts` times and return the last outcome. After each attempt but the last,
+/// `judge` is given the outcome and the number of the retry that would follow (0 for the first): on
+/// [`Verdict::Retry`] the outcome is dropped (a response's connection goes back to the pool) and the loop sleeps
+/// before the next attempt. `judge` is where a retry is logged, so it only hears of attempts that can be retried.
+pub(crate) fn retry<T>(
+    policy: &RetryPolicy,
+    mut attempt: impl FnMut() -> T,
+    mut judge: impl FnMut(&T, u32) -> Verdict,
+) -> T {
+    let mut retry = 0;
+    loop {
+        let outcome = attempt();
+        if retry + 1 >= policy.max_attempts {
+            return outcome;
+        }
+        let delay = match judge(&outcome, retry) {
+            Verdict::Done => return outcome,
+            Verdict::Retry(after) => policy.delay(retry, after),
+        };
+        drop(outcome);
+        std::thread::sleep(delay);
+        retry += 1;
     }
 }
 
@@ -172,5 +200,50 @@ mod tests {
             p.delay(0, Some(Duration::from_secs(2))),
             Duration::from_secs(2)
         );
+    }
+
+    #[test]
+    fn retry_stops_at_done_or_the_last_attempt() {
+        let p = RetryPolicy::fast(3);
+        let mut n = 0;
+        let mut judged = Vec::new();
+        let last = retry(
+            &p,
+            || {
+                n += 1;
+                n
+            },
+            |o, r| {
+                judged.push((*o, r));
+                Verdict::Retry(Some(Duration::ZERO))
+            },
+        );
+        assert_eq!((last, judged), (3, vec![(1, 0), (2, 1)]));
+        let mut n = 0;
+        let done = retry(
+            &p,
+            || {
+                n += 1;
+                n
+            },
+            |o, _| {
+                if *o == 2 {
+                    Verdict::Done
+                } else {
+                    Verdict::Retry(None)
+                }
+            },
+        );
+        assert_eq!(done, 2);
+        let mut n = 0;
+        let once = retry(
+            &RetryPolicy::fast(1),
+            || {
+                n += 1;
+                n
+            },
+            |_, _| panic!("no retry is possible"),
+        );
+        assert_eq!(once, 1);
     }
 }

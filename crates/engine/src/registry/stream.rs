@@ -36,10 +36,10 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::Repository;
+use super::client::Repository;
 use crate::digest::Digest;
 use crate::error::Result;
-use session::Session;
+use session::{Msg, Session};
 
 /// Buffer size of a streamed `PATCH`'s body: the compressor fills one while the upload thread sends another.
 /// Small, as nothing needs a whole chunk before sending any of it; [`QUEUED`] of them let compression run a few
@@ -83,6 +83,15 @@ impl Mode {
                 (b.clamp(MIN_BUFFER, BUFFER), QUEUED)
             }
             Mode::Chunks(c) => (c, 1),
+        }
+    }
+
+    /// The longest chunk the session will send: a streamed `PATCH` is one chunk of the whole blob, so any
+    /// `OCI-Chunk-Min-Length` is met.
+    fn chunk_len(self) -> u64 {
+        match self {
+            Mode::Streamed => u64::MAX,
+            Mode::Chunks(c) => c as u64,
         }
     }
 
@@ -208,11 +217,6 @@ impl Drop for Busy {
     }
 }
 
-enum Msg {
-    Chunk(Vec<u8>),
-    End { digest: Digest, size: u64 },
-}
-
 /// The writing side of one streamed upload: the chunk being filled, and the thread sending them.
 struct Feed {
     buf: Vec<u8>,
@@ -313,7 +317,7 @@ fn stream(
     rx: tokio::sync::mpsc::Receiver<Msg>,
     spare: Sender<Vec<u8>>,
 ) -> Result<()> {
-    let mut session = Session::open(repo, mode)?;
+    let mut session = Session::open(repo, mode.chunk_len())?;
     let result = match mode {
         Mode::Streamed => session.send_streamed(rx, spare),
         Mode::Chunks(_) => session.send_chunks(rx, spare),

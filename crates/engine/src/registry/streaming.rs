@@ -10,6 +10,8 @@
 //! connect timeout, keepalive, `TCP_USER_TIMEOUT`, and the same TLS choice), so no pooled connection outlives
 //! its runtime. It is never retried and never re-authenticated: the bytes are gone once sent. A failure here
 //! only means the layer is pushed from its file afterwards.
+//!
+//! Above `auth` (the `Authorization` it sends) and `http` (client settings, counting and logging).
 
 use std::time::Instant;
 
@@ -18,9 +20,9 @@ use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderValue};
 use url::Url;
 
+use super::auth::{Auth, Endpoint};
 use super::errors::connection_error;
-use super::redact::redact;
-use super::transport::{Endpoint, TlsChoice, Transport, origin};
+use super::http::{Http, Origin, Scope};
 use crate::error::{Error, Result};
 
 /// The answer to a streamed request: status, headers and (the first 64 KiB of) the body.
@@ -33,22 +35,17 @@ pub(crate) struct StreamedReply {
 /// A client for streamed requests to one registry: a current-thread runtime and an async client of its own,
 /// used by one upload thread for the requests of one upload session.
 pub(crate) struct Streamer<'t> {
-    t: &'t Transport,
+    http: &'t Http,
     base: Url,
     auth: Option<HeaderValue>,
     client: reqwest::Client,
     rt: tokio::runtime::Runtime,
 }
 
-impl Transport {
-    /// A [`Streamer`] for requests to `url`'s origin needing `scopes`.
-    pub(crate) fn streamer(
-        &self,
-        ep: &Endpoint,
-        url: &Url,
-        scopes: &[String],
-    ) -> Result<Streamer<'_>> {
-        let auth = match self.authorization(ep, scopes)? {
+impl<'t> Streamer<'t> {
+    /// A streamer for requests to `url`'s origin needing `scopes`.
+    pub(crate) fn new(auth: &'t Auth, ep: &Endpoint, url: &Url, scopes: &[Scope]) -> Result<Self> {
+        let header = match auth.authorization(ep, scopes)? {
             Some(a) => {
                 let mut v = HeaderValue::from_str(&a).map_err(|_| {
                     Error::Usage("a registry credential is not a valid header value".into())
@@ -63,38 +60,14 @@ impl Transport {
             .build()
             .map_err(|e| connection_error("PATCH", url, &e))?;
         Ok(Streamer {
-            t: self,
-            base: ep.base.clone(),
-            auth,
-            client: self.async_client(url, ep)?,
+            http: &auth.http,
+            base: ep.site.base.clone(),
+            auth: header,
+            client: auth.http.async_client(url, &ep.site)?,
             rt,
         })
     }
 
-    /// An async client configured as the blocking one `client_for` would give for `url`.
-    fn async_client(&self, url: &Url, ep: &Endpoint) -> Result<reqwest::Client> {
-        let b = reqwest::Client::builder()
-            .user_agent(self.opts.user_agent.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(self.opts.connect_timeout)
-            .tcp_keepalive(std::time::Duration::from_secs(30))
-            .tcp_user_timeout(self.opts.read_timeout);
-        let b = match self.tls_choice(url, ep) {
-            TlsChoice::Plain => b.tls_backend_preconfigured(Self::no_roots_tls()?),
-            TlsChoice::Verified { accept_invalid } => {
-                let mut b = b.danger_accept_invalid_certs(accept_invalid);
-                if let Some(certs) = self.extra_certs() {
-                    b = b.tls_certs_merge(certs);
-                }
-                b
-            }
-        };
-        b.build()
-            .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))
-    }
-}
-
-impl Streamer<'_> {
     /// Send `method url` with `body` as it comes (chunked transfer encoding on HTTP/1.1), with the registry's
     /// `Authorization` (its own origin only). Blocks the calling thread until the answer.
     pub(crate) fn send(
@@ -109,12 +82,10 @@ impl Streamer<'_> {
             .request(method.clone(), url.clone())
             .headers(headers)
             .body(reqwest::Body::wrap(body));
-        if let (true, Some(a)) = (origin(url) == origin(&self.base), &self.auth) {
+        if let (true, Some(a)) = (Origin::of(url) == Origin::of(&self.base), &self.auth) {
             rb = rb.header(reqwest::header::AUTHORIZATION, a.clone());
         }
-        self.t
-            .requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.http.count();
         let start = Instant::now();
         let res = self.rt.block_on(async {
             let mut resp = rb.send().await?;
@@ -134,25 +105,15 @@ impl Streamer<'_> {
             })
         });
         let ms = start.elapsed().as_millis();
-        let verbose = self.t.opts.verbose;
         match res {
             Ok(r) => {
-                if verbose > 0 {
-                    eprintln!(
-                        "kiln: {method} {} (streamed) -> {} ({ms} ms)",
-                        redact(url),
-                        r.status
-                    );
-                }
+                self.http
+                    .log_reply(&method, url, " (streamed)", r.status, ms);
                 Ok(r)
             }
-            Err(e) => {
-                let err = connection_error(method.as_str(), url, &e);
-                if verbose > 0 {
-                    eprintln!("kiln: {err} ({ms} ms)");
-                }
-                Err(err)
-            }
+            Err(e) => Err(self
+                .http
+                .log_failure(connection_error(method.as_str(), url, &e), ms)),
         }
     }
 }

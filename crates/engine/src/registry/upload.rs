@@ -10,9 +10,13 @@ use reqwest::blocking::Response;
 use reqwest::header::{CONTENT_TYPE, HeaderName, LOCATION};
 use url::Url;
 
-use super::Repository;
+use super::auth::Endpoint;
+use super::body::{Body, ReadProgress};
+use super::client::Repository;
 use super::errors::{is_retryable, protocol_error, status_error};
-use super::transport::{Body, Endpoint, ReadProgress, Request, Transport, read_limited};
+use super::http::{Request, Scope, read_limited};
+use super::retry::{Verdict, retry};
+use super::transport::Transport;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
@@ -31,10 +35,6 @@ pub enum BlobOutcome {
 
 /// Called by `push_blobs` as each blob finishes (from the worker threads).
 pub type Progress<'a> = dyn Fn(&Digest, &BlobOutcome) + Sync + 'a;
-
-/// Called from upload threads with a blob and the byte offset its upload has read up to (see
-/// [`Repository::with_upload_progress`]).
-pub type UploadProgress = std::sync::Arc<dyn Fn(&Digest, u64) + Send + Sync>;
 
 /// An upload session opened before its blob exists (its `POST` answered): the blob then goes up in one `PUT`.
 /// A rebuilt image's config is known only once its last layer is, and to a local registry a `POST` costs about
@@ -83,7 +83,7 @@ pub(super) const OCTETS: &str = "application/octet-stream";
 /// blob in chunks"), never retried on its own (a retry starts a new session).
 pub(super) fn chunk_request(
     loc: &Url,
-    scopes: &[String],
+    scopes: &[Scope],
     offset: u64,
     len: u64,
     body: Body,
@@ -104,7 +104,7 @@ pub(super) fn close_session(
     t: &Transport,
     ep: &Endpoint,
     loc: &Url,
-    scopes: &[String],
+    scopes: &[Scope],
     digest: &Digest,
     body: Body,
 ) -> Result<()> {
@@ -155,10 +155,9 @@ impl Repository {
             .append_pair("mount", &digest.to_string())
             .append_pair("from", from_repository);
         let mut scopes = self.push_scope();
-        scopes.push(format!("repository:{from_repository}:pull"));
+        scopes.push(Scope::pull(from_repository));
         let resp = match self
-            .client
-            .t
+            .transport()
             .send(&ep, &Request::new(Method::POST, url.clone(), &scopes))
         {
             Ok(r) => r,
@@ -174,8 +173,7 @@ impl Repository {
             202 => {
                 if let Ok(loc) = location_of("POST", &url, &resp) {
                     let _ = self
-                        .client
-                        .t
+                        .transport()
                         .send(&ep, &Request::new(Method::DELETE, loc, &scopes).no_retry());
                 }
                 Ok(false)
@@ -186,12 +184,6 @@ impl Repository {
                 ));
                 Ok(false)
             }
-        }
-    }
-
-    pub(super) fn log(&self, msg: std::fmt::Arguments<'_>) {
-        if self.client.t.opts.verbose > 0 {
-            eprintln!("kiln: {msg}");
         }
     }
 
@@ -210,13 +202,15 @@ impl Repository {
     }
 
     /// `POST blobs/uploads/` with an empty body: the new session's location, and the answer (its headers may
-    /// carry the registry's chunk limits). Every upload session starts here, streamed or not.
+    /// carry the registry's chunk limits). Every upload session starts here, streamed or not. It says
+    /// `Content-Length: 0` outright, as the registry API v2 spec's "Initiate Resumable Blob Upload" request does
+    /// (docker/distribution docs/spec/api.md).
     pub(super) fn post_session(&self, ep: &Endpoint) -> Result<(Url, Response)> {
         let url = self.url(ep, "blobs/uploads/");
         let req = Request::new(Method::POST, url.clone(), &self.push_scope())
             .no_retry()
             .header(reqwest::header::CONTENT_LENGTH, "0");
-        let resp = expect("POST", &url, self.client.t.send(ep, &req)?, 202)?;
+        let resp = expect("POST", &url, self.transport().send(ep, &req)?, 202)?;
         let loc = location_of("POST", &url, &resp)?;
         Ok((loc, resp))
     }
@@ -224,7 +218,7 @@ impl Repository {
     /// `DELETE` an abandoned session, best effort: a registry purges abandoned sessions anyway.
     pub(super) fn delete_session(&self, ep: &Endpoint, loc: &Url) {
         let req = Request::new(Method::DELETE, loc.clone(), &self.push_scope()).no_retry();
-        let _ = self.client.t.send(ep, &req);
+        let _ = self.transport().send(ep, &req);
     }
 
     /// Upload `path` (exactly `size` bytes with digest `digest`), retrying with a fresh session.
@@ -249,20 +243,19 @@ impl Repository {
                 format!("is {actual} bytes, expected {size} for blob {digest}"),
             ));
         }
-        let policy = &self.client.t.opts.retry;
-        let mut retry = 0;
-        loop {
-            match self.upload_once(session.take(), digest, size, path) {
-                Err(e) if is_retryable(&e) && retry + 1 < policy.max_attempts => {
+        retry(
+            &self.transport().opts().retry,
+            || self.upload_once(session.take(), digest, size, path),
+            |outcome, _| match outcome {
+                Err(e) if is_retryable(e) => {
                     self.log(format_args!(
                         "upload of {digest} failed ({e}); retrying with a new session"
                     ));
-                    std::thread::sleep(policy.backoff(retry));
-                    retry += 1;
+                    Verdict::Retry(None)
                 }
-                other => return other,
-            }
-        }
+                _ => Verdict::Done,
+            },
+        )
     }
 
     fn upload_once(
@@ -273,7 +266,7 @@ impl Repository {
         path: &Path,
     ) -> Result<()> {
         let ep = self.endpoint()?;
-        let t = &self.client.t;
+        let t = self.transport();
         let scopes = self.push_scope();
         let mut loc = match session {
             Some(s) => s.loc,
@@ -289,7 +282,7 @@ impl Repository {
             len: size,
             progress: progress.clone(),
         };
-        if let Some(chunk) = t.opts.chunk_size.filter(|c| *c > 0) {
+        if let Some(chunk) = t.opts().chunk_size.filter(|c| *c > 0) {
             let mut offset = 0;
             while offset < size {
                 let len = chunk.min(size - offset);
@@ -343,7 +336,7 @@ impl Repository {
         let stop = AtomicBool::new(false);
         let first_error: Mutex<Option<Error>> = Mutex::new(None);
         let results: Mutex<Vec<Option<BlobOutcome>>> = Mutex::new(vec![None; n]);
-        let workers = self.client.t.opts.max_parallel.max(1).min(n);
+        let workers = self.transport().opts().max_parallel.max(1).min(n);
         std::thread::scope(|s| {
             for _ in 0..workers {
                 s.spawn(|| {

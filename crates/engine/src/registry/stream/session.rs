@@ -11,15 +11,23 @@ use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
 use url::Url;
 
-use super::super::Repository;
-use super::super::errors::{protocol_error, status_error};
-use super::super::transport::{Body, Endpoint};
-use super::super::upload::{
-    OCTETS, chunk_request, close_session, expect, location_of, resolve_location,
-};
-use super::{Mode, Msg};
 use crate::digest::Digest;
 use crate::error::Result;
+use crate::registry::auth::Endpoint;
+use crate::registry::body::Body;
+use crate::registry::client::Repository;
+use crate::registry::errors::{protocol_error, status_error};
+use crate::registry::http::Scope;
+use crate::registry::streaming::Streamer;
+use crate::registry::upload::{
+    OCTETS, chunk_request, close_session, expect, location_of, resolve_location,
+};
+
+/// What the compressor's side queues for the session: the blob's bytes, then its digest and size.
+pub(super) enum Msg {
+    Chunk(Vec<u8>),
+    End { digest: Digest, size: u64 },
+}
 
 /// Where a streamed upload stands: bytes handed to requests, and how the feed ended.
 #[derive(Default)]
@@ -101,14 +109,16 @@ fn abandoned(loc: &Url) -> crate::error::Error {
 pub(super) struct Session<'a> {
     repo: &'a Repository,
     ep: std::sync::Arc<Endpoint>,
-    scopes: Vec<String>,
+    scopes: Vec<Scope>,
     loc: Url,
     /// Bytes accepted so far.
     offset: u64,
 }
 
 impl<'a> Session<'a> {
-    pub(super) fn open(repo: &'a Repository, mode: Mode) -> Result<Self> {
+    /// Open a session (`POST`) for chunks of at most `chunk` bytes; refused, and cancelled, when the registry's
+    /// `OCI-Chunk-Min-Length` (distribution spec, "Pushing a blob in chunks") is above that.
+    pub(super) fn open(repo: &'a Repository, chunk: u64) -> Result<Self> {
         let ep = repo.endpoint()?;
         let scopes = repo.push_scope();
         let (loc, resp) = repo.post_session(&ep)?;
@@ -124,11 +134,6 @@ impl<'a> Session<'a> {
             .headers()
             .get("oci-chunk-min-length")
             .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
-        // A streamed PATCH is one chunk of the whole blob: any minimum is met.
-        let chunk = match mode {
-            Mode::Streamed => u64::MAX,
-            Mode::Chunks(c) => c as u64,
-        };
         if let Some(min) = min.filter(|m| *m > chunk) {
             session.cancel();
             return Err(protocol_error(
@@ -158,13 +163,13 @@ impl<'a> Session<'a> {
             CONTENT_TYPE,
             reqwest::header::HeaderValue::from_static(OCTETS),
         );
-        let t = &self.repo.client.t;
-        let reply = t.streamer(&self.ep, &self.loc, &self.scopes)?.send(
-            Method::PATCH,
+        let reply = Streamer::new(
+            &self.repo.transport().auth,
+            &self.ep,
             &self.loc,
-            headers,
-            body,
-        )?;
+            &self.scopes,
+        )?
+        .send(Method::PATCH, &self.loc, headers, body)?;
         if reply.status != 202 {
             return Err(status_error("PATCH", &self.loc, reply.status, &reply.body));
         }
@@ -211,7 +216,7 @@ impl<'a> Session<'a> {
     fn patch(&mut self, buf: Vec<u8>) -> Result<Vec<u8>> {
         let len = buf.len() as u64;
         let req = chunk_request(&self.loc, &self.scopes, self.offset, len, Body::bytes(buf));
-        let resp = self.repo.client.t.send(&self.ep, &req)?;
+        let resp = self.repo.transport().send(&self.ep, &req)?;
         let resp = expect("PATCH", &self.loc, resp, 202)?;
         self.loc = location_of("PATCH", &self.loc, &resp)?;
         self.offset += len;
@@ -241,7 +246,7 @@ impl<'a> Session<'a> {
             ));
         }
         close_session(
-            &self.repo.client.t,
+            self.repo.transport(),
             &self.ep,
             &self.loc,
             &self.scopes,

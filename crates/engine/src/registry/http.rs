@@ -1,0 +1,437 @@
+//! The bottom layer of the registry client: sending one request (following redirects) and logging it. No auth
+//! state, no retries: `auth` and `transport` build on this.
+//!
+//! Scheme: HTTPS with verified TLS by default. Loopback hosts are asked over plain HTTP first, then HTTPS
+//! (verified) when they answer that they expect TLS; hosts in `insecure` get HTTPS first and plain HTTP on a
+//! transport failure (see `ping`). Only `insecure` hosts accept unverified certificates.
+//! Redirects are followed by hand (GET/HEAD only: a blob `GET` may be answered with a redirect to a storage
+//! backend, OCI distribution spec, "Pulling blobs") and `Authorization` is attached only when the URL's origin
+//! is the registry's own: never to storage backends (pre-signed URLs carry their own signature, and S3 rejects a
+//! request with both), token realms (they get their own), or cross-host upload URLs.
+//! Timeouts: `connect_timeout`; for requests without a streamed body, `read_timeout` bounds waiting for the
+//! headers and every single body read; streamed uploads rely on `TCP_USER_TIMEOUT` (unacknowledged data) and
+//! keepalive instead of a whole-request deadline.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use reqwest::blocking::{Client as Blocking, Response};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use url::Url;
+
+use super::body::Body;
+use super::errors::{connection_error, protocol_error};
+use super::options::ClientOptions;
+use super::redact::{redact, redact_header};
+use crate::error::{Error, Result};
+use crate::events::Level;
+
+const MAX_REDIRECTS: usize = 10;
+
+/// How long an idle connection is probed: long uploads through NAT and load balancers keep their connection.
+const KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// What a token must allow (token spec, "Requesting a Token": `scope=repository:NAME:ACTIONS`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Scope {
+    repository: String,
+    push: bool,
+}
+
+impl Scope {
+    pub fn pull(repository: &str) -> Self {
+        Scope {
+            repository: repository.to_string(),
+            push: false,
+        }
+    }
+
+    pub fn push(repository: &str) -> Self {
+        Scope {
+            repository: repository.to_string(),
+            push: true,
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let actions = if self.push { "pull,push" } else { "pull" };
+        write!(f, "repository:{}:{actions}", self.repository)
+    }
+}
+
+pub(crate) struct Request {
+    pub method: Method,
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub body: Body,
+    /// Token scopes this request needs.
+    pub scopes: Vec<Scope>,
+    /// Whether the transport may retry it (false for steps of an upload session: the session is retried whole).
+    pub retry: bool,
+}
+
+impl Request {
+    pub fn new(method: Method, url: Url, scopes: &[Scope]) -> Self {
+        Request {
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: Body::Empty,
+            scopes: scopes.to_vec(),
+            retry: true,
+        }
+    }
+
+    pub fn header(mut self, name: HeaderName, value: &str) -> Self {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.insert(name, v);
+        }
+        self
+    }
+
+    pub fn body(mut self, body: Body) -> Self {
+        self.body = body;
+        self
+    }
+
+    pub fn no_retry(mut self) -> Self {
+        self.retry = false;
+        self
+    }
+}
+
+/// A registry as reached: its name and base URL (scheme decided by the ping), and whether its TLS is unverified.
+#[derive(Clone, Debug)]
+pub(crate) struct Site {
+    pub registry: String,
+    pub base: Url,
+    pub insecure_tls: bool,
+}
+
+/// A URL's origin (RFC 6454): scheme, host, port. `Authorization` goes only to the registry's own.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Origin {
+    scheme: String,
+    host: Option<String>,
+    port: Option<u16>,
+}
+
+impl Origin {
+    pub fn of(u: &Url) -> Self {
+        Origin {
+            scheme: u.scheme().to_string(),
+            host: u.host_str().map(str::to_ascii_lowercase),
+            port: u.port_or_known_default(),
+        }
+    }
+}
+
+/// How a request is secured (see [`Http::tls_choice`]).
+pub(crate) enum TlsChoice {
+    Plain,
+    Verified { accept_invalid: bool },
+}
+
+/// The HTTP clients (built on first use) and the request counter, shared by all threads.
+pub(crate) struct Http {
+    verified: OnceLock<Blocking>,
+    unverified: OnceLock<Blocking>,
+    /// For `http://` URLs only (loopback or `--insecure-registry`): it never loads the system's CA certificates.
+    plain: OnceLock<Blocking>,
+    /// `--ca-file`'s PEM bundle.
+    ca: Option<Vec<u8>>,
+    pub opts: ClientOptions,
+    requests: AtomicU64,
+}
+
+pub(crate) fn is_loopback(host_port: &str) -> bool {
+    let host = match host_port.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host_port
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(host_port),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+fn setup_error(e: impl std::fmt::Display) -> Error {
+    Error::Usage(format!("cannot set up the HTTP client: {e}"))
+}
+
+impl Http {
+    pub fn new(opts: ClientOptions) -> Result<Self> {
+        // reqwest is built without a bundled crypto provider (`rustls-no-provider`): ring is ours, installed once
+        // per process (a second install, e.g. by a second client, is a harmless no-op).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // Read the CA file now so a bad one is reported before anything else happens.
+        let ca = match &opts.ca_file {
+            Some(ca) => {
+                let pem = std::fs::read(ca).map_err(|e| Error::io(ca, e))?;
+                reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| Error::input(ca, format!("not a PEM certificate bundle: {e}")))?;
+                Some(pem)
+            }
+            None => None,
+        };
+        Ok(Http {
+            verified: OnceLock::new(),
+            unverified: OnceLock::new(),
+            plain: OnceLock::new(),
+            ca,
+            opts,
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// HTTP requests sent so far (every attempt and redirect hop counts).
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The TLS client, built on first use: building one loads and parses the system CA bundle; a run that never
+    /// needs the unverified client never pays for it.
+    fn tls(&self, accept_invalid: bool) -> Result<&Blocking> {
+        let cell = if accept_invalid {
+            &self.unverified
+        } else {
+            &self.verified
+        };
+        if let Some(c) = cell.get() {
+            return Ok(c);
+        }
+        let mut b = self.builder().danger_accept_invalid_certs(accept_invalid);
+        if let Some(certs) = self.extra_certs() {
+            b = b.tls_certs_merge(certs);
+        }
+        let c = b.build().map_err(setup_error)?;
+        Ok(cell.get_or_init(|| c))
+    }
+
+    /// `--ca-file`'s certificates, trusted beside the system's.
+    fn extra_certs(&self) -> Option<Vec<reqwest::Certificate>> {
+        let pem = self.ca.as_ref()?;
+        Some(reqwest::Certificate::from_pem_bundle(pem).expect("checked in Http::new"))
+    }
+
+    /// The client for plain-HTTP URLs. Loading the system's CA certificates (a bundle and a directory of a few
+    /// hundred files) was most of a loopback push's client setup; this one has no roots at all, so a TLS
+    /// handshake through it could never succeed (and `client_for` never gives it an `https://` URL).
+    fn plain(&self) -> Result<&Blocking> {
+        if let Some(c) = self.plain.get() {
+            return Ok(c);
+        }
+        let c = self
+            .builder()
+            .tls_backend_preconfigured(no_roots_tls()?)
+            .build()
+            .map_err(setup_error)?;
+        Ok(self.plain.get_or_init(|| c))
+    }
+
+    fn builder(&self) -> reqwest::blocking::ClientBuilder {
+        Blocking::builder()
+            .user_agent(self.opts.user_agent.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(None)
+            .connect_timeout(self.opts.connect_timeout)
+            .tcp_keepalive(KEEPALIVE)
+            .tcp_user_timeout(self.opts.read_timeout)
+    }
+
+    /// An async client configured as the blocking one `client_for` would give for `url`, for one streamed
+    /// request (see `streaming`).
+    pub fn async_client(&self, url: &Url, site: &Site) -> Result<reqwest::Client> {
+        let b = reqwest::Client::builder()
+            .user_agent(self.opts.user_agent.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.opts.connect_timeout)
+            .tcp_keepalive(KEEPALIVE)
+            .tcp_user_timeout(self.opts.read_timeout);
+        let b = match self.tls_choice(url, site) {
+            TlsChoice::Plain => b.tls_backend_preconfigured(no_roots_tls()?),
+            TlsChoice::Verified { accept_invalid } => {
+                let mut b = b.danger_accept_invalid_certs(accept_invalid);
+                if let Some(certs) = self.extra_certs() {
+                    b = b.tls_certs_merge(certs);
+                }
+                b
+            }
+        };
+        b.build().map_err(setup_error)
+    }
+
+    /// Whether `host[:port]` is in the `insecure` list (by `host:port` or by host alone).
+    pub fn is_insecure(&self, host_port: &str) -> bool {
+        let host = host_port
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(host_port);
+        self.opts
+            .insecure
+            .iter()
+            .any(|i| i.eq_ignore_ascii_case(host_port) || i.eq_ignore_ascii_case(host))
+    }
+
+    /// How a request to `url` is secured: plain HTTP (loopback or `--insecure-registry`, decided by the ping),
+    /// else TLS, unverified only for an insecure registry.
+    fn tls_choice(&self, url: &Url, site: &Site) -> TlsChoice {
+        if url.scheme() == "http" {
+            return TlsChoice::Plain;
+        }
+        let hp = match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
+            None => url.host_str().unwrap_or("").to_string(),
+        };
+        TlsChoice::Verified {
+            accept_invalid: (site.insecure_tls && Origin::of(url) == Origin::of(&site.base))
+                || self.is_insecure(&hp),
+        }
+    }
+
+    fn client_for(&self, url: &Url, site: &Site) -> Result<&Blocking> {
+        match self.tls_choice(url, site) {
+            TlsChoice::Plain => self.plain(),
+            TlsChoice::Verified { accept_invalid } => self.tls(accept_invalid),
+        }
+    }
+
+    /// One attempt of `req` to `site`, following redirects for GET/HEAD; `auth` (an `Authorization` value) only
+    /// on the site's own origin.
+    pub fn send_following(
+        &self,
+        site: &Site,
+        req: &Request,
+        auth: Option<&str>,
+    ) -> Result<Response> {
+        let mut url = req.url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let same_origin = Origin::of(&url) == Origin::of(&site.base);
+            let mut rb = self
+                .client_for(&url, site)?
+                .request(req.method.clone(), url.clone());
+            rb = rb.headers(req.headers.clone());
+            if let (true, Some(a)) = (same_origin, auth) {
+                rb = rb.header(reqwest::header::AUTHORIZATION, a);
+            }
+            if !req.body.is_file() {
+                rb = rb.timeout(self.opts.read_timeout);
+            }
+            if let Some(b) = req.body.make()? {
+                rb = rb.body(b);
+            }
+            let resp = self.execute(&req.method, &url, rb)?;
+            let follow =
+                matches!(req.method, Method::GET | Method::HEAD) && resp.status().is_redirection();
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok());
+            match (follow, location) {
+                (true, Some(loc)) => {
+                    url = url.join(loc).map_err(|e| {
+                        protocol_error(
+                            req.method.as_str(),
+                            &url,
+                            None,
+                            format!("bad redirect: {e}"),
+                        )
+                    })?;
+                }
+                _ => return Ok(resp),
+            }
+        }
+        Err(protocol_error(
+            req.method.as_str(),
+            &req.url,
+            None,
+            "too many redirects",
+        ))
+    }
+
+    /// Send one built request, counting and logging it.
+    fn execute(
+        &self,
+        method: &Method,
+        url: &Url,
+        rb: reqwest::blocking::RequestBuilder,
+    ) -> Result<Response> {
+        self.count();
+        let start = Instant::now();
+        let report = &self.opts.report;
+        let (client, req) = rb.build_split();
+        let req = req.map_err(|e| connection_error(method.as_str(), url, &e))?;
+        if report.enabled(Level::Trace) {
+            for (k, v) in req.headers() {
+                report.trace(format_args!("  > {k}: {}", shown(k, v)));
+            }
+        }
+        let res = client.execute(req);
+        let ms = start.elapsed().as_millis();
+        match res {
+            Ok(resp) => {
+                self.log_reply(method, url, "", resp.status().as_u16(), ms);
+                if report.enabled(Level::Trace) {
+                    for (k, v) in resp.headers() {
+                        report.trace(format_args!("  < {k}: {}", shown(k, v)));
+                    }
+                }
+                Ok(resp)
+            }
+            Err(e) => Err(self.log_failure(connection_error(method.as_str(), url, &e), ms)),
+        }
+    }
+
+    /// Count a request about to be sent (what [`Http::request_count`] reports).
+    pub fn count(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The `-v` line of an answered request: `METHOD URL{how} -> STATUS (N ms)`.
+    pub fn log_reply(&self, method: &Method, url: &Url, how: &str, status: u16, ms: u128) {
+        let report = &self.opts.report;
+        if report.enabled(Level::Debug) {
+            report.debug(format_args!(
+                "{method} {}{how} -> {status} ({ms} ms)",
+                redact(url)
+            ));
+        }
+    }
+
+    /// The `-v` line of a request that got no answer; the error, to return.
+    pub fn log_failure(&self, err: Error, ms: u128) -> Error {
+        self.opts.report.debug(format_args!("{err} ({ms} ms)"));
+        err
+    }
+}
+
+/// A header value as `-vv` shows it (secrets masked).
+fn shown(name: &HeaderName, value: &HeaderValue) -> String {
+    redact_header(name.as_str(), value.to_str().unwrap_or("<binary>"))
+}
+
+/// A TLS configuration trusting nothing, for clients that only ever see `http://` URLs.
+fn no_roots_tls() -> Result<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(setup_error)?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth())
+}
+
+/// Read at most `max` bytes of a response body (for error messages and small documents).
+pub(crate) fn read_limited(resp: Response, max: u64) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let _ = resp.take(max).read_to_end(&mut buf);
+    buf
+}

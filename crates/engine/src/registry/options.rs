@@ -1,0 +1,46 @@
+//! How a [`Client`](crate::registry::Client) talks to registries: the settings every layer of the registry client reads.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::retry::RetryPolicy;
+use crate::events::Report;
+
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Registries (`host[:port]` or `host`) allowed plain HTTP and unverified TLS.
+    pub insecure: Vec<String>,
+    /// Extra CA certificates (PEM bundle) trusted besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Blob uploads running at once in `push_blobs`.
+    pub max_parallel: usize,
+    /// Upload in `PATCH` chunks of this size instead of one streamed `PUT`.
+    pub chunk_size: Option<u64>,
+    pub user_agent: String,
+    pub retry: RetryPolicy,
+    /// Where requests are logged: one line per request, retry and fallback at [`Level::Debug`], request and
+    /// response headers (secrets masked) at [`Level::Trace`]. Silent by default.
+    ///
+    /// [`Level::Debug`]: crate::events::Level::Debug
+    /// [`Level::Trace`]: crate::events::Level::Trace
+    pub report: Report,
+    pub connect_timeout: Duration,
+    /// Longest wait for response headers or for any single read/acknowledged write; not a whole-request deadline.
+    pub read_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            insecure: Vec::new(),
+            ca_file: None,
+            max_parallel: 4,
+            chunk_size: None,
+            user_agent: format!("kiln/{}", env!("CARGO_PKG_VERSION")),
+            retry: RetryPolicy::default(),
+            report: Report::default(),
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(300),
+        }
+    }
+}
