@@ -6,7 +6,8 @@
 //! inode stamp (mtime and ctime to the nanosecond, inode number). Not mtimes alone: `ctime` cannot be set by
 //! users (`touch`, `cp -p`, `git checkout` all leave a new ctime), so a file rewritten with its old mtime restored
 //! still misses. A hit is only used if the blob is still in a layout with its recorded size; the record itself is
-//! written after the blob, atomically, so a crash leaves at most a missing record.
+//! written after the blob, atomically, so a crash leaves at most a missing record. Beside these layer records
+//! are slot records of gzip block tables (their formats: `records.rs`).
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -14,23 +15,15 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-mod blocks;
+// Imports go one way: this file uses `prune` and `records`, `prune` uses `records`, `records` uses neither.
 mod prune;
-pub use blocks::SlotBlocks;
+mod records;
 pub use prune::CacheLock;
+pub use records::{CachedLayer, SlotBlocks};
 
-use crate::digest::Digest;
+use crate::fsx::{WriteOptions, write_atomic};
 use crate::layer::LayerOptions;
 use crate::walk::{Entry, EntryKind};
-
-/// A finished layer as the cache remembers it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CachedLayer {
-    pub digest: Digest,
-    pub size: u64,
-    pub diff_id: Digest,
-    pub tar_size: u64,
-}
 
 pub struct LayerCache {
     dir: PathBuf,
@@ -109,8 +102,40 @@ impl LayerCache {
         let _ = self.try_put(key, layer);
     }
 
-    fn try_put(&self, key: &str, layer: &CachedLayer) -> std::io::Result<()> {
-        self.write_atomic(key, &serde_json::to_vec(layer).expect("serializable"))
+    fn try_put(&self, key: &str, layer: &CachedLayer) -> crate::Result<()> {
+        self.write(key, &serde_json::to_vec(layer).expect("serializable"))
+    }
+
+    /// The slot of a layer: its compression and the path of its first entry (`None`: an empty layer).
+    pub fn slot(entries: &[Entry], opts: &LayerOptions) -> Option<String> {
+        let first = entries.first()?;
+        let mut h = Sha256::new();
+        h.update(format!("kiln slot v1\n{:?}\n", opts.compression));
+        h.update(first.path.as_os_str().as_bytes());
+        Some(format!("slot-{}", hex::encode(h.finalize())))
+    }
+
+    /// The last block table recorded for `slot`.
+    pub fn blocks(&self, slot: &str) -> Option<SlotBlocks> {
+        records::decode_blocks(&fs::read(self.dir.join(slot)).ok()?)
+    }
+
+    /// Mark `slot`'s record as used now: a layer taken from the cache keeps its slot's blocks from being pruned
+    /// (`prune.rs`), for when the layer does change.
+    pub fn touch_slot(&self, slot: &str) {
+        prune::touch(&self.dir.join(slot));
+    }
+
+    /// Record `blocks` for `slot`; failures only cost compressing more next time.
+    pub fn put_blocks(&self, slot: &str, blocks: &SlotBlocks) {
+        let _ = self.write(slot, &records::encode_blocks(blocks));
+    }
+
+    /// A record replaced atomically, so a reader never sees half of one. Not synced: a record lost in a crash
+    /// only costs a cache miss, and a build writes many.
+    fn write(&self, name: &str, bytes: &[u8]) -> crate::Result<()> {
+        fs::create_dir_all(&self.dir).map_err(|e| crate::Error::io(&self.dir, e))?;
+        write_atomic(&self.dir.join(name), bytes, WriteOptions::new())
     }
 }
 
@@ -122,7 +147,52 @@ pub fn blob_ok(path: &Path, size: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layer::Compression;
+    use crate::digest::Digest;
+    use crate::layer::{BlockTable, Compression};
+
+    #[test]
+    fn records_are_written_read_and_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LayerCache::new(dir.path().join("layers"));
+        let b = SlotBlocks {
+            digest: Digest::of(b"blob"),
+            size: 1234,
+            table: BlockTable {
+                blocks: vec![([7; 16], 10, 300), ([9; 16], 310, 4)],
+                reused: 0,
+            },
+        };
+        assert_eq!(cache.blocks("slot-x"), None);
+        cache.put_blocks("slot-x", &b);
+        assert_eq!(cache.blocks("slot-x"), Some(b.clone()));
+
+        let l = CachedLayer {
+            digest: Digest::of(b"layer"),
+            size: 1,
+            diff_id: Digest::of(b"tar"),
+            tar_size: 2,
+        };
+        assert_eq!(cache.get("k"), None);
+        cache.put("k", &l);
+        // A hit (and touch_slot) refreshes the record's mtime, which is what keeps it from being pruned.
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        for name in ["k", "slot-x"] {
+            let f = fs::File::open(dir.path().join("layers").join(name)).unwrap();
+            f.set_modified(old).unwrap();
+        }
+        assert_eq!(cache.get("k"), Some(l));
+        cache.touch_slot("slot-x");
+        for name in ["k", "slot-x"] {
+            let m = fs::metadata(dir.path().join("layers").join(name)).unwrap();
+            assert!(m.modified().unwrap() > old, "{name}");
+        }
+        let mut names: Vec<_> = fs::read_dir(dir.path().join("layers"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["k", "slot-x"], "no temp file left");
+    }
 
     /// Every input of the key changes it: a stale hit would publish a layer that is not the input.
     #[test]

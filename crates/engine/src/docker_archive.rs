@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
+use crate::fsx::{WriteOptions, write_atomic_with};
 use crate::image::{ANNOTATION_REF_NAME, Json, canonical_json, descriptor};
 use crate::reference::Reference;
 use crate::store::Layout;
@@ -52,33 +53,23 @@ pub fn write(
     if !replace && fs::symlink_metadata(path).is_ok() {
         return Err(Error::ArchiveExists { path: path.into() });
     }
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(
-        ".{}.kiln-{}.tmp",
-        file_name.as_deref().unwrap_or("archive"),
-        std::process::id()
-    ));
-    let written = (|| {
-        let f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let f = write_tar(layout, BufWriter::new(f), &tmp, manifest, name, mtime)?;
-        let f = f
-            .into_inner()
-            .map_err(|e| Error::io(&tmp, e.into_error()))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        if replace {
-            return fs::rename(&tmp, path).map_err(|e| Error::io(path, e));
+    // Synced: the archive is the build's product, loaded after kiln exits. Without `replace` it is linked into
+    // place, which fails if the path appeared since the check above (a plain rename would clobber it).
+    let opts = WriteOptions::new().sync(true).replace(replace);
+    let written = write_atomic_with(path, opts, |f, tmp| {
+        let out = write_tar(layout, BufWriter::new(f), tmp, manifest, name, mtime)?;
+        out.into_inner()
+            .map(drop)
+            .map_err(|e| Error::io(tmp, e.into_error()))
+    });
+    match written {
+        Err(Error::Io { path: p, source })
+            if !replace && p == path && source.kind() == io::ErrorKind::AlreadyExists =>
+        {
+            Err(Error::ArchiveExists { path: p })
         }
-        // No replace: a hard link fails if the path appeared meanwhile (a plain rename would clobber it).
-        match fs::hard_link(&tmp, path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                Err(Error::ArchiveExists { path: path.into() })
-            }
-            Err(e) => Err(Error::io(path, e)),
-        }
-    })();
-    let _ = fs::remove_file(&tmp);
-    written
+        other => other,
+    }
 }
 
 /// The archive's entries, sorted by name, written to `out` (`tmp` names it in errors).

@@ -396,6 +396,58 @@ pub fn descriptor(media_type: MediaType, digest: &Digest, size: usize) -> Result
         .map_err(image_err("descriptor"))
 }
 
+/// OCI image index and Docker manifest list: the two manifest media types that list other manifests.
+const INDEX_MEDIA_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+/// OCI image manifest and Docker schema 2 and schema 1 (signed or not) manifests: one image each.
+const MANIFEST_MEDIA_TYPES: [&str; 4] = [
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+];
+
+/// Whether a manifest document is an index (an OCI image index or a Docker manifest list) rather than one image's
+/// manifest. The one place kiln decides this, for layouts, archives and registries alike.
+///
+/// `media_type` is what came with the document from outside it (a registry's `Content-Type`, a descriptor's
+/// `mediaType`); parameters (`; charset=utf-8`) and case are ignored. When it is absent or names neither kind
+/// (`application/json`, `text/plain`, an unknown type), the document's own `mediaType` decides, and when that
+/// says nothing either, its shape: an index is the only one with a `manifests` array (`mediaType` is optional in
+/// an OCI index, so an index in a layout may carry none). A document that is not JSON is not an index.
+pub fn is_index(media_type: Option<&str>, bytes: &[u8]) -> bool {
+    if let Some(kind) = media_type.and_then(index_kind) {
+        return kind;
+    }
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+    }
+    serde_json::from_slice::<Probe>(bytes).is_ok_and(|p| {
+        p.media_type
+            .as_deref()
+            .and_then(index_kind)
+            .unwrap_or_else(|| p.manifests.is_some_and(|m| m.is_array()))
+    })
+}
+
+/// `Some(true)` for an index media type, `Some(false)` for a single manifest's, `None` when it says neither.
+fn index_kind(media_type: &str) -> Option<bool> {
+    let m = media_type.split(';').next().unwrap_or("").trim();
+    let is = |list: &[&str]| list.iter().any(|t| m.eq_ignore_ascii_case(t));
+    if is(&INDEX_MEDIA_TYPES) {
+        Some(true)
+    } else if is(&MANIFEST_MEDIA_TYPES) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// History entries of a config (for inspect).
 pub fn history(c: &ImageConfiguration) -> &[History] {
     c.history().as_deref().unwrap_or(&[])
@@ -404,6 +456,39 @@ pub fn history(c: &ImageConfiguration) -> &[History] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_from_media_type_then_document() {
+        let [oci_index, list] = INDEX_MEDIA_TYPES;
+        let listing = br#"{"schemaVersion":2,"manifests":[]}"#;
+        let single = br#"{"schemaVersion":2,"config":{},"layers":[]}"#;
+        // The media type from outside decides when it names a kind, whatever the document.
+        let loud = "Application/VND.oci.image.index.v1+json; charset=utf-8";
+        for (mt, want) in [(oci_index, true), (list, true), (loud, true)]
+            .into_iter()
+            .chain(MANIFEST_MEDIA_TYPES.map(|m| (m, false)))
+        {
+            assert!(is_index(Some(mt), single) == want && is_index(Some(mt), listing) == want);
+        }
+        // Otherwise the document's own mediaType, then its shape.
+        for outside in [None, Some("application/json"), Some("text/plain"), Some("")] {
+            assert!(is_index(outside, listing) && !is_index(outside, single));
+            let doc =
+                |mt: &str, rest: &str| format!(r#"{{"mediaType":"{mt}"{rest}}}"#).into_bytes();
+            assert!(is_index(outside, &doc(list, "")));
+            assert!(!is_index(
+                outside,
+                &doc(MANIFEST_MEDIA_TYPES[0], r#","manifests":[]"#)
+            ));
+            assert!(is_index(
+                outside,
+                &doc("application/x-other", r#","manifests":[]"#)
+            ));
+            assert!(
+                !is_index(outside, br#"{"manifests":null}"#) && !is_index(outside, b"not json")
+            );
+        }
+    }
 
     #[test]
     fn rfc3339_known_values() {

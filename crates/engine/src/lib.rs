@@ -13,6 +13,7 @@ pub mod digest;
 pub mod docker_archive;
 pub mod error;
 pub mod events;
+pub mod fsx;
 pub mod git;
 pub mod image;
 pub mod inspect;

@@ -2,7 +2,8 @@
 //!
 //! Parsing follows docker's `distribution/reference` conventions: a bare name lives on Docker Hub
 //! (`ubuntu` → `docker.io/library/ubuntu`); the first path component is a registry host when it contains `.` or
-//! `:`, is `localhost`, or has upper-case letters; `index.docker.io` is normalized to `docker.io`.
+//! `:`, is `localhost`, or has upper-case letters; Docker Hub's other names ([`DOCKER_HUB_ALIASES`]) are normalized
+//! to `docker.io`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -72,13 +73,6 @@ impl Reference {
         }
     }
 
-    pub fn with_digest(&self, digest: Digest) -> Self {
-        Reference {
-            digest: Some(digest),
-            ..self.clone()
-        }
-    }
-
     /// The short form people type: `ubuntu:22.04` for `docker.io/library/ubuntu:22.04`, `user/app` for
     /// `docker.io/user/app`; other registries keep their host.
     pub fn familiar(&self) -> String {
@@ -138,8 +132,36 @@ pub fn api_host(registry: &str) -> &str {
     }
 }
 
-/// A registry name as users type it for `kiln login` (`https://index.docker.io/v1/`, `docker.io`, `host:5000/`)
-/// → the form references use (`docker.io`, `host:5000`).
+/// Every name Docker Hub's registry goes by. Each is the same registry, so a reference, a `config.json` key or a
+/// `kiln pin` rule naming any of them means `docker.io` (one credential, one name in output, one match):
+/// * `docker.io`: the canonical name, the one references use (docker's default domain);
+/// * `index.docker.io`: the legacy default domain. Old docker versions wrote it into references, and docker
+///   still stores Hub credentials under `https://index.docker.io/v1/` ([`crate::registry::credentials::DOCKER_HUB_KEY`]);
+/// * `registry-1.docker.io`: the host that actually serves the API ([`DOCKER_HUB_API`]), so it shows up in
+///   logs, error messages and `config.json` keys of tools that log in to the API host directly;
+/// * `registry.hub.docker.com`: the Hub's older registry host name, still in older docs, charts and scripts.
+pub const DOCKER_HUB_ALIASES: [&str; 4] = [
+    DOCKER_HUB,
+    "index.docker.io",
+    DOCKER_HUB_API,
+    "registry.hub.docker.com",
+];
+
+/// `docker.io` for any of Docker Hub's names ([`DOCKER_HUB_ALIASES`], in any case); any other host as given.
+/// The one docker.io normalizer: references, credential lookup and `kiln pin` all go through it.
+pub fn canonical_registry(host: &str) -> &str {
+    if DOCKER_HUB_ALIASES
+        .iter()
+        .any(|a| host.eq_ignore_ascii_case(a))
+    {
+        DOCKER_HUB
+    } else {
+        host
+    }
+}
+
+/// A registry name as users type it for `kiln login` or as a `config.json` key (`https://index.docker.io/v1/`,
+/// `docker.io`, `host:5000/`) → the form references use (`docker.io`, `host:5000`), lower-cased.
 pub fn normalize_registry(s: &str) -> String {
     let s = s.trim();
     let s = s
@@ -147,10 +169,7 @@ pub fn normalize_registry(s: &str) -> String {
         .or_else(|| s.strip_prefix("http://"))
         .unwrap_or(s);
     let host = s.split('/').next().unwrap_or(s).to_ascii_lowercase();
-    match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => DOCKER_HUB.into(),
-        _ => host,
-    }
+    canonical_registry(&host).to_string()
 }
 
 fn invalid(value: &str, reason: impl Into<String>) -> Error {
@@ -287,9 +306,7 @@ impl FromStr for Reference {
             }
             _ => (DOCKER_HUB.to_string(), name.to_string()),
         };
-        if registry.eq_ignore_ascii_case("index.docker.io")
-            || registry.eq_ignore_ascii_case(DOCKER_HUB)
-        {
+        if canonical_registry(&registry) == DOCKER_HUB {
             registry = DOCKER_HUB.to_string();
         }
         if repository.is_empty() {
@@ -382,6 +399,42 @@ mod tests {
         );
         assert_eq!(p("docker.io/x").to_string(), "docker.io/library/x");
         assert_eq!(p("docker.io/library/a/b").familiar(), "library/a/b");
+    }
+
+    #[test]
+    fn docker_hub_aliases() {
+        for alias in [
+            "docker.io",
+            "index.docker.io",
+            "registry-1.docker.io",
+            "registry.hub.docker.com",
+            "Index.Docker.IO",
+        ] {
+            assert_eq!(canonical_registry(alias), DOCKER_HUB, "{alias}");
+            assert_eq!(normalize_registry(alias), DOCKER_HUB, "{alias}");
+            assert_eq!(
+                normalize_registry(&format!("https://{alias}/v1/")),
+                DOCKER_HUB
+            );
+            assert_eq!(
+                p(&format!("{alias}/library/x")).to_string(),
+                "docker.io/library/x"
+            );
+            assert_eq!(p(&format!("{alias}/x")).to_string(), "docker.io/library/x");
+            assert_eq!(p(&format!("{alias}/x")).familiar(), "x");
+        }
+        // Other hosts are left as given (case included: references keep an upper-case host as docker does).
+        for host in [
+            "ghcr.io",
+            "Registry",
+            "docker.io.example.com",
+            "hub.docker.com",
+            "localhost:5000",
+        ] {
+            assert_eq!(canonical_registry(host), host);
+        }
+        assert_eq!(normalize_registry(" http://Host:5000/v2/ "), "host:5000");
+        assert_eq!(p("registry.hub.docker.com/u/app:v1").familiar(), "u/app:v1");
     }
 
     #[test]

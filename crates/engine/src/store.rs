@@ -16,7 +16,8 @@ use ocidir::cap_std::{ambient_authority, fs::Dir};
 
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
-use crate::image::{ANNOTATION_REF_NAME, Json, Root, canonical_json};
+use crate::fsx::{WriteOptions, write_atomic};
+use crate::image::{ANNOTATION_REF_NAME, Json, Root, canonical_json, is_index};
 use crate::tag::Tag;
 use crate::target::LayoutRef;
 use oci_spec::image::{ImageConfiguration, ImageManifest};
@@ -262,21 +263,9 @@ impl Layout {
     }
 
     fn write_index(&self, index: &ImageIndex) -> Result<()> {
-        let bytes = canonical_json(index)?;
-        let tmp = self
-            .path
-            .join(format!(".index.json.kiln-{}", std::process::id()));
-        let res = (|| {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            fs::rename(&tmp, self.path.join("index.json"))
-        })();
-        if let Err(e) = res {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::io(self.path.join("index.json"), e));
-        }
-        Ok(())
+        // Synced: index.json is what makes the blobs an image; other tools read the layout after kiln exits.
+        let opts = WriteOptions::new().sync(true);
+        write_atomic(&self.path.join("index.json"), &canonical_json(index)?, opts)
     }
 
     /// Remove this layout, which this process created, after its build failed, unless another process has
@@ -362,38 +351,18 @@ pub fn resolve_ref(layout: &Layout, r: &LayoutRef) -> Result<Digest> {
     Ok(md)
 }
 
-/// Whether a manifest document is an index (OCI index or Docker manifest list).
+/// Whether a manifest document read from a layout is an index: [`is_index`] without an outside media type.
+/// Kept for `src/commands/base.rs`; new code calls `image::is_index`.
 pub fn is_index_bytes(bytes: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Probe {
-        #[serde(rename = "mediaType")]
-        media_type: Option<String>,
-        manifests: Option<serde_json::Value>,
-    }
-    serde_json::from_slice::<Probe>(bytes).is_ok_and(|p| {
-        p.manifests.is_some()
-            || p.media_type
-                .as_deref()
-                .is_some_and(|m| m.contains("index") || m.contains("list"))
-    })
+    is_index(None, bytes)
 }
 
 fn check_manifest_type(bytes: &[u8], r: &LayoutRef) -> Result<()> {
-    #[derive(serde::Deserialize)]
-    struct Probe {
-        #[serde(rename = "mediaType")]
-        media_type: Option<String>,
-        manifests: Option<serde_json::Value>,
-    }
-    let p: Probe = serde_json::from_slice(bytes).map_err(|e| Error::Image {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| Error::Image {
         what: format!("manifest in {r}"),
         reason: e.to_string(),
     })?;
-    if p.manifests.is_some()
-        || p.media_type
-            .as_deref()
-            .is_some_and(|m| m.contains("index") || m.contains("list"))
-    {
+    if is_index(None, bytes) {
         return Err(Error::Image {
             what: r.to_string(),
             reason: "is a multi-platform index; name one platform's manifest with @sha256:…".into(),

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use rustix::fs::{FlockOperation, flock};
 
-use super::{CachedLayer, blocks};
+use super::records;
 
 /// How often the cache is scanned (a stamp file's mtime says when it last was).
 const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
@@ -105,7 +105,7 @@ pub fn prune(cache_dir: &Path, max_age_days: u32, now: SystemTime) -> usize {
             if !md.is_file() {
                 continue;
             }
-            // Old records go, and so do leftovers of interrupted writes (`.NAME.PID`).
+            // Old records go, and so do leftovers of interrupted writes (`.NAME.kiln-XXXXXX.tmp`).
             if old(&md) {
                 removed += usize::from(fs::remove_file(e.path()).is_ok());
                 continue;
@@ -113,10 +113,8 @@ pub fn prune(cache_dir: &Path, max_age_days: u32, now: SystemTime) -> usize {
             let Ok(bytes) = fs::read(e.path()) else {
                 continue;
             };
-            if let Ok(l) = serde_json::from_slice::<CachedLayer>(&bytes) {
-                live.insert(l.digest.hex().to_string());
-            } else if let Some(s) = blocks::decode(&bytes) {
-                live.insert(s.digest.hex().to_string());
+            if let Some(d) = records::blob_of(&bytes) {
+                live.insert(d.hex().to_string());
             }
         }
     }
@@ -137,7 +135,7 @@ pub fn prune(cache_dir: &Path, max_age_days: u32, now: SystemTime) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::{LayerCache, SlotBlocks};
+    use crate::cache::records::{CachedLayer, SlotBlocks, encode_blocks};
     use crate::digest::Digest;
     use crate::layer::BlockTable;
 
@@ -158,13 +156,17 @@ mod tests {
         d
     }
 
-    fn layer(digest: &Digest) -> CachedLayer {
-        CachedLayer {
+    /// A layer record naming `digest`, last used `days` ago.
+    fn layer(dir: &Path, key: &str, digest: &Digest, now: SystemTime, days: u64) {
+        let l = CachedLayer {
             digest: digest.clone(),
             size: 1,
             diff_id: digest.clone(),
             tar_size: 1,
-        }
+        };
+        let p = dir.join("layers").join(key);
+        fs::write(&p, serde_json::to_vec(&l).unwrap()).unwrap();
+        set_age(&p, now, days);
     }
 
     #[test]
@@ -172,40 +174,38 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path();
         fs::create_dir_all(dir.join("layout/blobs/sha256")).unwrap();
+        fs::create_dir_all(dir.join("layers")).unwrap();
         let now = SystemTime::now();
-        let cache = LayerCache::new(dir.join("layers"));
         // Hit yesterday, built a month ago: the record was touched, its blob stays however old.
         let kept = blob(dir, b"kept", now, 30);
-        cache.put("fresh", &layer(&kept));
-        set_age(&dir.join("layers/fresh"), now, 1);
+        layer(dir, "fresh", &kept, now, 1);
         // A record unused for a month goes, and its blob with it.
         let stale = blob(dir, b"stale", now, 30);
-        cache.put("stale", &layer(&stale));
-        set_age(&dir.join("layers/stale"), now, 30);
+        layer(dir, "stale", &stale, now, 30);
         // A slot's last build keeps its blob for block reuse.
         let slot = blob(dir, b"slot", now, 30);
-        cache.put_blocks(
-            "slot-x",
-            &SlotBlocks {
-                digest: slot.clone(),
-                size: 4,
-                table: BlockTable::default(),
-            },
-        );
+        let blocks = SlotBlocks {
+            digest: slot.clone(),
+            size: 4,
+            table: BlockTable::default(),
+        };
+        fs::write(dir.join("layers/slot-x"), encode_blocks(&blocks)).unwrap();
         // Configs, manifests, base blobs: no record names them; kept while young.
         let young = blob(dir, b"young", now, 2);
         let orphan = blob(dir, b"orphan", now, 20);
         let exists = |d: &Digest| dir.join("layout/blobs/sha256").join(d.hex()).exists();
+        let record = |k: &str| dir.join("layers").join(k).exists();
 
         assert_eq!(prune(dir, 14, now), 3);
         assert!(exists(&kept) && exists(&slot) && exists(&young));
         assert!(!exists(&stale) && !exists(&orphan));
-        assert!(cache.get("fresh").is_some() && cache.get("stale").is_none());
+        assert!(record("fresh") && record("slot-x") && !record("stale"));
         // Once a day: the next build finds the stamp.
         set_age(&dir.join("layers/fresh"), now, 30);
         assert_eq!(prune(dir, 14, now + DAY / 2), 0);
-        assert!(cache.get("fresh").is_some());
-        // A hit refreshes its record.
+        assert!(record("fresh"));
+        // A record marked used is young again.
+        touch(&dir.join("layers/fresh"));
         assert!(
             fs::metadata(dir.join("layers/fresh"))
                 .unwrap()

@@ -208,9 +208,54 @@ fn layers_are_deterministic() {
         .unwrap();
     }
     assert_eq!(first, build(&root), "touched mtimes");
+}
+
+/// Set in the child process [`layers_do_not_depend_on_umask`] runs itself in.
+const UMASK_CHILD: &str = "KILN_TEST_UMASK_CHILD";
+
+/// The umask is process-wide, and libtest runs the other tests of this binary on threads beside this one: files
+/// they create while it is changed would get other modes (and `fsx`'s tests compare modes with the umask's). So
+/// the test re-runs itself alone (`--exact`) in a child process of this binary, and only that child changes its
+/// umask. (Saving and restoring the umask around the change cannot help: the others see it meanwhile; a lock
+/// would only work if every test that creates a file took it.)
+#[test]
+fn layers_do_not_depend_on_umask() {
+    if std::env::var_os(UMASK_CHILD).is_none() {
+        let name = concat!(module_path!(), "::layers_do_not_depend_on_umask");
+        // libtest names tests by their path inside the crate.
+        let name = name.split_once("::").map_or(name, |(_, rest)| rest);
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--test-threads=1", "--nocapture"])
+            .env(UMASK_CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let report = || format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "the child failed:\n{}", report());
+        // A filter that matched nothing would pass too: make sure the test ran.
+        assert!(
+            stdout.contains("1 passed"),
+            "the child ran no test:\n{}",
+            report()
+        );
+        return;
+    }
+    let all = [
+        Compression::None,
+        Compression::Gzip { level: 1 },
+        Compression::Zstd { level: 3 },
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let root = fixture::build(tmp.path());
+    let build = |root: &Path| -> Vec<Vec<u8>> {
+        let entries = walk::walk(root, "/").unwrap();
+        all.iter().map(|c| layer(&entries, &opts(*c)).1).collect()
+    };
+    let first = build(&root);
 
     // A second copy of the tree (other inodes, times), made under another umask.
     let tmp2 = tempfile::tempdir().unwrap();
+    // SAFETY: umask has no memory effects; this process runs no other test (see above).
     let old = unsafe { libc::umask(0o077) };
     let root2 = fixture::build(tmp2.path());
     unsafe { libc::umask(old) };

@@ -17,14 +17,13 @@
 //! `REPO:t@sha256:…`), comparing docker-normalized names (`nginx` = `docker.io/library/nginx`), or a value equal
 //! to its `kiln://NAME` placeholder.
 
-use crate::digest::Digest;
-use crate::tag::Tag;
+use crate::reference::{DOCKER_HUB, canonical_registry};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PinRule {
     /// A repository (`registry.example.com/team/web`) or a placeholder `kiln://NAME`.
     pub name: String,
-    /// What a matching value becomes: `REPO:VERSION@sha256:…` ([`pinned_ref`]).
+    /// What a matching value becomes: `REPO:VERSION@sha256:…`.
     pub pinned: String,
 }
 
@@ -36,11 +35,6 @@ pub struct PinResult {
     pub replaced: Vec<(usize, String, String)>,
     /// `(line, message)`: matched but not rewritten.
     pub warnings: Vec<(usize, String)>,
-}
-
-/// `REPO:VERSION@sha256:…`.
-pub fn pinned_ref(repo: &str, version: &Tag, digest: &Digest) -> String {
-    format!("{repo}:{version}@{digest}")
 }
 
 /// Rewrite every matched `image:` value in `input`.
@@ -193,17 +187,15 @@ fn repo_of(r: &str) -> &str {
     }
 }
 
-/// Docker's defaults: `nginx` → `docker.io/library/nginx`, `user/app` → `docker.io/user/app`.
+/// Docker's defaults: `nginx` → `docker.io/library/nginx`, `user/app` → `docker.io/user/app`; Docker Hub's other
+/// names are `docker.io` ([`canonical_registry`]).
 fn normalize(repo: &str) -> String {
     let (host, path) = match repo.split_once('/') {
         Some((h, p)) if h.contains(['.', ':']) || h == "localhost" => (h, p),
         _ => ("docker.io", repo),
     };
-    let host = match host {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io",
-        h => h,
-    };
-    match host == "docker.io" && !path.contains('/') {
+    let host = canonical_registry(host);
+    match host == DOCKER_HUB && !path.contains('/') {
         true => format!("docker.io/library/{path}"),
         false => format!("{host}/{path}"),
     }

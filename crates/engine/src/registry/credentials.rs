@@ -13,7 +13,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::reference::DOCKER_HUB;
+use crate::fsx::{Mode, WriteOptions, write_atomic};
+use crate::reference::{DOCKER_HUB, normalize_registry};
 
 /// The key docker uses for Docker Hub in `auths` and with credential helpers.
 pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
@@ -101,19 +102,6 @@ pub fn config_key(registry: &str) -> String {
     }
 }
 
-/// `https://host/v1/` → `host`; docker.io's aliases → `docker.io`.
-fn normalize_key(key: &str) -> String {
-    let k = key
-        .strip_prefix("https://")
-        .or_else(|| key.strip_prefix("http://"))
-        .unwrap_or(key);
-    let host = k.split('/').next().unwrap_or(k).to_ascii_lowercase();
-    match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "docker.io" => DOCKER_HUB.to_string(),
-        _ => host,
-    }
-}
-
 /// Find credentials for `registry` (`host[:port]`, `docker.io` for Docker Hub).
 pub fn lookup(env: &CredentialEnv, registry: &str) -> Result<Option<Credential>> {
     if let (Some(u), Some(p)) = (&env.username, &env.password) {
@@ -164,11 +152,11 @@ fn lookup_file(env: &CredentialEnv, path: &Path, registry: &str) -> Result<Optio
             format!("not valid JSON ({e}); cannot read registry credentials"),
         )
     })?;
-    let want = normalize_key(registry);
+    let want = normalize_registry(registry);
     if let Some(helper) = doc
         .get("credHelpers")
         .and_then(Value::as_object)
-        .and_then(|h| h.iter().find(|(k, _)| normalize_key(k) == want))
+        .and_then(|h| h.iter().find(|(k, _)| normalize_registry(k) == want))
         .and_then(|(_, v)| v.as_str())
     {
         return run_helper(env, helper, registry, &format!("credHelpers in {shown}"));
@@ -188,7 +176,7 @@ fn lookup_file(env: &CredentialEnv, path: &Path, registry: &str) -> Result<Optio
     let exact = config_key(registry);
     let entry = auths
         .get_key_value(&exact)
-        .or_else(|| auths.iter().find(|(k, _)| normalize_key(k) == want));
+        .or_else(|| auths.iter().find(|(k, _)| normalize_registry(k) == want));
     let Some((key, entry)) = entry else {
         return Ok(None);
     };
@@ -325,8 +313,8 @@ pub fn store(path: &Path, registry: &str, username: &str, password: &str) -> Res
         .as_object_mut()
         .ok_or_else(|| Error::input(path, "\"auths\" is not an object"))?;
     let key = config_key(registry);
-    let want = normalize_key(&key);
-    auths.retain(|k, _| k == &key || normalize_key(k) != want);
+    let want = normalize_registry(&key);
+    auths.retain(|k, _| k == &key || normalize_registry(k) != want);
     let auth = B64.encode(format!("{username}:{password}"));
     auths.insert(key, serde_json::json!({ "auth": auth }));
     let mut text = serde_json::to_vec_pretty(&doc).expect("JSON value serializes");
@@ -334,8 +322,11 @@ pub fn store(path: &Path, registry: &str, username: &str, password: &str) -> Res
     write_private_atomic(path, &text)
 }
 
+/// `config.json` holds secrets: a new directory is private (0700) and the file is 0600, synced. A symlinked
+/// `config.json` (dotfile managers link it into their repository) is written through to the file it points at, as
+/// docker does, instead of being replaced by a regular file.
 fn write_private_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -345,26 +336,11 @@ fn write_private_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| Error::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.kiln-{}.tmp", std::process::id()));
-    let res = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
+    let opts = WriteOptions::new()
+        .mode(Mode::Bits(0o600))
+        .sync(true)
+        .follow_symlinks(true);
+    write_atomic(path, bytes, opts)
 }
 
 #[cfg(test)]

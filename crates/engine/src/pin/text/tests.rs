@@ -112,6 +112,19 @@ fn reference_forms() {
         normalize("index.docker.io/library/nginx"),
         "docker.io/library/nginx"
     );
+    // Every name of Docker Hub is docker.io (the one list: reference::DOCKER_HUB_ALIASES).
+    for hub in [
+        "registry-1.docker.io",
+        "registry.hub.docker.com",
+        "Docker.IO",
+    ] {
+        assert_eq!(
+            normalize(&format!("{hub}/nginx")),
+            "docker.io/library/nginx"
+        );
+        let v = format!("{hub}/acme/worker:v2");
+        assert!(matching(&v, &rules()).is_some(), "{v}");
+    }
     assert_eq!(normalize("localhost:5000/app"), "localhost:5000/app");
     assert_eq!(repo_of("localhost:5000/app"), "localhost:5000/app");
     let nginx = [PinRule {
