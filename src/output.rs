@@ -55,14 +55,11 @@ pub fn print_published(p: &Published, format: OutputFormat) -> Result<()> {
 
 /// `--ref-file PATH`: the deploy reference and a newline, for later CI steps, written atomically.
 pub fn write_ref_file(p: &Published, path: &std::path::Path) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".kiln-tmp-{}", std::process::id()));
-    std::fs::write(&tmp, format!("{}\n", p.deploy_reference()))
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io(path, e)
-        })
+    kiln_engine::fsx::write_atomic(
+        path,
+        format!("{}\n", p.deploy_reference()).as_bytes(),
+        kiln_engine::fsx::WriteOptions::new(),
+    )
 }
 
 /// The error as printed: `kiln: error: WHAT`, one `caused by:` line per cause that adds something (a cause whose

@@ -6,12 +6,12 @@ use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result, ResultExt};
-use crate::image::{Base, Json, PlatformSpec};
+use crate::image::{self, Base, Json, PlatformSpec};
 use crate::platform::normalize;
 use crate::reference::{DOCKER_HUB, Reference};
 use crate::registry::{Client, RawManifest, Repository};
 use crate::store::Layout;
-use crate::store::{is_index_bytes, read_manifest_bytes, resolve_ref};
+use crate::store::{read_manifest_bytes, resolve_ref};
 use crate::target::Target;
 
 /// Where a base's blobs can be fetched from.
@@ -77,7 +77,7 @@ pub fn load(
             let md = resolve_ref(&layout, r)?;
             let mut bytes = layout.read_blob(&md)?;
             let mut md = md;
-            if is_index_bytes(&bytes) {
+            if image::is_index(None, &bytes) {
                 let want = platform.cloned().unwrap_or_else(PlatformSpec::host);
                 let index: Json<ImageIndex> = Json::decode(bytes, &format!("index {md} in {r}"))?;
                 md = select_platform(&index.value, &want).ok_or_else(|| Error::Image {
@@ -130,7 +130,7 @@ pub fn load(
 }
 
 fn is_index(m: &RawManifest) -> bool {
-    m.media_type.contains("index") || m.media_type.contains("manifest.list")
+    image::is_index(Some(&m.media_type), &m.bytes)
 }
 
 /// The manifest (resolving an index to `want`) and config of a registry image.

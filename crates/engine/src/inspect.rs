@@ -53,7 +53,7 @@ pub fn inspect(
             let client = Client::new(registry)?;
             let repo = client.repository(reference);
             let raw = repo.get_manifest(&reference.manifest_reference())?;
-            let is_index = raw.media_type.contains("index") || raw.media_type.contains("list");
+            let is_index = crate::image::is_index(Some(&raw.media_type), &raw.bytes);
             let name = reference.to_string();
             if is_index && platform.is_none() {
                 let index = Box::new(Json::decode(raw.bytes, &format!("index of {name}"))?);

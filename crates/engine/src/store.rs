@@ -351,12 +351,6 @@ pub fn resolve_ref(layout: &Layout, r: &LayoutRef) -> Result<Digest> {
     Ok(md)
 }
 
-/// Whether a manifest document read from a layout is an index: [`is_index`] without an outside media type.
-/// Kept for `src/commands/base.rs`; new code calls `image::is_index`.
-pub fn is_index_bytes(bytes: &[u8]) -> bool {
-    is_index(None, bytes)
-}
-
 fn check_manifest_type(bytes: &[u8], r: &LayoutRef) -> Result<()> {
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| Error::Image {
         what: format!("manifest in {r}"),

@@ -6,14 +6,13 @@
 //! every file untouched.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::text::{PinResult, PinRule, pin_text};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::events::Report;
+use crate::fsx::{Mode, WriteOptions, write_atomic};
 use crate::tag::Tag;
 
 const REF_EXPECTED: &str = "a pinned reference REPO:VERSION@sha256:<64 hex digits>, e.g. the first line \
@@ -281,7 +280,13 @@ pub fn pin_files(args: &PinRequest, report: &Report) -> Result<Vec<PinnedFile>> 
         if !p.changed {
             continue; // already pinned: leave the file (and its mtime) alone
         }
-        write_atomic(&p.path, p.result.output.as_bytes()).map_err(|e| {
+        // Through symlinks (a values file linked from a chart repository), the file's own permission bits, and
+        // durable before the rename: a deploy file is worth a disk flush.
+        let opts = WriteOptions::new()
+            .mode(Mode::KeepExisting)
+            .sync(true)
+            .follow_symlinks(true);
+        write_atomic(&p.path, p.result.output.as_bytes(), opts).map_err(|e| {
             match written.as_slice() {
                 [] => e,
                 w => e.context(format!("already rewritten: {}", w.join(", "))),
@@ -290,36 +295,6 @@ pub fn pin_files(args: &PinRequest, report: &Report) -> Result<Vec<PinnedFile>> 
         written.push(p.path.display().to_string());
     }
     Ok(done)
-}
-
-/// Replace `path`'s content: a temp file beside it (through symlinks: the file they point at), same permission
-/// bits, fsync, rename. Readers see the old or the new file, never a part.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let real = fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
-    let perms = fs::metadata(&real)
-        .map_err(|e| Error::io(&real, e))?
-        .permissions();
-    let name = real.file_name().expect("a canonical file path has a name");
-    let tmp = real.with_file_name(format!(
-        ".{}.kiln-pin-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let res = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.set_permissions(perms)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &real)
-    })();
-    res.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
 }
 
 #[cfg(test)]

@@ -5,4 +5,4 @@ mod files;
 mod text;
 
 pub use files::{PinRequest, PinnedFile, PinnedRef, pin_files, rules};
-pub use text::{PinResult, PinRule, pin_text, pinned_ref};
+pub use text::{PinResult, PinRule, pin_text};
