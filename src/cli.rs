@@ -12,8 +12,8 @@ mod tagging;
 pub use registry::RegistryArgs;
 pub use tagging::TagArgs;
 
-use kiln_engine::layer::CompressionKind;
-use kiln_engine::split::Split;
+use kiln_engine::CompressionKind;
+use kiln_engine::Split;
 
 #[derive(Parser, Debug)]
 #[command(

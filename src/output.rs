@@ -6,8 +6,8 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
-use kiln_engine::error::{Error, Result};
-use kiln_engine::publish::Published;
+use kiln_engine::Published;
+use kiln_engine::{Error, Result};
 
 /// Where `Error::Io` says stdout failed.
 const STDOUT: &str = "standard output";

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::ProgressArg;
+use kiln_engine::Published;
 use kiln_engine::events::{Bar, Events, Level, Tally, human_bytes, human_duration};
-use kiln_engine::publish::Published;
 
 /// How stderr shows work in progress, once `--progress`, `-q` and the terminal are taken into account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,16 +4,16 @@
 use std::path::PathBuf;
 
 use super::BuildArgs;
+use kiln_engine::Compression;
+use kiln_engine::Target;
 use kiln_engine::build::{BuildPlan, LayerSource, created_by};
-use kiln_engine::error::{Error, Result};
 use kiln_engine::events::Report;
-use kiln_engine::image::{ConfigSpec, PlatformSpec};
-use kiln_engine::layer::Compression;
+use kiln_engine::normalize_dest;
 use kiln_engine::settings::{
     cache_dir, parse_chown, parse_expose, parse_kv, parse_layer, source_date_epoch,
 };
-use kiln_engine::target::Target;
-use kiln_engine::walk::normalize_dest;
+use kiln_engine::{ConfigSpec, PlatformSpec};
+use kiln_engine::{Error, Result};
 
 impl BuildArgs {
     /// `--platform` values: one without `=DIR` is the single platform of a plain build; several (or any with

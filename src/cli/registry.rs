@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use kiln_engine::ClientOptions;
 use kiln_engine::events::Report;
-use kiln_engine::registry::ClientOptions;
 
 /// How to talk to registries.
 #[derive(Args, Debug, Clone)]

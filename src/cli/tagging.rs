@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use kiln_engine::error::{Error, Result};
-use kiln_engine::publish;
-use kiln_engine::publish::tagging::TagRequest;
-use kiln_engine::versions::Scheme;
+use kiln_engine::Scheme;
+use kiln_engine::TagPolicy;
+use kiln_engine::TagRequest;
+use kiln_engine::{Error, Result};
 
 #[derive(Args, Debug, Clone)]
 pub struct TagArgs {
@@ -66,12 +66,12 @@ impl TagArgs {
         let req = TagRequest {
             scheme,
             templates: self.tags.clone(),
-            policy: publish::Plan {
+            policy: TagPolicy {
                 floating_allowed: self.allow_floating,
                 floating_list: self.floating_tags.clone(),
                 force: self.force_tag,
                 always_new: self.always_new,
-                ..publish::Plan::default()
+                ..TagPolicy::default()
             },
             epoch: epoch.map(|e| e as i64),
         };

@@ -4,11 +4,11 @@ use clap::ArgMatches;
 use clap::parser::ValueSource;
 
 use crate::cli::{BuildArgs, PushArgs};
-use kiln_engine::error::Result;
+use kiln_engine::Published;
+use kiln_engine::Reference;
+use kiln_engine::Result;
 use kiln_engine::events::Report;
-use kiln_engine::publish::Published;
 use kiln_engine::push::PushPlan;
-use kiln_engine::reference::Reference;
 use kiln_engine::settings::cache_dir;
 
 pub fn build(mut args: BuildArgs, matches: &ArgMatches, report: &Report) -> Result<Published> {

@@ -5,7 +5,7 @@ use clap::CommandFactory;
 
 use crate::cli::Cli;
 use crate::output::Stdout;
-use kiln_engine::error::{Error, Result};
+use kiln_engine::{Error, Result};
 
 /// Print completions for `shell` on stdout.
 pub fn completions(shell: clap_complete::Shell) -> Result<()> {

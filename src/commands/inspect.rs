@@ -6,11 +6,11 @@ use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 
 use crate::cli::{InspectArgs, OutputFormat};
 use crate::output::Stdout;
-use kiln_engine::base;
-use kiln_engine::error::Result;
-use kiln_engine::image::{self, Json, PlatformSpec};
+use kiln_engine::ClientOptions;
+use kiln_engine::Result;
 use kiln_engine::inspect::{Inspected, inspect};
-use kiln_engine::registry::ClientOptions;
+use kiln_engine::platforms;
+use kiln_engine::{Json, PlatformSpec, history};
 
 pub fn run(args: &InspectArgs, format: OutputFormat, registry: ClientOptions) -> Result<()> {
     let platform = args
@@ -49,7 +49,7 @@ fn show_index(
                 "digest": index.digest,
                 "mediaType": media_type,
                 "size": index.bytes.len(),
-                "platforms": base::platforms(&index.value),
+                "platforms": platforms(&index.value),
                 "index": serde_json::from_slice::<serde_json::Value>(&index.bytes).unwrap_or_default(),
             })
         ),
@@ -151,7 +151,7 @@ fn show(
                 let _ = writeln!(s, "Annotation: {k}={v}");
             }
             let _ = writeln!(s, "Layers:");
-            let hist: Vec<_> = image::history(c)
+            let hist: Vec<_> = history(c)
                 .iter()
                 .filter(|h| h.empty_layer() != Some(true))
                 .collect();

@@ -3,11 +3,11 @@
 use std::io::Read;
 
 use crate::cli::LoginArgs;
-use kiln_engine::error::{Error, Result};
 use kiln_engine::events::Report;
-use kiln_engine::registry::{self, Client};
+use kiln_engine::{Client, login};
+use kiln_engine::{Error, Result};
 
-pub fn login(args: &LoginArgs, report: &Report) -> Result<()> {
+pub fn run(args: &LoginArgs, report: &Report) -> Result<()> {
     let mut password = String::new();
     std::io::stdin()
         .read_to_string(&mut password)
@@ -19,8 +19,8 @@ pub fn login(args: &LoginArgs, report: &Report) -> Result<()> {
         ));
     }
     let client = Client::new(args.registry_args.options(report))?;
-    let registry = kiln_engine::reference::normalize_registry(&args.registry);
-    let path = registry::login(&client, &registry, &args.username, password, None)?;
+    let registry = kiln_engine::normalize_registry(&args.registry);
+    let path = login(&client, &registry, &args.username, password, None)?;
     report.note(format_args!(
         "login to {registry} succeeded; credentials stored in {}",
         path.display()

@@ -14,9 +14,9 @@ use clap::ArgMatches;
 use crate::cli::{Cli, Command, OutputFormat};
 use crate::output::{print_published, write_ref_file};
 use crate::progress::Terminal;
-use kiln_engine::error::Result;
+use kiln_engine::Published;
+use kiln_engine::Result;
 use kiln_engine::events::Report;
-use kiln_engine::publish::Published;
 
 pub fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
     let terminal = Arc::new(Terminal::new(cli.quiet, cli.verbose, cli.progress));
@@ -35,7 +35,7 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
             &build::push(&args, &report)?,
             args.tagging.ref_file.as_deref(),
         ),
-        Command::Login(args) => login::login(&args, &report),
+        Command::Login(args) => login::run(&args, &report),
         Command::Inspect(args) => {
             let registry = args.registry.options(&report);
             inspect::run(&args, cli.output, registry)

@@ -2,9 +2,9 @@
 
 use crate::cli::{OutputFormat, PinArgs};
 use crate::output::Stdout;
-use kiln_engine::error::{Error, Result};
 use kiln_engine::events::Report;
 use kiln_engine::pin::{PinRequest, pin_files};
+use kiln_engine::{Error, Result};
 
 pub fn run(args: &PinArgs, format: OutputFormat, report: &Report) -> Result<()> {
     if !args.in_place && format == OutputFormat::Json {

@@ -2,11 +2,11 @@
 
 use crate::cli::{NextVersionArgs, OutputFormat, TagsArgs};
 use crate::output::Stdout;
-use kiln_engine::error::Result;
+use kiln_engine::ClientOptions;
+use kiln_engine::Result;
+use kiln_engine::Scheme;
 use kiln_engine::events::Report;
-use kiln_engine::registry::ClientOptions;
 use kiln_engine::tags::{list, next_version, open_target};
-use kiln_engine::versions::Scheme;
 
 /// `kiln tags`: `TAG<TAB>sha256:…` per line, or a JSON array of `{tag, digest}`.
 pub fn tags(args: &TagsArgs, format: OutputFormat, registry: &ClientOptions) -> Result<()> {

@@ -8,11 +8,11 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use super::file::{FileBuild, LAYER_KEYS};
-use kiln_engine::error::{Error, Result};
-use kiln_engine::layer::{Compression, CompressionKind};
+use kiln_engine::Scheme;
+use kiln_engine::normalize_dest;
 use kiln_engine::settings::{parse_chown, parse_kv, parse_mode};
-use kiln_engine::versions::Scheme;
-use kiln_engine::walk::normalize_dest;
+use kiln_engine::{Compression, CompressionKind};
+use kiln_engine::{Error, Result};
 
 pub(super) type Val<'i> = Spanned<DeValue<'i>>;
 

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use kiln_engine::layer::CompressionKind;
-use kiln_engine::split::Split;
+use kiln_engine::CompressionKind;
+use kiln_engine::Split;
 
 /// The file `kiln build` reads when `--config` is not given (if it exists).
 pub const DEFAULT_FILE: &str = "kiln.toml";

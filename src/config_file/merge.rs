@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use super::file::{DEFAULT_FILE, FileBuild};
 use super::parse::parse;
 use crate::cli::BuildArgs;
-use kiln_engine::error::{Error, Result};
-use kiln_engine::layer::CompressionKind;
+use kiln_engine::CompressionKind;
+use kiln_engine::{Error, Result};
 
 /// Load the build's file (`--config PATH`, else `./kiln.toml` if present) into `args`: each value the command
 /// line did not give (`given(flag id)` false) is taken from the file. No file and no DIR is a usage error.

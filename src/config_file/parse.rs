@@ -7,15 +7,15 @@ use toml::de::{DeTable, DeValue};
 use super::doc::{Doc, Val, conflicts, layers, suggest};
 use super::file::{FileBuild, KEYS};
 
-use kiln_engine::error::{Error, Result};
-use kiln_engine::image::PlatformSpec;
-use kiln_engine::layer::CompressionKind;
-use kiln_engine::publish::tagging::TagRequest;
+use kiln_engine::CompressionKind;
+use kiln_engine::PlatformSpec;
+use kiln_engine::Scheme;
+use kiln_engine::Split;
+use kiln_engine::TagRequest;
+use kiln_engine::Target;
+use kiln_engine::normalize_dest;
 use kiln_engine::settings::{parse_chown, parse_expose};
-use kiln_engine::split::Split;
-use kiln_engine::target::Target;
-use kiln_engine::versions::Scheme;
-use kiln_engine::walk::normalize_dest;
+use kiln_engine::{Error, Result};
 
 /// Read and validate a kiln.toml. `name` is how messages call it (the path as given).
 pub fn parse(name: &str, text: &str) -> Result<FileBuild> {

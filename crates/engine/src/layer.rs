@@ -20,11 +20,11 @@ use crate::walk::{Entry, EntryKind};
 mod compress;
 mod header;
 
-pub use kiln_pgzip::{BlockTable, OldBlocks, ParGzEncoder, Reuse};
+pub use kiln_pgzip::{BlockTable, OldBlocks, Reuse};
 #[cfg(test)]
 mod tests;
 
-pub use compress::{Compression, CompressionKind, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL};
+pub use compress::{Compression, CompressionKind};
 use compress::{Compressor, write_error};
 use header::{BLOCK, Fields};
 
@@ -57,6 +57,7 @@ const BUF_SIZE: usize = 1 << 20;
 ///
 /// Two threads, one pass: a scoped thread reads the files into the tar stream and hashes it (the diff_id), this
 /// thread compresses and writes to `sink` (which therefore need not be `Send`); 1 MiB buffers go back and forth.
+#[cfg(test)]
 pub fn write_layer<W: Write>(
     entries: &[Entry],
     opts: &LayerOptions,

@@ -1,38 +1,54 @@
-//! kiln: a daemonless, rootless OCI image builder.
+//! kiln's engine: from a build output directory to a published, versioned image, with no terminal in it.
 //!
-//! Data flows one way through one module per pipeline stage:
-//! `walk` (sorted, normalized entries) → `layer` (tar → diff_id → compress → digest, one pass) → `image` (config +
-//! manifest, raw bytes beside parsed values) → `store` (OCI layout) / `registry` (distribution API) →
-//! `versions`/`tags` (which tags to write, never moving one) → `output` (what stdout says).
-//! The `kiln` binary is a thin CLI over this library (`cli` turns flags into a typed plan, `commands` runs it).
+//! Data flows one way through one module per pipeline stage: `walk` (sorted, normalized entries) → `split`
+//! (content-defined parts) → `layer` (tar → diff_id → compress → digest, one pass; `cache` for what is unchanged) →
+//! `image` (config + manifest, raw bytes beside parsed values) → a medium: `store` (an OCI layout), `registry`
+//! (the distribution API), `docker_archive` → `publish` (which tags to write, never moving a version).
+//!
+//! The public API is small on purpose (the rest is crate-private, so the compiler sees dead code): typed plans in
+//! ([`build::BuildPlan`], [`push::PushPlan`], [`pin::PinRequest`]), results out ([`Published`]), progress and
+//! messages through [`events::Events`]; the engine never prints. The value rules the plans are made with are in
+//! [`settings`].
 
-pub mod base;
 pub mod build;
-pub mod cache;
-pub mod digest;
-pub mod docker_archive;
-pub mod error;
 pub mod events;
 pub mod fsx;
-pub mod git;
-pub mod image;
 pub mod inspect;
-pub mod layer;
 pub mod pin;
-pub mod platform;
-pub mod publish;
 pub mod push;
-pub mod reference;
-pub mod registry;
 pub mod settings;
-pub mod split;
-pub mod store;
-pub mod tag;
 pub mod tags;
-pub mod target;
-pub mod template;
-pub mod versions;
-pub mod walk;
 
+mod base;
+mod cache;
+mod digest;
+mod docker_archive;
+mod error;
+mod git;
+mod image;
+mod layer;
+mod platform;
+mod publish;
+mod reference;
+mod registry;
+mod split;
+mod store;
+mod tag;
+mod target;
+mod template;
+mod versions;
+mod walk;
+
+pub use base::platforms;
 pub use digest::Digest;
 pub use error::{Error, Result};
+pub use image::{ConfigSpec, Json, PlatformSpec, history};
+pub use layer::{Compression, CompressionKind};
+pub use publish::tagging::TagRequest;
+pub use publish::{LayerOut, Plan as TagPolicy, Published};
+pub use reference::{Reference, normalize_registry};
+pub use registry::{Client, ClientOptions, login};
+pub use split::Split;
+pub use target::Target;
+pub use versions::Scheme;
+pub use walk::normalize_dest;

@@ -3,7 +3,7 @@
 //! A layout target receives the blobs directly. A registry target builds into the local cache layout (so an
 //! unchanged blob is never recompressed into a new file, and base blobs are fetched once), then pushes.
 
-pub mod archive;
+mod archive;
 mod early;
 mod parts;
 mod plan;

@@ -33,7 +33,5 @@ mod published;
 pub mod remote;
 pub mod tagging;
 
-pub use policy::{
-    Plan, PlannedTag, REUSE_LOOKBACK, Role, TagTarget, WriteOutcome, Written, plan_tags, publish,
-};
+pub use policy::{Plan, TagTarget, WriteOutcome};
 pub use published::{LayerOut, Published};

@@ -4,6 +4,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
+use super::credentials::CredentialEnv;
+use super::retry::RetryPolicy;
 use super::*;
 use crate::digest::Digest;
 

@@ -31,13 +31,11 @@ mod streaming;
 mod transport;
 mod upload;
 
-pub use client::{Client, Repository, UploadProgress, login};
-pub use content::{MANIFEST_ACCEPT, RawManifest, parse_next_link};
-pub use credentials::{Credential, CredentialEnv, Secret};
+pub use client::{Client, Repository, login};
+pub use content::RawManifest;
 pub use options::ClientOptions;
-pub use retry::RetryPolicy;
 pub use stream::{LayerStreams, StreamTee};
-pub use upload::{BlobItem, BlobOutcome, OpenSession, Progress, resolve_location};
+pub use upload::{BlobItem, BlobOutcome, OpenSession};
 
 #[cfg(test)]
 mod mock_tests;
