@@ -329,3 +329,58 @@ fn kiln_toml_syntax_errors_name_the_file() {
     assert_eq!(code(&out), 2, "{se}");
     assert!(se.contains("kiln.toml:1"), "{se}");
 }
+
+/// stdout has one policy (`src/output.rs`): its reader going away (`kiln inspect … | head -1`) is not a failure
+/// (exit 0, nothing on stderr), any other write error is (exit 1, naming standard output) — a full disk must not
+/// look like a successful build that printed no reference.
+#[test]
+fn stdout_closed_early_is_fine_and_stdout_full_is_an_error() {
+    let src = fixture_tree();
+    let t = tempdir();
+    let layout = format!("oci:{}:v1", t.path().join("img").display());
+    let build = |stdout: std::process::Stdio| {
+        kiln()
+            .args(["build", src.path().to_str().unwrap(), "--to", &layout])
+            .args(["--force-tag", "-q"])
+            .stdout(stdout)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(code(&build(std::process::Stdio::piped())), 0);
+
+    for args in [
+        vec!["inspect", layout.as_str()],
+        vec!["inspect", layout.as_str(), "--output", "json"],
+        vec!["tags", layout.strip_suffix(":v1").unwrap()],
+        vec!["completions", "bash"],
+    ] {
+        // The reader is gone before kiln writes a byte: every write gets EPIPE.
+        let mut child = kiln()
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let (_, se) = texts(&out);
+        assert_eq!(code(&out), 0, "kiln {args:?} into a closed pipe: {se}");
+        assert!(se.is_empty(), "kiln {args:?}: {se}");
+
+        let full = std::fs::File::create("/dev/full").unwrap();
+        let out = kiln().args(&args).stdout(full).output().unwrap();
+        let (_, se) = texts(&out);
+        assert_eq!(code(&out), 1, "kiln {args:?} > /dev/full: {se}");
+        assert!(
+            se.contains("standard output: No space left on device"),
+            "kiln {args:?} > /dev/full: {se}"
+        );
+    }
+
+    // A build whose reference cannot be printed fails, though the image was written.
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let out = build(std::process::Stdio::from(full));
+    let (_, se) = texts(&out);
+    assert_eq!(code(&out), 1, "{se}");
+    assert!(se.contains("standard output"), "{se}");
+}
