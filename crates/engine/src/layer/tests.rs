@@ -177,19 +177,23 @@ fn list(base: &Path, dir: &Path, out: &mut Vec<Vec<u8>>) {
     }
 }
 
-#[test]
-fn layers_are_deterministic() {
-    let all = [
+/// The tree at `root` as an uncompressed, a gzip and a zstd layer.
+fn build(root: &Path) -> Vec<Vec<u8>> {
+    let entries = walk::walk(root, "/").unwrap();
+    [
         Compression::None,
         Compression::Gzip { level: 1 },
         Compression::Zstd { level: 3 },
-    ];
+    ]
+    .iter()
+    .map(|c| layer(&entries, &opts(*c)).1)
+    .collect()
+}
+
+#[test]
+fn layers_are_deterministic() {
     let tmp = tempfile::tempdir().unwrap();
     let root = fixture::build(tmp.path());
-    let build = |root: &Path| -> Vec<Vec<u8>> {
-        let entries = walk::walk(root, "/").unwrap();
-        all.iter().map(|c| layer(&entries, &opts(*c)).1).collect()
-    };
     let first = build(&root);
     assert_eq!(first, build(&root), "two runs");
 
@@ -240,17 +244,8 @@ fn layers_do_not_depend_on_umask() {
         );
         return;
     }
-    let all = [
-        Compression::None,
-        Compression::Gzip { level: 1 },
-        Compression::Zstd { level: 3 },
-    ];
     let tmp = tempfile::tempdir().unwrap();
     let root = fixture::build(tmp.path());
-    let build = |root: &Path| -> Vec<Vec<u8>> {
-        let entries = walk::walk(root, "/").unwrap();
-        all.iter().map(|c| layer(&entries, &opts(*c)).1).collect()
-    };
     let first = build(&root);
 
     // A second copy of the tree (other inodes, times), made under another umask.
