@@ -129,22 +129,12 @@ impl Doc<'_> {
 
 /// "did you mean" for a misspelt key: the known key closest by edit distance, if close enough.
 pub(super) fn suggest(key: &str, known: &[&str]) -> String {
-    let dist = |a: &str, b: &str| {
-        let b: Vec<char> = b.chars().collect();
-        let mut row: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut prev = row[0];
-            row[0] = i + 1;
-            for (j, cb) in b.iter().enumerate() {
-                let cur = row[j + 1];
-                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-                prev = cur;
-            }
-        }
-        row[b.len()]
-    };
     let key = key.replace('_', "-");
-    match known.iter().map(|k| (dist(&key, k), *k)).min() {
+    match known
+        .iter()
+        .map(|k| (strsim::levenshtein(&key, k), *k))
+        .min()
+    {
         Some((d, k)) if d <= 2.max(k.len() / 3) => format!(" (did you mean {k:?}?)"),
         _ => String::new(),
     }

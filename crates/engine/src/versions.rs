@@ -102,87 +102,41 @@ pub(crate) fn parse_vn(s: &str) -> Option<u64> {
     d.parse().ok()
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Ident {
-    Num(u64),
-    Alpha(String),
-}
-
-impl Ord for Ident {
-    fn cmp(&self, o: &Self) -> Ordering {
-        match (self, o) {
-            (Ident::Num(a), Ident::Num(b)) => a.cmp(b),
-            (Ident::Num(_), Ident::Alpha(_)) => Ordering::Less,
-            (Ident::Alpha(_), Ident::Num(_)) => Ordering::Greater,
-            (Ident::Alpha(a), Ident::Alpha(b)) => a.cmp(b),
-        }
-    }
-}
-impl PartialOrd for Ident {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-
+/// A `[v]X.Y.Z[-pre]` tag. Parsing and precedence are the `semver` crate's (the spec's rules: no leading zeros,
+/// numeric identifiers below alphanumeric ones, a release above its pre-releases); kiln adds the optional `v`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SemVer {
-    core: (u64, u64, u64),
-    pre: Vec<Ident>,
+    version: semver::Version,
+    /// Written `vX.Y.Z` (a bump keeps the style).
     v: bool,
 }
 
 impl SemVer {
-    /// `[v]X.Y.Z[-pre][+build]`, numbers without leading zeros.
     fn parse(s: &str) -> Option<SemVer> {
         let (v, s) = s.strip_prefix('v').map_or((false, s), |r| (true, r));
-        let s = s.split_once('+').map_or(s, |(a, _)| a);
-        let (core, pre) = s.split_once('-').map_or((s, None), |(a, b)| (a, Some(b)));
-        let num = |p: &str| {
-            let ok = !p.is_empty()
-                && p.bytes().all(|c| c.is_ascii_digit())
-                && (p == "0" || !p.starts_with('0'));
-            ok.then(|| p.parse::<u64>().ok()).flatten()
-        };
-        let mut it = core.split('.');
-        let (x, y, z) = (num(it.next()?)?, num(it.next()?)?, num(it.next()?)?);
-        if it.next().is_some() {
-            return None;
-        }
-        let mut ids = Vec::new();
-        for id in pre.map(|p| p.split('.').collect()).unwrap_or_else(Vec::new) {
-            if id.is_empty() || !id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
-                return None;
-            }
-            ids.push(if id.bytes().all(|c| c.is_ascii_digit()) {
-                Ident::Num(num(id)?)
-            } else {
-                Ident::Alpha(id.into())
-            });
-        }
-        Some(SemVer {
-            core: (x, y, z),
-            pre: ids,
-            v,
-        })
+        let version = semver::Version::parse(s).ok()?;
+        Some(SemVer { version, v })
+    }
+
+    fn core(&self) -> (u64, u64, u64) {
+        (self.version.major, self.version.minor, self.version.patch)
+    }
+
+    fn is_release(&self) -> bool {
+        self.version.pre.is_empty()
     }
 
     fn precedence(&self, o: &Self) -> Ordering {
-        self.core
-            .cmp(&o.core)
-            .then_with(|| match (self.pre.is_empty(), o.pre.is_empty()) {
-                (true, true) => Ordering::Equal,
-                (true, false) => Ordering::Greater,
-                (false, true) => Ordering::Less,
-                (false, false) => self.pre.cmp(&o.pre),
-            })
+        self.version.cmp_precedence(&o.version)
     }
 
     /// `N` when this is `X.Y.Z-NAME.N`.
     fn pre_number(&self, name: &str) -> Option<u64> {
-        match self.pre.as_slice() {
-            [Ident::Alpha(n), Ident::Num(k)] if n == name => Some(*k),
-            _ => None,
+        let (n, k) = self.version.pre.as_str().split_once('.')?;
+        if n != name || !k.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
         }
+        k.parse().ok()
     }
 }
 
@@ -215,9 +169,9 @@ pub fn next_version(scheme: &Scheme, existing: &[Tag], git: Option<&GitInfo>) ->
         }
         Scheme::Semver { bump, pre } => {
             let all = semvers(existing);
-            let base = all.iter().find(|(s, _)| s.pre.is_empty());
+            let base = all.iter().find(|(s, _)| s.is_release());
             let v = base.or(all.first()).is_some_and(|(s, _)| s.v);
-            let (x, y, z) = base.map_or((0, 0, 0), |(s, _)| s.core);
+            let (x, y, z) = base.map_or((0, 0, 0), |(s, _)| s.core());
             let over = || Error::Version("semver component overflow".into());
             let core = match bump {
                 Bump::Patch => (x, y, z.checked_add(1).ok_or_else(over)?),
@@ -234,7 +188,7 @@ pub fn next_version(scheme: &Scheme, existing: &[Tag], git: Option<&GitInfo>) ->
             if let Some(name) = pre {
                 let n = all
                     .iter()
-                    .filter(|(s, _)| s.core == core)
+                    .filter(|(s, _)| s.core() == core)
                     .filter_map(|(s, _)| s.pre_number(name))
                     .max();
                 let n = n.map_or(Some(1), |m| m.checked_add(1)).ok_or_else(over)?;
@@ -337,7 +291,7 @@ pub fn reusable_version(scheme: &Scheme, tags_on_same_digest: &[Tag]) -> Option<
         Scheme::Semver { pre, .. } => semvers(tags_on_same_digest)
             .into_iter()
             .find(|(s, _)| match pre {
-                None => s.pre.is_empty(),
+                None => s.is_release(),
                 Some(name) => s.pre_number(name).is_some(),
             })
             .map(|x| x.1.clone()),
