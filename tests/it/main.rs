@@ -7,6 +7,7 @@
 mod support;
 
 mod architecture;
+mod bases;
 mod errors;
 mod experience;
 mod harness;

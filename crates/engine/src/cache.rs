@@ -21,6 +21,7 @@ mod records;
 pub use prune::CacheLock;
 pub use records::{CachedLayer, SlotBlocks};
 
+use crate::error::{Error, Result};
 use crate::fsx::{WriteOptions, write_atomic};
 use crate::layer::LayerOptions;
 use crate::walk::{Entry, EntryKind};
@@ -51,6 +52,9 @@ impl LayerCache {
             buf.extend_from_slice(e.path.as_os_str().as_bytes());
             buf.push(0);
             match &e.kind {
+                // A directory written with a base image's owner and time (`base::BaseTree::adopt`): its own kind
+                // byte, then those after the mode, so no other input encodes alike.
+                EntryKind::Dir if e.from_base.is_some() => buf.push(b'D'),
                 EntryKind::Dir => buf.push(b'd'),
                 EntryKind::File { size } => {
                     buf.push(b'f');
@@ -68,6 +72,11 @@ impl LayerCache {
                 }
             }
             buf.extend_from_slice(&e.mode.to_le_bytes());
+            if let Some(b) = &e.from_base {
+                for n in [b.uid, b.gid, b.mtime] {
+                    buf.extend_from_slice(&n.to_le_bytes());
+                }
+            }
             // A directory's tar header holds only its path and mode (times and owners are normalized), so its
             // stamp stays out: adding or replacing a file changes the directory's mtime and ctime, and would
             // otherwise invalidate the layer holding the directory as well as the one holding the file. (The kind
@@ -102,8 +111,21 @@ impl LayerCache {
         let _ = self.try_put(key, layer);
     }
 
-    fn try_put(&self, key: &str, layer: &CachedLayer) -> crate::Result<()> {
+    fn try_put(&self, key: &str, layer: &CachedLayer) -> Result<()> {
         self.write(key, &serde_json::to_vec(layer).expect("serializable"))
+    }
+
+    /// Another kind of record by name (a base layer's index: `base/read.rs`), marked as used now.
+    pub fn get_raw(&self, name: &str) -> Option<Vec<u8>> {
+        let path = self.dir.join(name);
+        let bytes = fs::read(&path).ok()?;
+        prune::touch(&path);
+        Some(bytes)
+    }
+
+    /// Keep another kind of record; failures only cost reading its source again.
+    pub fn put_raw(&self, name: &str, bytes: &[u8]) {
+        let _ = self.write(name, bytes);
     }
 
     /// The slot of a layer: its compression and the path of its first entry (`None`: an empty layer).
@@ -133,8 +155,8 @@ impl LayerCache {
 
     /// A record replaced atomically, so a reader never sees half of one. Not synced: a record lost in a crash
     /// only costs a cache miss, and a build writes many.
-    fn write(&self, name: &str, bytes: &[u8]) -> crate::Result<()> {
-        fs::create_dir_all(&self.dir).map_err(|e| crate::Error::io(&self.dir, e))?;
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         write_atomic(&self.dir.join(name), bytes, WriteOptions::new())
     }
 }
@@ -203,6 +225,7 @@ mod tests {
             kind,
             mode: 0o644,
             stamp: (1, 2, 3, 4, 5),
+            from_base: None,
         };
         let base = vec![
             e("a", EntryKind::Dir),

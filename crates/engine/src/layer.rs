@@ -197,9 +197,9 @@ fn write_entry(
             typeflag,
             mode: e.mode,
             size,
-            uid: opts.uid,
-            gid: opts.gid,
-            mtime: opts.mtime,
+            uid: e.from_base.as_ref().map_or(opts.uid, |b| b.uid),
+            gid: e.from_base.as_ref().map_or(opts.gid, |b| b.gid),
+            mtime: e.from_base.as_ref().map_or(opts.mtime, |b| b.mtime),
         },
     );
     out.put(headers)?;

@@ -52,6 +52,17 @@ pub struct Entry {
     /// (st_mtime, st_mtime_nsec, st_ctime, st_ctime_nsec, st_ino) at walk time, to detect a file changed while
     /// it is being read.
     pub stamp: (i64, i64, i64, i64, u64),
+    /// A directory the base image has: written with the base's owner and time (and mode, in `mode`) instead of
+    /// the build's (`base::BaseTree::adopt`).
+    pub from_base: Option<Box<FromBase>>,
+}
+
+/// The owner and time of a base image's directory, kept when kiln's layer writes the directory again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FromBase {
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: u64,
 }
 
 /// Mode of the directories synthesized for the components of `dest`.
@@ -133,6 +144,7 @@ pub fn walk(root: &Path, dest: &str) -> Result<Vec<Entry>> {
             kind: EntryKind::Dir,
             mode: DEST_DIR_MODE,
             stamp: (0, 0, 0, 0, 0),
+            from_base: None,
         });
     }
     // (dev, ino, index) of each regular file with more than one link.

@@ -50,6 +50,9 @@ fn cross_host_redirect_and_upload_location_get_no_credentials() {
         "/app",
         "--platform",
         PLATFORM,
+        // A cache that has not seen the base (the one above built it), so its layer is downloaded.
+        "--cache",
+        t.path().join("fresh-cache").to_str().unwrap(),
     ]);
     let digest = digest_of(&out);
     let gets = proxy.secondary_requests();

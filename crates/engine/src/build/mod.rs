@@ -203,16 +203,39 @@ fn walk_all(
 ) -> Result<Vec<PlatformJob>> {
     let mut jobs = Vec::new();
     for p in plan.per_platform() {
-        let base = p
+        let mut base = p
             .base
             .as_ref()
             .map(|b| base::load(b, client, p.config.platform.as_ref()))
             .transpose()?;
+        // Which paths the base has, so that kiln's directories never replace the base's (see base/tree.rs).
+        let tree = match base.as_mut() {
+            Some(b) if !b.base.manifest.value.layers().is_empty() => {
+                Some(base::read_tree(b, &plan.cache, report)?)
+            }
+            _ => None,
+        };
         let mut walked = Vec::with_capacity(p.layers.len());
-        for l in &p.layers {
+        for (i, l) in p.layers.iter().enumerate() {
+            let flag = if i == 0 { "--prefix" } else { "--layer" };
+            let dest = match &tree {
+                Some(t) => t.resolve(&l.dest, flag)?,
+                None => l.dest.clone(),
+            };
+            if dest != l.dest {
+                report.note(format_args!(
+                    "{flag} {}: a symlink in base image {} leads to {dest}; {} lands there",
+                    l.dest,
+                    tree.as_ref().map_or("", |t| t.name.as_str()),
+                    l.src.display()
+                ));
+            }
             let spinner = report.spinner(|| format!("walking {}", l.src.display()));
-            let entries = walk::walk(&l.src, &l.dest)
+            let mut entries = walk::walk(&l.src, &dest)
                 .context(|| format!("reading build output {}", l.src.display()))?;
+            if let Some(t) = &tree {
+                t.adopt(&mut entries, &l.src)?;
+            }
             spinner.finish();
             report.step(format_args!(
                 "walked {} ({} entries, {})",

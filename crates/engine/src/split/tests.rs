@@ -9,6 +9,7 @@ fn file(path: &str, size: u64) -> Entry {
         kind: EntryKind::File { size },
         mode: 0o644,
         stamp: (0, 0, 0, 0, 0),
+        from_base: None,
     }
 }
 

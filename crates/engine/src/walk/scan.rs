@@ -340,6 +340,7 @@ impl Walker<'_> {
             kind,
             mode: st.mode & 0o7777,
             stamp: (st.mtime.0, st.mtime.1, st.ctime.0, st.ctime.1, st.ino),
+            from_base: None,
         };
         Some((e, link))
     }

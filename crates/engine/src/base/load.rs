@@ -1,6 +1,4 @@
-//! Base images: read from a local layout (`oci:PATH:TAG`) or a registry (`REGISTRY/REPO:TAG|@DIGEST`), without
-//! unpacking anything. A registry index is resolved to the wanted platform. Base blobs are fetched only when the
-//! destination needs a copy (a registry destination on the same registry mounts them instead).
+//! Loading a base image: its manifest and config from a layout or a registry, and its blobs when needed.
 
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 
@@ -26,6 +24,9 @@ pub enum BaseSource {
 pub struct LoadedBase {
     pub base: Base,
     pub source: BaseSource,
+    /// A layout holding blobs of a registry base fetched already (to read its tree: `read.rs`), copied from
+    /// there instead of downloaded again.
+    pub fetched: Option<Layout>,
 }
 
 impl LoadedBase {
@@ -45,6 +46,10 @@ impl LoadedBase {
     pub fn ensure_blob(&self, dst: &Layout, digest: &Digest) -> Result<bool> {
         if dst.has_blob(digest) {
             return Ok(false);
+        }
+        if let Some(f) = self.fetched.as_ref().filter(|f| f.has_blob(digest)) {
+            dst.import_blob(f, digest)?;
+            return Ok(true);
         }
         match &self.source {
             BaseSource::Layout(l) => dst.import_blob(l, digest)?,
@@ -97,6 +102,7 @@ pub fn load(
                     config,
                 },
                 source: BaseSource::Layout(layout),
+                fetched: None,
             })
         }
         Target::Registry(reference) => {
@@ -123,6 +129,7 @@ pub fn load(
                     repo,
                     reference: reference.clone(),
                 },
+                fetched: None,
             })
         }
         Target::DockerArchive { .. } => Err(Target::archive_unsupported("--base")),
