@@ -1,6 +1,7 @@
 //! What kiln says on stdout: results only (one reference per tag, or one JSON object), through one writer with one
 //! policy, and the error report on stderr.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use serde::Serialize;
@@ -64,23 +65,49 @@ pub fn write_ref_file(p: &Published, path: &std::path::Path) -> Result<()> {
 
 /// The error as printed: `kiln: error: WHAT`, one `caused by:` line per cause that adds something (a cause whose
 /// text the line above already contains — an I/O error under the path that failed — is left out), then the next
-/// step when there is one.
+/// step when there is one. Every line is [`escape_controls`]ed: causes carry a registry's own words.
 pub fn error_report(e: &Error) -> String {
-    let mut out = format!("kiln: error: {e}\n");
+    let mut out = format!("kiln: error: {}\n", escape_controls(&e.to_string()));
     let mut last = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
         let text = s.to_string();
         if !last.contains(&text) {
-            out.push_str(&format!("  caused by: {text}\n"));
+            out.push_str(&format!("  caused by: {}\n", escape_controls(&text)));
         }
         last = text;
         src = s.source();
     }
     if let Some(h) = e.hint() {
-        out.push_str(&format!("  hint: {h}\n"));
+        out.push_str(&format!("  hint: {}\n", escape_controls(&h)));
     }
     out
+}
+
+/// Text bound for a terminal, made unable to act on it: control characters (C0 but tab, DEL, C1) are written as
+/// escapes (`\x1b`, `\r`, `\n`, `\u{9b}`). Registries put their own words in errors and headers; raw, an ESC
+/// sequence could retitle the terminal or hide text, and a CR or LF could forge a `kiln: …` line in a CI log.
+pub fn escape_controls(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            c if is_control(c) && (c as u32) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if is_control(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn is_control(c: char) -> bool {
+    c.is_control() && c != '\t'
 }
 
 #[cfg(test)]
@@ -98,6 +125,18 @@ mod tests {
             "{r}"
         );
         assert!(r.contains("hint: check the path nodir"), "{r}");
+    }
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(escape_controls("plain: ok\ttab é"), "plain: ok\ttab é");
+        assert_eq!(
+            escape_controls("a\x1b]0;pwned\x07b\r\nkiln: summary: forged\u{9b}2J\x7f"),
+            "a\\x1b]0;pwned\\x07b\\r\\nkiln: summary: forged\\u{9b}2J\\x7f"
+        );
+        let e = Error::Usage("denied\x1b[2J".into()).context("pushing\rkiln: ok");
+        let r = error_report(&e);
+        assert!(!r.contains('\x1b') && !r.contains('\r'), "{r:?}");
     }
 
     #[test]

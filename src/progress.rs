@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::ProgressArg;
+use crate::output::escape_controls;
 use kiln_engine::Published;
 use kiln_engine::events::{Bar, Events, Level, Tally, human_bytes, human_duration};
 
@@ -77,13 +78,16 @@ impl Terminal {
         }
     }
 
-    /// One `kiln: …` line on stderr, above the live bars when there are some.
+    /// One `kiln: …` line on stderr, above the live bars when there are some. Control characters are escaped
+    /// (`output::escape_controls`): messages carry paths, image names and a registry's words.
     fn line(&self, msg: fmt::Arguments<'_>) {
+        let text = msg.to_string();
+        let text = escape_controls(&text);
         match &self.live {
             Some(l) => {
-                let _ = l.println(format!("kiln: {msg}"));
+                let _ = l.println(format!("kiln: {text}"));
             }
-            None => eprintln!("kiln: {msg}"),
+            None => eprintln!("kiln: {text}"),
         }
     }
 

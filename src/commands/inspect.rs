@@ -1,16 +1,23 @@
 //! `kiln inspect`: an image's manifest, config and layers, for people (text) or scripts (`--output json`).
 
-use std::fmt::Write as _;
-
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 
 use crate::cli::{InspectArgs, OutputFormat};
-use crate::output::Stdout;
+use crate::output::{Stdout, escape_controls};
 use kiln_engine::ClientOptions;
 use kiln_engine::Result;
 use kiln_engine::inspect::{Inspected, inspect};
 use kiln_engine::platforms;
 use kiln_engine::{Json, PlatformSpec, history};
+
+/// One line of the text view with its values escaped (`output::escape_controls`): names, labels, env and history
+/// come from whoever built the image.
+macro_rules! put {
+    ($s:expr, $($arg:tt)*) => {{
+        $s.push_str(&escape_controls(&format!($($arg)*)));
+        $s.push('\n');
+    }};
+}
 
 pub fn run(args: &InspectArgs, format: OutputFormat, registry: ClientOptions) -> Result<()> {
     let platform = args
@@ -54,10 +61,11 @@ fn show_index(
             })
         ),
         OutputFormat::Text => {
-            let mut s = format!(
-                "Image:      {name}\nDigest:     {}\nMediaType:  {}\nPlatforms:\n",
-                index.digest, media_type
-            );
+            let mut s = String::new();
+            put!(s, "Image:      {name}");
+            put!(s, "Digest:     {}", index.digest);
+            put!(s, "MediaType:  {media_type}");
+            put!(s, "Platforms:");
             for d in index.value.manifests() {
                 let p = d.platform().as_ref().map_or("-".to_string(), |p| {
                     let mut v = format!("{}/{}", p.os(), p.architecture());
@@ -66,7 +74,7 @@ fn show_index(
                     }
                     v
                 });
-                s.push_str(&format!("  {p:<16} {}\n", d.digest()));
+                put!(s, "  {p:<16} {}", d.digest());
             }
             s.push_str("(show one with --platform os/arch)\n");
             s
@@ -100,11 +108,11 @@ fn show(
             let c = &config.value;
             let rc = c.config().clone().unwrap_or_default();
             let mut s = String::new();
-            let _ = writeln!(s, "Image:      {r}");
-            let _ = writeln!(s, "Digest:     {}", manifest.digest);
-            let _ = writeln!(s, "Platform:   {}", PlatformSpec::of_config(c));
-            let _ = writeln!(s, "Created:    {}", c.created().as_deref().unwrap_or("-"));
-            let _ = writeln!(
+            put!(s, "Image:      {r}");
+            put!(s, "Digest:     {}", manifest.digest);
+            put!(s, "Platform:   {}", PlatformSpec::of_config(c));
+            put!(s, "Created:    {}", c.created().as_deref().unwrap_or("-"));
+            put!(
                 s,
                 "Config:     {} ({} bytes)",
                 config.digest,
@@ -113,21 +121,21 @@ fn show(
             let list = |v: &Option<Vec<String>>| {
                 v.as_ref().map(|v| format!("{v:?}")).unwrap_or("-".into())
             };
-            let _ = writeln!(s, "Entrypoint: {}", list(rc.entrypoint()));
-            let _ = writeln!(s, "Cmd:        {}", list(rc.cmd()));
-            let _ = writeln!(
+            put!(s, "Entrypoint: {}", list(rc.entrypoint()));
+            put!(s, "Cmd:        {}", list(rc.cmd()));
+            put!(
                 s,
                 "WorkingDir: {}",
                 rc.working_dir().as_deref().unwrap_or("-")
             );
-            let _ = writeln!(s, "User:       {}", rc.user().as_deref().unwrap_or("-"));
+            put!(s, "User:       {}", rc.user().as_deref().unwrap_or("-"));
             for e in rc.env().iter().flatten() {
-                let _ = writeln!(s, "Env:        {e}");
+                put!(s, "Env:        {e}");
             }
             let mut ports = rc.exposed_ports().clone().unwrap_or_default();
             ports.sort();
             for p in ports {
-                let _ = writeln!(s, "Expose:     {p}");
+                put!(s, "Expose:     {p}");
             }
             let mut labels: Vec<_> = rc
                 .labels()
@@ -137,7 +145,7 @@ fn show(
                 .collect();
             labels.sort();
             for (k, v) in labels {
-                let _ = writeln!(s, "Label:      {k}={v}");
+                put!(s, "Label:      {k}={v}");
             }
             let mut ann: Vec<_> = manifest
                 .value
@@ -148,9 +156,9 @@ fn show(
                 .collect();
             ann.sort();
             for (k, v) in ann {
-                let _ = writeln!(s, "Annotation: {k}={v}");
+                put!(s, "Annotation: {k}={v}");
             }
-            let _ = writeln!(s, "Layers:");
+            put!(s, "Layers:");
             let hist: Vec<_> = history(c)
                 .iter()
                 .filter(|h| h.empty_layer() != Some(true))
@@ -160,7 +168,7 @@ fn show(
                     .get(i)
                     .and_then(|h| h.created_by().clone())
                     .unwrap_or_default();
-                let _ = writeln!(
+                put!(
                     s,
                     "  {}  {:>12}  {}  {}",
                     l.digest(),

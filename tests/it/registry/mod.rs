@@ -9,6 +9,7 @@
 
 mod cache;
 mod faults;
+mod hostile;
 mod modes;
 mod redirects;
 mod streaming;

@@ -81,6 +81,14 @@ pub enum Fault {
         matching: Matcher,
         times: usize,
     },
+    /// Answer `status` with exactly `body` (JSON content type) instead of forwarding: a hostile or broken
+    /// registry's words.
+    Reply {
+        status: u16,
+        body: Vec<u8>,
+        matching: Matcher,
+        times: usize,
+    },
     /// Answer `307 Temporary Redirect` to the same path on the secondary listener
     /// (`http://localhost:P2/…`), e.g. for blob GETs.
     Redirect { matching: Matcher, times: usize },
@@ -94,6 +102,7 @@ impl Fault {
     fn matcher(&self) -> &Matcher {
         match self {
             Fault::Status { matching, .. }
+            | Fault::Reply { matching, .. }
             | Fault::TooManyRequests { matching, .. }
             | Fault::DropConnection { matching, .. }
             | Fault::Redirect { matching, .. }
@@ -103,6 +112,7 @@ impl Fault {
     fn times_mut(&mut self) -> &mut usize {
         match self {
             Fault::Status { times, .. }
+            | Fault::Reply { times, .. }
             | Fault::TooManyRequests { times, .. }
             | Fault::DropConnection { times, .. }
             | Fault::Redirect { times, .. }
@@ -112,6 +122,7 @@ impl Fault {
     fn label(&self) -> String {
         match self {
             Fault::Status { status, .. } => format!("status {status}"),
+            Fault::Reply { status, .. } => format!("reply {status}"),
             Fault::TooManyRequests { .. } => "429".into(),
             Fault::DropConnection { after_bytes, .. } => format!("drop after {after_bytes} bytes"),
             Fault::Redirect { .. } => "redirect".into(),
@@ -398,6 +409,7 @@ fn serve_conn(s: &Shared, conn: TcpStream, via: Listener) -> io::Result<()> {
                 error_body("UNKNOWN", &format!("injected status {status}")),
                 rec,
             )?,
+            Some(Fault::Reply { status, body, .. }) => local(status, vec![json], body, rec)?,
             Some(Fault::TooManyRequests { retry_after, .. }) => local(
                 429,
                 vec![json, ("Retry-After", retry_after.to_string())],

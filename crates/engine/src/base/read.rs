@@ -50,7 +50,11 @@ pub fn read_tree(base: &mut LoadedBase, cache_dir: &Path, report: &Report) -> Re
 /// Index one layer blob of `base`. Returns the index and the blob size. A registry base's blob is fetched into
 /// the cache layout, which verifies it as it arrives (and holds only blobs kiln verified); a layout base's blob is
 /// checked against its digest while it is read.
-fn index_blob(base: &mut LoadedBase, digest: &Digest, cache_dir: &Path) -> Result<(LayerIndex, u64)> {
+fn index_blob(
+    base: &mut LoadedBase,
+    digest: &Digest,
+    cache_dir: &Path,
+) -> Result<(LayerIndex, u64)> {
     let (path, verified) = match &base.source {
         BaseSource::Layout(l) => (l.blob_path(digest), false),
         BaseSource::Registry { .. } => {
