@@ -71,7 +71,7 @@ pub fn inspect(
                     Json::decode(raw.bytes, &format!("manifest of {name}"))?;
                 let cd = crate::Digest::from_oci(m.value.config().digest())?;
                 let mut buf = Vec::new();
-                repo.get_blob(&cd, &mut buf)?;
+                repo.get_blob(&cd, m.value.config().size(), &mut buf)?;
                 (m, Json::decode(buf, &format!("config of {name}"))?)
             };
             let tags = reference.tag.iter().map(|t| t.to_string()).collect();

@@ -36,3 +36,53 @@ fn registry_text_cannot_drive_the_terminal() {
         );
     }
 }
+
+/// A tag list whose "next" link never ends, with no new tag on any later page, ends after the first page that
+/// adds nothing: the version is still right, in two requests (it looped for ever before).
+#[test]
+fn an_endless_tag_cursor_ends_when_nothing_new_comes() {
+    let reg = Registry::start(Mode::open());
+    let proxy = Proxy::start(&reg);
+    let k = Kiln::new(&reg, &proxy.host(), Creds::None);
+    let t = tempdir();
+    let api = reg.api();
+    let img = api.push_test_image("endless", "v1");
+    api.put_manifest("endless", "v2", oci::OCI_MANIFEST, &img.manifest);
+    proxy.set_tag_paging(Some(TagPaging::EndlessCursor));
+    proxy.clear_requests();
+    let src = small_input(t.path(), "endless", "endless\n");
+    let out = k.build_out(&src, "endless", &["--version", "auto"]);
+    let (so, se) = texts(&out);
+    assert_eq!(code(&out), 0, "{se}");
+    assert!(so.starts_with(&format!("{}:v3@", k.r("endless"))), "{so}");
+    assert_eq!(proxy.count("GET", "/v2/endless/tags/list"), 2);
+    proxy.set_tag_paging(None);
+}
+
+/// A blob longer than its descriptor says is cut off where the descriptor ends: a base whose config (a few
+/// hundred bytes) is served as 64 MiB fails at once, naming the blob and both sizes, without reading it all.
+#[test]
+fn a_blob_is_read_no_further_than_its_descriptor_says() {
+    let reg = Registry::start(Mode::open());
+    let proxy = Proxy::start(&reg);
+    let k = Kiln::new(&reg, &proxy.host(), Creds::None);
+    let t = tempdir();
+    let img = reg.api().push_test_image("bloated", "v1");
+    let manifest: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
+    let config = manifest["config"]["digest"].as_str().unwrap().to_string();
+    let declared = manifest["config"]["size"].as_u64().unwrap();
+    proxy.inject(Fault::Reply {
+        status: 200,
+        body: vec![b' '; 64 << 20],
+        matching: Matcher::new("GET", &format!("/blobs/{config}")),
+        times: usize::MAX,
+    });
+    let src = small_input(t.path(), "app", "app\n");
+    let out = k.build_out(&src, "app", &["--base", &k.r("bloated:v1"), "--tag", "v1"]);
+    let (_, se) = texts(&out);
+    assert_eq!(code(&out), 1, "{se}");
+    assert!(
+        se.contains(&config) && se.contains(&format!("its descriptor says {declared}")),
+        "{se}"
+    );
+}

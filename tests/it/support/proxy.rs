@@ -141,6 +141,9 @@ pub enum TagPaging {
     /// `n` > `max` is rejected with 400 `PAGINATION_NUMBER_INVALID`; otherwise pages of `n`
     /// (or `default_page` without `n`).
     CapN { max: usize, default_page: usize },
+    /// Every page holds every tag and links to a "next" page under a new cursor, forever (a broken or
+    /// hostile registry).
+    EndlessCursor,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -625,6 +628,7 @@ fn page_tags(s: &Shared, head: &Head, target: &str, paging: TagPaging) -> io::Re
         "application/json; charset=utf-8".to_string(),
     );
     let page = match paging {
+        TagPaging::EndlessCursor => usize::MAX,
         TagPaging::IgnoreN { page } => page,
         TagPaging::CapN { max, default_page } => match n {
             Some(n) if n > max => {
@@ -678,7 +682,17 @@ fn page_tags(s: &Shared, head: &Head, target: &str, paging: TagPaging) -> io::Re
         .collect();
     let this: Vec<String> = rest.iter().take(page).cloned().collect();
     let mut headers = vec![json];
-    if rest.len() > page {
+    if paging == TagPaging::EndlessCursor {
+        let cursor: u64 = query
+            .iter()
+            .find(|(k, _)| k == "cursor")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        headers.push((
+            "Link",
+            format!("</v2/{name}/tags/list?cursor={}>; rel=\"next\"", cursor + 1),
+        ));
+    } else if rest.len() > page {
         let last = this.last().unwrap();
         headers.push((
             "Link",

@@ -41,6 +41,18 @@ impl LoadedBase {
             .collect()
     }
 
+    /// The size the base's manifest declares for layer `digest`.
+    fn layer_size(&self, digest: &Digest) -> Result<u64> {
+        let layers = self.base.manifest.value.layers();
+        let found = layers
+            .iter()
+            .find(|l| l.digest().to_string() == digest.to_string());
+        found.map(|l| l.size()).ok_or_else(|| Error::Image {
+            what: format!("base image {}", self.base.name),
+            reason: format!("has no layer {digest}"),
+        })
+    }
+
     /// Make sure `dst` holds blob `digest` of this base (copied or downloaded, verified). Returns whether it
     /// was added (false: it was there already).
     pub fn ensure_blob(&self, dst: &Layout, digest: &Digest) -> Result<bool> {
@@ -54,8 +66,9 @@ impl LoadedBase {
         match &self.source {
             BaseSource::Layout(l) => dst.import_blob(l, digest)?,
             BaseSource::Registry { repo, reference } => {
+                let size = self.layer_size(digest)?;
                 let mut w = dst.blob_writer()?;
-                repo.get_blob(digest, &mut w)
+                repo.get_blob(digest, size, &mut w)
                     .context(|| format!("fetching layer {digest} of base image {reference}"))?;
                 let (got, _) = dst.finish_blob(w)?;
                 if got != *digest {
@@ -168,7 +181,7 @@ pub fn fetch_image(
         Json::decode(raw.bytes, &format!("manifest of {reference}"))?;
     let cd = Digest::from_oci(manifest.value.config().digest())?;
     let mut buf = Vec::new();
-    repo.get_blob(&cd, &mut buf)?;
+    repo.get_blob(&cd, manifest.value.config().size(), &mut buf)?;
     let config: Json<ImageConfiguration> =
         Json::decode(buf, &format!("config {cd} of {reference}"))?;
     Ok((manifest, config))

@@ -112,16 +112,33 @@ impl Repository {
     }
 
     /// Stream a blob into `sink`, verifying its sha256 (and the announced length) on the way. Returns its size.
-    /// On a digest mismatch the sink has received bad bytes: write to a temporary file and discard it then.
-    pub fn get_blob(&self, digest: &Digest, sink: &mut dyn Write) -> Result<u64> {
+    /// `size` is what the blob's descriptor declares: a registry announcing or sending more is cut off there (a
+    /// config declared as 100 bytes and served as 3 GB must not take 3 GB of memory or disk). On a digest
+    /// mismatch the sink has received bad bytes: write to a temporary file and discard it then.
+    pub fn get_blob(&self, digest: &Digest, size: u64, sink: &mut dyn Write) -> Result<u64> {
         let ep = self.endpoint()?;
         let url = self.url(&ep, &format!("blobs/{digest}"));
-        let (mut resp, url) = self.send(Request::new(Method::GET, url, &self.pull_scope()))?;
+        let (resp, url) = self.send(Request::new(Method::GET, url, &self.pull_scope()))?;
         if !resp.status().is_success() {
             return Err(fail("GET", &url, resp));
         }
         let announced: Option<u64> =
             header(resp.headers(), CONTENT_LENGTH.as_str()).and_then(|l| l.parse().ok());
+        let too_big = |got: u64| {
+            protocol_error(
+                "GET",
+                &url,
+                Some(200),
+                format!(
+                    "blob {digest}: {got} bytes or more, but its descriptor says {size}; stopped reading"
+                ),
+            )
+        };
+        if let Some(a) = announced.filter(|a| *a > size) {
+            return Err(too_big(a));
+        }
+        // One byte past the declared size tells a longer blob from an exact one.
+        let mut resp = resp.take(size.saturating_add(1));
         let mut w = HashingWriter::new(sink);
         let mut buf = vec![0u8; 256 * 1024];
         loop {
@@ -143,6 +160,9 @@ impl Repository {
             })?;
         }
         let (got, len, _) = w.finish();
+        if len > size {
+            return Err(too_big(len));
+        }
         if let Some(a) = announced.filter(|a| *a != len) {
             return Err(protocol_error(
                 "GET",
@@ -269,7 +289,18 @@ impl Repository {
         let mut tags: Vec<String> = Vec::new();
         let mut seen_tags = std::collections::HashSet::new();
         let mut seen_urls = std::collections::HashSet::new();
+        // A registry's paging is followed while it makes progress, and no further: a cursor that changes without
+        // adding a tag (seen looping forever) ends the listing, and so do MAX_TAG_PAGES pages or a page over
+        // MAX_TAG_PAGE bytes (both far above any real repository: 100 tags a page, 64 bytes a tag at most).
         while seen_urls.insert(url.to_string()) {
+            if seen_urls.len() > MAX_TAG_PAGES {
+                return Err(protocol_error(
+                    "GET",
+                    &url,
+                    Some(200),
+                    format!("the tag list goes on past {MAX_TAG_PAGES} pages; stopped"),
+                ));
+            }
             let (resp, u) =
                 self.send(Request::new(Method::GET, url.clone(), &self.pull_scope()))?;
             match resp.status().as_u16() {
@@ -278,24 +309,32 @@ impl Repository {
                 _ => return Err(fail("GET", &u, resp)),
             }
             let next = header(resp.headers(), LINK.as_str()).and_then(parse_next_link);
-            let body = read_limited(resp, 64 << 20);
-            let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            let body = read_limited(resp, MAX_TAG_PAGE + 1);
+            if body.len() as u64 > MAX_TAG_PAGE {
+                return Err(protocol_error(
+                    "GET",
+                    &u,
+                    Some(200),
+                    format!("a tag list page over {} MiB; stopped", MAX_TAG_PAGE >> 20),
+                ));
+            }
+            // Only the tags are decoded (no value tree of the whole page).
+            #[derive(serde::Deserialize)]
+            struct Page {
+                #[serde(default)]
+                tags: Option<Vec<String>>,
+            }
+            let page: Page = serde_json::from_slice(&body).map_err(|e| {
                 protocol_error("GET", &u, Some(200), format!("tag list is not JSON: {e}"))
             })?;
-            let page: Vec<&str> = v
-                .get("tags")
-                .and_then(|t| t.as_array())
-                .into_iter()
-                .flatten()
-                .filter_map(|t| t.as_str())
-                .collect();
-            for t in &page {
-                if seen_tags.insert(t.to_string()) {
-                    tags.push(t.to_string());
+            let before = tags.len();
+            for t in page.tags.unwrap_or_default() {
+                if seen_tags.insert(t.clone()) {
+                    tags.push(t);
                 }
             }
             match next {
-                Some(n) if !page.is_empty() => {
+                Some(n) if tags.len() > before => {
                     url = u.join(&n).map_err(|e| {
                         protocol_error("GET", &u, None, format!("bad Link header: {e}"))
                     })?
@@ -306,6 +345,11 @@ impl Repository {
         Ok(tags)
     }
 }
+
+/// Most pages of one tag listing (at 100 tags a page: a million tags).
+const MAX_TAG_PAGES: usize = 10_000;
+/// Largest tag list page read (a registry that ignores `n` may send every tag at once).
+const MAX_TAG_PAGE: u64 = 64 << 20;
 
 #[cfg(test)]
 mod tests {

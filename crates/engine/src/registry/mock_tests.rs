@@ -123,7 +123,7 @@ fn bearer_flow_retry_pagination_and_redirect_without_auth() {
     let repo = client.repository(&format!("127.0.0.1:{port}/r").parse().unwrap());
     assert_eq!(repo.list_tags().unwrap(), ["a", "b", "c"]);
     let mut sink = Vec::new();
-    assert_eq!(repo.get_blob(&digest, &mut sink).unwrap(), 5);
+    assert_eq!(repo.get_blob(&digest, 5, &mut sink).unwrap(), 5);
     assert_eq!(sink, b"hello");
     let seen = seen.lock().unwrap().clone();
     let token_req = seen
