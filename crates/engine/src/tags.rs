@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::git::GitInfo;
-use crate::publish::remote::RemoteTags;
+use crate::publish::RemoteTags;
 use crate::publish::{TagTarget, WriteOutcome};
 use crate::registry::{Client, ClientOptions};
 use crate::store::Layout;
@@ -63,7 +63,7 @@ impl TagTarget for LayoutReader {
         Ok(self.by_tag.get(tag).cloned())
     }
 
-    fn write_tag(&self, tag: &Tag) -> Result<WriteOutcome> {
+    fn write_tag(&self, tag: &Tag, _seen: Option<&Digest>) -> Result<WriteOutcome> {
         Err(Error::Usage(format!(
             "{}: opened read-only, not writing tag {tag}",
             self.display
@@ -192,7 +192,7 @@ mod tests {
                 .find(|(t, _)| *t == tag.as_str())
                 .map(|x| x.1.clone()))
         }
-        fn write_tag(&self, _: &Tag) -> Result<WriteOutcome> {
+        fn write_tag(&self, _: &Tag, _: Option<&Digest>) -> Result<WriteOutcome> {
             unreachable!("read-only commands never write")
         }
     }

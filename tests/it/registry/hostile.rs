@@ -86,3 +86,51 @@ fn a_blob_is_read_no_further_than_its_descriptor_says() {
         "{se}"
     );
 }
+
+/// A tag write that failed for now is tried again only after looking at the tag: when another publisher took
+/// the version meanwhile, kiln loses it and takes the next instead of writing over it (a blind retry overwrote
+/// a version another process had verified and printed).
+#[test]
+fn a_retried_tag_write_never_overwrites_a_version_claimed_meanwhile() {
+    let reg = Registry::start(Mode::open());
+    let proxy = Proxy::start(&reg);
+    let k = Kiln::new(&reg, &proxy.host(), Creds::None);
+    let t = tempdir();
+    let api = reg.api();
+    let other = api.push_test_image("race", "other");
+    proxy.inject(Fault::TooManyRequests {
+        retry_after: 2,
+        matching: Matcher::new("PUT", "/v2/race/manifests/v1"),
+        times: 1,
+    });
+    let src = small_input(t.path(), "race", "mine\n");
+    let out = std::thread::scope(|s| {
+        let build = s.spawn(|| k.build_out(&src, "race", &["--version", "auto"]));
+        // While kiln waits out the 429, another publisher takes v1.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !proxy.requests().iter().any(|r| {
+            r.method == "PUT" && r.target.ends_with("/manifests/v1") && r.status == Some(429)
+        }) {
+            assert!(std::time::Instant::now() < deadline, "kiln never wrote v1");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        api.put_manifest("race", "v1", oci::OCI_MANIFEST, &other.manifest);
+        build.join().unwrap()
+    });
+    let (so, se) = texts(&out);
+    assert_eq!(code(&out), 0, "{se}");
+    assert!(so.starts_with(&format!("{}:v2@", k.r("race"))), "{so}{se}");
+    assert_eq!(
+        registry_digest(&reg, "race:v1"),
+        sha256_digest(&other.manifest),
+        "v1 is the other publisher's"
+    );
+    assert_eq!(registry_digest(&reg, "race:v2"), digest_of(&so));
+    // One write of v1 only: the retry looked first and found it taken.
+    let v1_puts = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.target.ends_with("/manifests/v1"))
+        .count();
+    assert_eq!(v1_puts, 1, "{:#?}", proxy.requests());
+}

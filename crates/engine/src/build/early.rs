@@ -16,8 +16,9 @@ use super::plan::BuildPlan;
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::events::Report;
+use crate::publish::RemoteTags;
+use crate::publish::tagging;
 use crate::publish::tagging::Prepared;
-use crate::publish::{remote, tagging};
 use crate::reference::Reference;
 use crate::registry::{LayerStreams, OpenSession, Repository};
 use crate::store::Layout;
@@ -40,7 +41,7 @@ impl Early {
     ) -> Result<(Prepared, Option<Early>)> {
         let mut req = plan.tagging.clone();
         req.add_target_tag(reference.tag.as_ref());
-        let probe = remote::RemoteTags::new(repo.clone(), reference.clone());
+        let probe = RemoteTags::new(repo.clone(), reference.clone());
         let prepared = tagging::prepare(&probe, &req, &plan.layers[0].src)?;
         if !tagging::only_new_tags(&probe, &req, &prepared)? {
             return Ok((prepared, None));

@@ -30,8 +30,10 @@
 
 mod policy;
 mod published;
+mod registry_tags;
 pub mod remote;
 pub mod tagging;
 
 pub use policy::{Plan, TagTarget, WriteOutcome};
 pub use published::{LayerOut, Published};
+pub use registry_tags::RemoteTags;

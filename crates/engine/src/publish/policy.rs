@@ -19,8 +19,10 @@ pub trait TagTarget {
     fn list_tags(&self) -> Result<Vec<Tag>>;
     /// What `tag` points at now.
     fn resolve(&self, tag: &Tag) -> Result<Option<Digest>>;
-    /// Point `tag` at the image being published.
-    fn write_tag(&self, tag: &Tag) -> Result<WriteOutcome>;
+    /// Point `tag` at the image being published. `seen` is what the tag pointed at when last resolved (`None`:
+    /// absent): a target that must try the write again checks first that the tag still points there, and
+    /// answers `Refused` when another write came between (it never writes over one).
+    fn write_tag(&self, tag: &Tag, seen: Option<&Digest>) -> Result<WriteOutcome>;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -275,7 +277,7 @@ pub fn publish(
                     return Err(tag_exists(target, &p.tag, &d, digest).context(note));
                 }
             }
-            if target.write_tag(&p.tag)? == WriteOutcome::Refused {
+            if target.write_tag(&p.tag, p.current.as_ref())? == WriteOutcome::Refused {
                 return Err(refused(target, &p.tag, &so_far(&written)));
             }
             written.push(p.tag.as_str());
@@ -294,12 +296,13 @@ fn claim(
     force: bool,
     settle: Duration,
 ) -> Result<Result<bool, Option<Digest>>> {
-    match target.resolve(tag)? {
-        Some(d) if d == *digest => return Ok(Ok(false)),
-        Some(d) if !force => return Ok(Err(Some(d))),
+    let seen = target.resolve(tag)?;
+    match &seen {
+        Some(d) if d == digest => return Ok(Ok(false)),
+        Some(d) if !force => return Ok(Err(Some(d.clone()))),
         _ => {}
     }
-    if target.write_tag(tag)? == WriteOutcome::Refused {
+    if target.write_tag(tag, seen.as_ref())? == WriteOutcome::Refused {
         return Ok(Err(target.resolve(tag)?));
     }
     std::thread::sleep(settle);

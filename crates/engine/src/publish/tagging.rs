@@ -287,7 +287,7 @@ impl TagTarget for LayoutTags<'_> {
             .transpose()
     }
 
-    fn write_tag(&self, tag: &Tag) -> Result<WriteOutcome> {
+    fn write_tag(&self, tag: &Tag, _seen: Option<&Digest>) -> Result<WriteOutcome> {
         let lock = self.layout.lock()?;
         if let Some(cur) = self.resolve(tag)?
             && cur != self.root.digest

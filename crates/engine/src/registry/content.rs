@@ -11,6 +11,7 @@ use super::body::Body;
 use super::client::Repository;
 use super::errors::{protocol_error, status_error};
 use super::http::{Request, read_limited};
+use super::retry::{Verdict, retry};
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
 
@@ -280,6 +281,60 @@ impl Repository {
         }
         check_digest_header(resp.headers(), "PUT", &url, &digest)?;
         Ok(digest)
+    }
+
+    /// `PUT` a manifest under `tag`, retried on the same terms as any request, but with the tag looked at again
+    /// before every retry: a failed attempt may have been stored after all, and meanwhile another publisher may
+    /// have claimed the tag — a blind retry would then overwrite a version that publisher verified and printed
+    /// (seen with 16 publishers behind a proxy injecting 429/5xx on tag writes). `seen` is what the tag pointed
+    /// at when the caller decided to write it: the write is tried again only while the tag still points there
+    /// (or nowhere). Returns `None` when the tag now points at these bytes, or what it points at instead.
+    pub fn put_tag(
+        &self,
+        tag: &str,
+        bytes: &[u8],
+        media_type: &str,
+        seen: Option<&Digest>,
+    ) -> Result<Option<Digest>> {
+        let ep = self.endpoint()?;
+        let url = self.url(&ep, &format!("manifests/{tag}"));
+        let digest = Digest::of(bytes);
+        let transport = self.transport();
+        let req = Request::new(Method::PUT, url.clone(), &self.push_scope())
+            .header(CONTENT_TYPE, media_type)
+            .body(Body::bytes(bytes.to_vec()))
+            .no_retry();
+        let (mut taken, mut attempts) = (None, 0);
+        let outcome = retry(
+            &transport.opts().retry,
+            || -> Result<Option<Result<Response>>> {
+                attempts += 1;
+                if attempts > 1 {
+                    match self.head_manifest(tag)? {
+                        Some((d, _, _)) if d == digest => return Ok(None),
+                        Some((d, _, _)) if Some(&d) != seen => {
+                            taken = Some(d);
+                            return Ok(None);
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(Some(transport.send(&ep, &req)))
+            },
+            |outcome, n| match outcome {
+                Ok(Some(exchange)) => transport.judge(&req, exchange, n),
+                _ => Verdict::Done,
+            },
+        );
+        let Some(exchange) = outcome? else {
+            return Ok(taken);
+        };
+        let resp = exchange?;
+        if !resp.status().is_success() {
+            return Err(fail("PUT", &url, resp));
+        }
+        check_digest_header(resp.headers(), "PUT", &url, &digest)?;
+        Ok(None)
     }
 
     /// All tags, following `Link` pagination; an unknown repository has none. Order as served, duplicates dropped.

@@ -96,30 +96,34 @@ impl Transport {
                     return Ok(Err(self.auth.unauthorized(ep, req, resp)));
                 }
             },
-            |outcome, n| {
-                if !req.retry {
-                    return Verdict::Done;
-                }
-                match outcome {
-                    Ok(Err(e)) if is_retryable(e) => {
-                        self.log_retry(req, &e.to_string(), n);
-                        Verdict::Retry(None)
-                    }
-                    Ok(Ok(resp)) if is_retryable_status(resp.status().as_u16()) => {
-                        // RFC 9110 §10.2.3: a 429 or 503 may say how long to wait.
-                        let after = resp
-                            .headers()
-                            .get("retry-after")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| parse_retry_after(v, SystemTime::now()));
-                        self.log_retry(req, &format!("HTTP {}", resp.status().as_u16()), n);
-                        Verdict::Retry(after)
-                    }
-                    _ => Verdict::Done,
-                }
+            |outcome, n| match outcome {
+                Ok(exchange) if req.retry => self.judge(req, exchange, n),
+                _ => Verdict::Done,
             },
         );
         outcome?
+    }
+
+    /// Whether an exchange is worth another attempt, and when: the one rule for every retried request (connection
+    /// errors, 408, 429 and 5xx; a server's `Retry-After` honoured). Logs the retry.
+    pub fn judge(&self, req: &Request, exchange: &Result<Response>, n: u32) -> Verdict {
+        match exchange {
+            Err(e) if is_retryable(e) => {
+                self.log_retry(req, &e.to_string(), n);
+                Verdict::Retry(None)
+            }
+            Ok(resp) if is_retryable_status(resp.status().as_u16()) => {
+                // RFC 9110 §10.2.3: a 429 or 503 may say how long to wait.
+                let after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                self.log_retry(req, &format!("HTTP {}", resp.status().as_u16()), n);
+                Verdict::Retry(after)
+            }
+            _ => Verdict::Done,
+        }
     }
 
     fn log_retry(&self, req: &Request, why: &str, retry: u32) {

@@ -64,7 +64,7 @@ impl TagTarget for Mem {
     fn resolve(&self, tag: &Tag) -> Result<Option<Digest>> {
         Ok(self.map.lock().unwrap().get(tag).cloned())
     }
-    fn write_tag(&self, tag: &Tag) -> Result<WriteOutcome> {
+    fn write_tag(&self, tag: &Tag, _seen: Option<&Digest>) -> Result<WriteOutcome> {
         let mut map = self.map.lock().unwrap();
         let racer = self.racer.lock().unwrap().remove(tag);
         if let Some(other) = racer.clone().filter(|_| self.racer_first) {
