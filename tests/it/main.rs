@@ -7,6 +7,7 @@
 mod support;
 
 mod architecture;
+mod engines;
 mod errors;
 mod experience;
 mod harness;
