@@ -8,6 +8,7 @@ mod support;
 
 mod architecture;
 mod bases;
+mod engines;
 mod errors;
 mod experience;
 mod harness;

@@ -25,6 +25,7 @@
 //! }
 //! ```
 pub mod certs;
+pub mod engines;
 pub mod fixture;
 pub mod http;
 pub mod kiln_registry;
