@@ -9,7 +9,7 @@ mod build;
 mod registry;
 mod tagging;
 
-pub use registry::RegistryArgs;
+pub use registry::{RegistryArgs, target_registry};
 pub use tagging::TagArgs;
 
 use kiln_engine::CompressionKind;
@@ -77,7 +77,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         echo \"$TOKEN\" | kiln login registry.example.com -u ci-bot --password-stdin\n  \
         kiln login ghcr.io -u \"$GITHUB_ACTOR\" --password-stdin < token.txt\n\n\
-        In CI, KILN_REGISTRY_USERNAME and KILN_REGISTRY_PASSWORD work without a login.")]
+        In CI, KILN_REGISTRY_USERNAME and KILN_REGISTRY_PASSWORD work without a login (for the registry the \
+        command publishes to or reads, or the one KILN_REGISTRY names).")]
     Login(LoginArgs),
     /// Show an image's manifest, config and layers
     #[command(after_help = "Examples:\n  \

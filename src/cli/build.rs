@@ -53,8 +53,10 @@ impl BuildArgs {
     /// Validate every flag and turn them into a plan. Nothing is touched before this succeeds.
     pub fn plan(&self, report: &Report) -> Result<BuildPlan> {
         let target: Target = self.to.parse()?;
+        let mut target_registry = None;
         if let Target::Registry(r) = &target {
             r.check_destination("--to")?;
+            target_registry = Some(r.registry.clone());
         }
         let tagging = self.tagging.request()?;
         let prefix = normalize_dest(&self.prefix, "--prefix")?;
@@ -140,7 +142,7 @@ impl BuildArgs {
             uid,
             gid,
             platforms,
-            registry: self.registry.options(report),
+            registry: self.registry.options(report, target_registry.as_deref()),
             cache: cache_dir(self.cache.clone()),
             no_cache: self.no_cache,
             cache_max_age: self.cache_max_age,

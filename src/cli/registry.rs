@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use kiln_engine::ClientOptions;
 use kiln_engine::events::Report;
+use kiln_engine::{ClientOptions, Target};
 
 /// How to talk to registries.
 #[derive(Args, Debug, Clone)]
@@ -28,17 +28,28 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    /// The client's options; it logs requests through `report` (`-v`, `-vv`).
-    pub fn options(&self, report: &Report) -> ClientOptions {
+    /// The client's options for a command whose own registry (the one it publishes to or reads) is `target`:
+    /// `KILN_REGISTRY_USERNAME/PASSWORD` go there only, unless `KILN_REGISTRY` names another. It logs requests
+    /// through `report` (`-v`, `-vv`).
+    pub fn options(&self, report: &Report, target: Option<&str>) -> ClientOptions {
         let mut o = ClientOptions {
             insecure: self.insecure.clone(),
             ca_file: self.ca_file.clone(),
             max_parallel: self.jobs as usize,
             chunk_size: self.chunk_size.filter(|c| *c > 0),
             report: report.clone(),
+            env_credentials_for: target.map(str::to_string),
             ..ClientOptions::default()
         };
         o.retry.max_attempts = self.retries;
         o
+    }
+}
+
+/// The registry of a command's TARGET argument, if it names one.
+pub fn target_registry(target: &str) -> Option<String> {
+    match target.parse::<Target>() {
+        Ok(Target::Registry(r)) => Some(r.registry),
+        _ => None,
     }
 }

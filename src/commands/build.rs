@@ -26,11 +26,12 @@ pub fn build(mut args: BuildArgs, matches: &ArgMatches, report: &Report) -> Resu
 }
 
 pub fn push(args: &PushArgs, report: &Report) -> Result<Published> {
+    let destination = Reference::destination(&args.destination, "destination")?;
     let plan = PushPlan {
         source: args.source.parse()?,
-        destination: Reference::destination(&args.destination, "destination")?,
+        registry: args.registry.options(report, Some(&destination.registry)),
+        destination,
         tagging: args.tagging.request()?,
-        registry: args.registry.options(report),
         cache: cache_dir(std::env::var_os("KILN_CACHE").map(Into::into)),
     };
     kiln_engine::push::run(&plan, report)

@@ -18,8 +18,8 @@ pub fn run(args: &LoginArgs, report: &Report) -> Result<()> {
             "kiln login: no password on standard input (pipe it in: `echo \"$TOKEN\" | kiln login …`)".into(),
         ));
     }
-    let client = Client::new(args.registry_args.options(report))?;
     let registry = kiln_engine::normalize_registry(&args.registry);
+    let client = Client::new(args.registry_args.options(report, Some(&registry)))?;
     let path = login(&client, &registry, &args.username, password, None)?;
     report.note(format_args!(
         "login to {registry} succeeded; credentials stored in {}",

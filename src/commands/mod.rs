@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use clap::ArgMatches;
 
-use crate::cli::{Cli, Command, OutputFormat};
+use crate::cli::{Cli, Command, OutputFormat, target_registry};
 use crate::output::{print_published, write_ref_file};
 use crate::progress::Terminal;
 use kiln_engine::Published;
@@ -37,12 +37,22 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
         ),
         Command::Login(args) => login::run(&args, &report),
         Command::Inspect(args) => {
-            let registry = args.registry.options(&report);
+            let registry = args
+                .registry
+                .options(&report, target_registry(&args.target).as_deref());
             inspect::run(&args, cli.output, registry)
         }
-        Command::Tags(args) => tags::tags(&args, cli.output, &args.registry.options(&report)),
+        Command::Tags(args) => {
+            let registry = args
+                .registry
+                .options(&report, target_registry(&args.target).as_deref());
+            tags::tags(&args, cli.output, &registry)
+        }
         Command::NextVersion(args) => {
-            tags::next(&args, cli.output, &args.registry.options(&report), &report)
+            let registry = args
+                .registry
+                .options(&report, target_registry(&args.target).as_deref());
+            tags::next(&args, cli.output, &registry, &report)
         }
         Command::Pin(args) => pin::run(&args, cli.output, &report),
         Command::Completions(args) => completions::completions(args.shell),

@@ -82,3 +82,54 @@ fn cross_host_redirect_and_upload_location_get_no_credentials() {
     );
     assert_eq!(tree_listing(&app), tree_listing(&bundle.join("rootfs/app")));
 }
+
+/// `KILN_REGISTRY_USERNAME/PASSWORD` go to the registry the command publishes to, never to another one that
+/// asks (a third-party registry serving only the base); `KILN_REGISTRY` names the one they are for.
+#[test]
+fn environment_credentials_go_to_their_registry_only() {
+    let target = Registry::start(Mode::htpasswd());
+    let third = Registry::start(Mode::htpasswd());
+    let watch = Proxy::start(&third);
+    // A base on the third-party registry, pushed there with its own credentials.
+    let t = tempdir();
+    let base_src = small_input(t.path(), "base", "base\n");
+    let third_kiln = Kiln::new(&third, &third.host(), Creds::Env);
+    third_kiln.build(&base_src, "base:v1", "/base", &[]);
+    let base = format!("{}/base:v1", watch.host());
+    let app = small_input(t.path(), "app", "app\n");
+    let k = Kiln::new(&target, &target.host(), Creds::Env);
+    let build = |extra: &[(&str, &str)]| {
+        let mut c = k.env.cmd();
+        c.args([
+            "build",
+            app.to_str().unwrap(),
+            "--base",
+            &base,
+            "--to",
+            &k.r("app:v1"),
+        ])
+        .env("KILN_REGISTRY_USERNAME", target.username())
+        .env("KILN_REGISTRY_PASSWORD", target.password());
+        for (key, value) in extra {
+            c.env(key, value);
+        }
+        c.output().unwrap()
+    };
+    let out = build(&[]);
+    let (_, se) = texts(&out);
+    assert_ne!(code(&out), 0, "the base's registry wants credentials: {se}");
+    let asked = watch.requests();
+    assert!(!asked.is_empty());
+    assert!(
+        asked.iter().all(|r| !r.authorization),
+        "the target's credentials reached the base's registry: {asked:#?}"
+    );
+    // Named for the base's registry, they go there (and the build then fails at the target, which is not it).
+    watch.clear_requests();
+    let out = build(&[("KILN_REGISTRY", &watch.host())]);
+    assert!(
+        watch.requests().iter().any(|r| r.authorization),
+        "{}",
+        texts(&out).1
+    );
+}

@@ -15,7 +15,7 @@ use super::options::ClientOptions;
 use super::transport::Transport;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::reference::Reference;
+use crate::reference::{Reference, normalize_registry};
 
 /// Shared by all threads: cheap to clone.
 #[derive(Clone)]
@@ -26,7 +26,11 @@ pub struct Client {
 impl Client {
     /// A client using the process environment for credentials.
     pub fn new(opts: ClientOptions) -> Result<Self> {
-        Self::with_credentials(opts, CredentialEnv::from_process())
+        let mut env = CredentialEnv::from_process();
+        if env.env_registry.is_none() {
+            env.env_registry = opts.env_credentials_for.as_deref().map(normalize_registry);
+        }
+        Self::with_credentials(opts, env)
     }
 
     /// A client reading credentials from an explicit environment (tests, or a fixed config).

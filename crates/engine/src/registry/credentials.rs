@@ -1,4 +1,5 @@
-//! Where registry credentials come from, in this order: `KILN_REGISTRY_USERNAME`/`KILN_REGISTRY_PASSWORD`;
+//! Where registry credentials come from, in this order: `KILN_REGISTRY_USERNAME`/`KILN_REGISTRY_PASSWORD` (for
+//! one registry only: `KILN_REGISTRY`, else the one the command publishes to or reads);
 //! `REGISTRY_AUTH_FILE`; docker's `config.json` (`$DOCKER_CONFIG` or `~/.docker`: `credHelpers`, `credsStore`,
 //! then `auths`); podman's `$XDG_RUNTIME_DIR/containers/auth.json` and `~/.config/containers/auth.json`.
 //! Every credential says where it came from (`source`), never what it is.
@@ -54,6 +55,10 @@ impl fmt::Debug for Credential {
 pub struct CredentialEnv {
     pub username: Option<String>,
     pub password: Option<String>,
+    /// The one registry `username`/`password` are for (`KILN_REGISTRY`, or the command's target): a CI job's
+    /// token must not reach a third-party registry that serves only the base, and a public base must stay
+    /// pullable while it is set (Docker Hub answers wrong credentials with 401 even for public images).
+    pub env_registry: Option<String>,
     pub registry_auth_file: Option<PathBuf>,
     pub docker_config_dir: Option<PathBuf>,
     pub xdg_runtime_dir: Option<PathBuf>,
@@ -68,6 +73,9 @@ impl CredentialEnv {
         CredentialEnv {
             username: var("KILN_REGISTRY_USERNAME").and_then(|v| v.into_string().ok()),
             password: var("KILN_REGISTRY_PASSWORD").and_then(|v| v.into_string().ok()),
+            env_registry: var("KILN_REGISTRY")
+                .and_then(|v| v.into_string().ok())
+                .map(|r| normalize_registry(&r)),
             registry_auth_file: var("REGISTRY_AUTH_FILE").map(PathBuf::from),
             docker_config_dir: var("DOCKER_CONFIG").map(PathBuf::from),
             xdg_runtime_dir: var("XDG_RUNTIME_DIR").map(PathBuf::from),
@@ -104,7 +112,10 @@ pub fn config_key(registry: &str) -> String {
 
 /// Find credentials for `registry` (`host[:port]`, `docker.io` for Docker Hub).
 pub fn lookup(env: &CredentialEnv, registry: &str) -> Result<Option<Credential>> {
-    if let (Some(u), Some(p)) = (&env.username, &env.password) {
+    if let (Some(u), Some(p), Some(for_registry)) =
+        (&env.username, &env.password, &env.env_registry)
+        && for_registry == registry
+    {
         return Ok(Some(Credential {
             secret: Secret::Basic {
                 username: u.clone(),

@@ -23,17 +23,25 @@ fn basic(c: &Credential) -> (&str, &str) {
 }
 
 #[test]
-fn env_vars_win() {
+fn env_vars_win_for_their_registry_only() {
     let d = tempfile::tempdir().unwrap();
     let env = CredentialEnv {
         username: Some("u".into()),
         password: Some("p".into()),
+        env_registry: Some("h:5000".into()),
         ..env_in(d.path())
     };
     let c = lookup(&env, "h:5000").unwrap().unwrap();
     assert_eq!(basic(&c), ("u", "p"));
     assert!(c.source.contains("KILN_REGISTRY_USERNAME"));
     assert!(!format!("{c:?}").contains('p'.to_string().repeat(2).as_str()));
+    // Another registry (a base elsewhere) does not get them, nor does any when no registry is named.
+    assert_eq!(lookup(&env, "other.example.com").unwrap(), None);
+    let unscoped = CredentialEnv {
+        env_registry: None,
+        ..env
+    };
+    assert_eq!(lookup(&unscoped, "h:5000").unwrap(), None);
 }
 
 #[test]

@@ -110,6 +110,7 @@ fn bearer_flow_retry_pagination_and_redirect_without_auth() {
     let env = CredentialEnv {
         username: Some("u".into()),
         password: Some("p".into()),
+        env_registry: Some(format!("127.0.0.1:{port}")),
         ..Default::default()
     };
     let client = Client::with_credentials(

@@ -24,6 +24,9 @@ pub struct ClientOptions {
     /// [`Level::Debug`]: crate::events::Level::Debug
     /// [`Level::Trace`]: crate::events::Level::Trace
     pub report: Report,
+    /// The registry `KILN_REGISTRY_USERNAME`/`KILN_REGISTRY_PASSWORD` belong to when `KILN_REGISTRY` does not
+    /// say: the one the command publishes to or reads. Other registries (a `--base` elsewhere) never get them.
+    pub env_credentials_for: Option<String>,
     pub connect_timeout: Duration,
     /// Longest wait for response headers or for any single read/acknowledged write; not a whole-request deadline.
     pub read_timeout: Duration,
@@ -39,6 +42,7 @@ impl Default for ClientOptions {
             user_agent: format!("kiln/{}", env!("CARGO_PKG_VERSION")),
             retry: RetryPolicy::default(),
             report: Report::default(),
+            env_credentials_for: None,
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(300),
         }
