@@ -349,21 +349,24 @@ impl Auth {
                         q.append_pair("account", username);
                     }
                 }
-                let r = Request::new(Method::GET, url.clone(), &[]);
-                match other {
-                    Some(Secret::Basic { username, password }) => r.header(
-                        reqwest::header::AUTHORIZATION,
-                        &basic_header(username, password),
-                    ),
-                    _ => r,
-                }
+                Request::new(Method::GET, url.clone(), &[])
             }
+        };
+        // Basic credentials for the realm go as the hop's `Authorization`, which `send_following` gives the
+        // realm's own origin only: a realm redirecting elsewhere (another host, or `http://` from `https://`)
+        // gets none. (As a request header they were copied onto every hop.)
+        let basic = match cred.map(|c| &c.secret) {
+            Some(Secret::Basic { username, password }) => Some(basic_header(username, password)),
+            _ => None,
         };
         // Retried like any request, but on the backoff alone (a token server's `Retry-After` is not read) and
         // without a log line: the request it is for logs its own retries.
         let r = retry(
             &self.http.opts.retry,
-            || self.http.send_following(&realm_site, &req, None),
+            || {
+                self.http
+                    .send_following(&realm_site, &req, basic.as_deref())
+            },
             |outcome, _| match outcome {
                 Err(e) if is_retryable(e) => Verdict::Retry(None),
                 Ok(r) if is_retryable_status(r.status().as_u16()) => Verdict::Retry(None),

@@ -145,3 +145,55 @@ fn bearer_flow_retry_pagination_and_redirect_without_auth() {
     assert_eq!(st.len(), 1);
     assert_eq!(st[0], ("GET /blob?X-Amz-Signature=s".to_string(), None));
 }
+
+/// A token realm that redirects elsewhere (another port: another origin) gets the Basic credentials on its own
+/// hop only: the hop it redirects to gets none.
+#[test]
+fn token_realm_redirect_gets_no_basic_credentials() {
+    let (elsewhere, elsewhere_seen) =
+        serve(|_, _, _| http("200 OK", "", r#"{"token":"T2","expires_in":300}"#));
+    let own_port = Arc::new(std::sync::atomic::AtomicU16::new(0));
+    let own = own_port.clone();
+    let (port, seen) = serve(move |m, p, auth| {
+        let own = own.load(std::sync::atomic::Ordering::SeqCst);
+        let challenge = format!(
+            "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{own}/token\",service=\"mock\"\r\n"
+        );
+        match (m, p) {
+            ("GET", "/v2/") => http("401 Unauthorized", &challenge, ""),
+            ("GET", p) if p.starts_with("/token?") => http(
+                "307 Temporary Redirect",
+                &format!("Location: http://localhost:{elsewhere}{p}\r\n"),
+                "",
+            ),
+            _ if auth == Some("Bearer T2") => http("200 OK", "", r#"{"tags":["a"]}"#),
+            _ => http("401 Unauthorized", &challenge, ""),
+        }
+    });
+    own_port.store(port, std::sync::atomic::Ordering::SeqCst);
+    let env = CredentialEnv {
+        username: Some("u".into()),
+        password: Some("p".into()),
+        env_registry: Some(format!("127.0.0.1:{port}")),
+        ..Default::default()
+    };
+    let client = Client::with_credentials(ClientOptions::default(), env).unwrap();
+    let repo = client.repository(&format!("127.0.0.1:{port}/r").parse().unwrap());
+    assert_eq!(repo.list_tags().unwrap(), ["a"]);
+    let realm_hop = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(r, _)| r.starts_with("GET /token?"))
+        .cloned();
+    assert!(
+        realm_hop.unwrap().1.unwrap().starts_with("Basic "),
+        "the realm itself gets them"
+    );
+    let redirected = elsewhere_seen.lock().unwrap().clone();
+    assert_eq!(redirected.len(), 1, "{redirected:?}");
+    assert_eq!(
+        redirected[0].1, None,
+        "credentials followed the redirect: {redirected:?}"
+    );
+}
