@@ -277,7 +277,9 @@ pub fn publish(
                     return Err(tag_exists(target, &p.tag, &d, digest).context(note));
                 }
             }
-            if target.write_tag(&p.tag, p.current.as_ref())? == WriteOutcome::Refused {
+            if target.write_tag(&p.tag, p.current.as_ref())? == WriteOutcome::Refused
+                && target.resolve(&p.tag)?.as_ref() != Some(digest)
+            {
                 return Err(refused(target, &p.tag, &so_far(&written)));
             }
             written.push(p.tag.as_str());
@@ -303,7 +305,12 @@ fn claim(
         _ => {}
     }
     if target.write_tag(tag, seen.as_ref())? == WriteOutcome::Refused {
-        return Ok(Err(target.resolve(tag)?));
+        // Refused, yet pointing at this image: an identical re-push some registries refuse (ECR), or our own
+        // earlier attempt that landed. Not a lost race.
+        return Ok(match target.resolve(tag)? {
+            Some(d) if d == *digest => Ok(false),
+            other => Err(other),
+        });
     }
     std::thread::sleep(settle);
     Ok(match target.resolve(tag)? {

@@ -178,8 +178,10 @@ impl TagTarget for RegistryTags<'_> {
 }
 
 /// Registries with tag immutability answer an overwrite with an error, not a silent move: ECR `TAG_INVALID`
-/// ("tag … already exists … immutable"), Harbor 412 `PRECONDITION`, Artifact Registry 400/409 mentioning
-/// immutable tags, distribution forks with `MANIFEST_TAGGED`/`DENIED`. All mean "taken".
+/// ("tag … already exists … cannot be overwritten because the repository is immutable", and
+/// `ImageAlreadyExistsException` for an identical re-push), Harbor 412 `PRECONDITION`, Artifact Registry 400/409
+/// ("…tag immutability…", "cannot be overwritten"), distribution forks with `MANIFEST_TAGGED`/`DENIED`. All mean
+/// "taken" — by this very image, for an identical re-push: the policy looks at the tag again to tell (`policy`).
 fn is_immutable_refusal(e: &Error) -> bool {
     match e {
         Error::Registry {
@@ -190,9 +192,12 @@ fn is_immutable_refusal(e: &Error) -> bool {
         } => {
             let code = code.as_deref().unwrap_or("");
             let msg = message.to_ascii_lowercase();
+            let says = ["immutab", "cannot be overwritten", "already exists"]
+                .iter()
+                .any(|w| msg.contains(w));
             matches!(status, Some(409 | 412))
                 || matches!(code, "TAG_INVALID" | "MANIFEST_TAGGED")
-                || (msg.contains("immutable") && matches!(status, Some(400 | 403)))
+                || (says && matches!(status, Some(400 | 403)))
         }
         Error::Context { source, .. } => is_immutable_refusal(source),
         _ => false,

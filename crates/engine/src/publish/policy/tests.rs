@@ -324,3 +324,26 @@ fn a_refused_extra_tag_says_what_is_already_written() {
     );
     assert_eq!(m.writes(), ["v1", "a"]);
 }
+
+#[test]
+fn an_identical_write_refused_by_an_immutable_registry_is_not_a_lost_race() {
+    // The refused write's tag already points at this very image (ECR refuses an identical re-push; or our own
+    // earlier attempt landed): the version is ours, nothing was lost.
+    let m = Mem {
+        immutable: true,
+        racer: Mutex::new([(t("v2"), d(0))].into_iter().collect()),
+        racer_first: true,
+        ..Mem::new(&[("v1", d(1))])
+    };
+    let p = publish(
+        &m,
+        &d(0),
+        &plan("auto", &["extra"]),
+        None,
+        &m.list_tags().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(p.version.as_ref().map(Tag::as_str), Some("v2"));
+    assert!(p.raced.is_empty(), "{:?}", p.raced);
+    assert_eq!(m.get("extra"), Some(d(0)));
+}
