@@ -118,3 +118,51 @@ fn chunked_uploads_send_content_range() {
         assert_eq!(r.header("content-length"), Some("0"), "{r:?}");
     }
 }
+
+/// A chunked upload whose `PATCH` breaks off goes on in the same session from what the session holds (its upload
+/// status), instead of sending the whole blob again; a 413 makes the chunks smaller (GHCR takes at most 4 MiB).
+#[test]
+fn chunked_uploads_resume_and_shrink() {
+    let f = Faulty::new(1024 * 1024);
+    // The first chunk sent breaks off after 100 KiB.
+    f.proxy.inject(Fault::DropConnection {
+        after_bytes: 100 * 1024,
+        matching: Matcher::new("PATCH", "/blobs/uploads/"),
+        times: 1,
+    });
+    let (out, err) = f.kiln().build(
+        &f.src,
+        "app:v1",
+        "/app",
+        &["--chunk-size", "524288", "--split", "off", "-v"],
+    );
+    f.check_image("app", &out);
+    let (posts, _, puts) = blob_upload_requests(&f.proxy, "app");
+    assert_eq!(posts, puts, "one session per blob, none restarted: {err}");
+    assert!(err.contains("going on from there"), "{err}");
+    let status_gets = f
+        .proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.target.contains("/blobs/uploads/"))
+        .count();
+    assert_eq!(status_gets, 1, "{err}");
+
+    // The first chunk sent is too large for the registry.
+    let g = Faulty::new(1024 * 1024);
+    g.proxy.inject(Fault::Status {
+        status: 413,
+        matching: Matcher::new("PATCH", "/blobs/uploads/"),
+        times: 1,
+    });
+    let (out, err) = g.kiln().build(
+        &g.src,
+        "app:v1",
+        "/app",
+        &["--chunk-size", "1048576", "--split", "off", "-v"],
+    );
+    g.check_image("app", &out);
+    assert!(err.contains("in 524288-byte chunks"), "{err}");
+    let (posts, _, puts) = blob_upload_requests(&g.proxy, "app");
+    assert_eq!(posts, puts, "{err}");
+}

@@ -13,7 +13,7 @@ use url::Url;
 use super::auth::Endpoint;
 use super::body::{Body, ReadProgress};
 use super::client::Repository;
-use super::errors::{is_retryable, protocol_error, status_error};
+use super::errors::{is_retryable, is_retryable_status, protocol_error, status_error};
 use super::http::{Request, Scope, read_limited};
 use super::retry::{Verdict, retry};
 use super::transport::Transport;
@@ -78,6 +78,9 @@ pub(super) fn location_of(method: &str, url: &Url, resp: &Response) -> Result<Ur
 
 /// The `Content-Type` of blob bytes.
 pub(super) const OCTETS: &str = "application/octet-stream";
+
+/// The smallest chunk a 413 shrinks `--chunk-size` chunks to.
+const MIN_CHUNK: u64 = 256 * 1024;
 
 /// One chunk of an upload session: `PATCH` with `Content-Range: offset-last` (OCI distribution spec, "Pushing a
 /// blob in chunks"), never retried on its own (a retry starts a new session).
@@ -283,7 +286,8 @@ impl Repository {
             progress: progress.clone(),
         };
         if let Some(chunk) = t.opts().chunk_size.filter(|c| *c > 0) {
-            let mut offset = 0;
+            let mut chunk = chunk;
+            let (mut offset, mut setbacks) = (0, 0);
             while offset < size {
                 let len = chunk.min(size - offset);
                 let part = Body::File {
@@ -293,13 +297,56 @@ impl Repository {
                     progress: progress.clone(),
                 };
                 let req = chunk_request(&loc, &scopes, offset, len, part);
-                let resp = expect("PATCH", &loc, t.send(&ep, &req)?, 202)?;
-                loc = location_of("PATCH", &loc, &resp)?;
-                offset += len;
+                let exchange = t.send(&ep, &req);
+                let status = exchange.as_ref().ok().map(|r| r.status().as_u16());
+                if status == Some(202) {
+                    loc = location_of("PATCH", &loc, &exchange?)?;
+                    offset += len;
+                    continue;
+                }
+                // A chunk that did not go through need not cost the whole blob: the session says how much it
+                // has (its upload status), and the upload goes on from there — with smaller chunks after a 413
+                // (GHCR takes at most 4 MiB per PATCH). What cannot heal, or keeps failing, ends this attempt
+                // (the caller's retry then starts a new session).
+                let shrink = status == Some(413) && len > MIN_CHUNK;
+                let healable = shrink
+                    || status == Some(416)
+                    || matches!(&exchange, Ok(r) if is_retryable_status(r.status().as_u16()))
+                    || matches!(&exchange, Err(e) if is_retryable(e));
+                setbacks += 1;
+                if !healable || setbacks >= t.opts().retry.max_attempts {
+                    return expect("PATCH", &loc, exchange?, 202).map(drop);
+                }
+                drop(exchange);
+                if shrink {
+                    chunk = (len / 2).max(MIN_CHUNK);
+                }
+                let (at, status_loc) = self.upload_status(&ep, &loc)?;
+                self.log(format_args!(
+                    "chunk {offset}-{} of {digest} failed ({}); the session has {at} bytes, going on from there{}",
+                    offset + len - 1,
+                    status.map_or("no answer".to_string(), |s| format!("HTTP {s}")),
+                    if shrink { format!(" in {chunk}-byte chunks") } else { String::new() }
+                ));
+                (offset, loc) = (at.min(size), status_loc);
             }
             body = Body::Empty;
         }
         close_session(t, &ep, &loc, &scopes, digest, body)
+    }
+
+    /// How many bytes an upload session holds (distribution spec, "Get upload status": `GET` the session,
+    /// `204` with `Range: 0-LAST`; none yet: no `Range`), and where it goes on.
+    fn upload_status(&self, ep: &Endpoint, loc: &Url) -> Result<(u64, Url)> {
+        let req = Request::new(Method::GET, loc.clone(), &self.push_scope());
+        let resp = expect("GET", loc, self.transport().send(ep, &req)?, 204)?;
+        let at = resp
+            .headers()
+            .get("range")
+            .and_then(|r| r.to_str().ok())
+            .and_then(|r| r.trim().strip_prefix("0-")?.parse::<u64>().ok())
+            .map_or(0, |last| last + 1);
+        Ok((at, location_of("GET", loc, &resp)?))
     }
 
     /// HEAD skip → mount (when `mount_from` is given) → upload.
