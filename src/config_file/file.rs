@@ -35,6 +35,7 @@ pub(super) const KEYS: &[&str] = &[
     "allow-dirty",
     "floating-tags",
     "ref-file",
+    "registry-mirrors",
 ];
 pub(super) const LAYER_KEYS: &[&str] = &["src", "dest", "chown", "mode"];
 
@@ -69,5 +70,7 @@ pub struct FileBuild {
     pub pre: Option<String>,
     pub allow_dirty: Option<bool>,
     pub floating_tags: Option<Vec<String>>,
+    /// `registry-mirrors = ["docker.io=mirror.gcr.io"]`, parsed.
+    pub registry_mirrors: Option<Vec<(String, String)>>,
     pub ref_file: Option<PathBuf>,
 }

@@ -94,4 +94,5 @@ pub fn apply(args: &mut BuildArgs, given: &dyn Fn(&str) -> bool, f: FileBuild) {
     take!("allow_floating", t.allow_floating, f.allow_floating);
     take!("floating_tags", t.floating_tags, f.floating_tags);
     take!("ref_file", t.ref_file, f.ref_file.map(Some));
+    take!("mirrors", args.registry.mirrors, f.registry_mirrors);
 }

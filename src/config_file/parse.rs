@@ -14,7 +14,7 @@ use kiln_engine::Split;
 use kiln_engine::TagRequest;
 use kiln_engine::Target;
 use kiln_engine::normalize_dest;
-use kiln_engine::settings::{parse_chown, parse_expose};
+use kiln_engine::settings::{parse_chown, parse_expose, parse_mirror};
 use kiln_engine::{Error, Result};
 
 /// Read and validate a kiln.toml. `name` is how messages call it (the path as given).
@@ -160,6 +160,11 @@ pub fn parse(name: &str, text: &str) -> Result<FileBuild> {
                 spans.push((key, v.clone()));
             }
             "floating-tags" => f.floating_tags = Some(doc.strings(key, v)?),
+            "registry-mirrors" => {
+                let items = doc.strings(key, v)?;
+                let parsed = items.iter().map(|m| parse_mirror(m));
+                f.registry_mirrors = Some(doc.check(key, v, parsed.collect::<Result<_>>())?);
+            }
             "ref-file" => f.ref_file = Some(doc.path(&s()?)),
             "layer" => f.layers = Some(layers(&doc, v)?),
             other => {

@@ -90,6 +90,34 @@ pub fn parse_layer(l: &str) -> Result<LayerSource> {
     })
 }
 
+/// `REGISTRY=MIRROR` (`--registry-mirror`, kiln.toml `registry-mirrors`): base images on `REGISTRY` are read
+/// through `MIRROR` (`host[:port][/path]`, a pull-through cache such as `mirror.gcr.io` or a Harbor proxy
+/// project `harbor.example.com/hub`) first. Both sides normalized as references are (`index.docker.io` is
+/// `docker.io`).
+pub fn parse_mirror(s: &str) -> Result<(String, String)> {
+    let bad = || {
+        Error::invalid_arg(
+            "--registry-mirror",
+            s,
+            "expected REGISTRY=MIRROR, e.g. docker.io=mirror.gcr.io or docker.io=harbor.example.com/hub",
+        )
+    };
+    let (registry, mirror) = s.split_once('=').ok_or_else(bad)?;
+    let registry = crate::reference::normalize_registry(registry);
+    let mirror = mirror.trim().trim_end_matches('/');
+    let (host, path) = mirror.split_once('/').unwrap_or((mirror, ""));
+    let host = crate::reference::normalize_registry(host);
+    let ok = |h: &str| !h.is_empty() && !h.contains(['/', ' ', '@']);
+    if !ok(&registry) || !ok(&host) || path.contains("//") || path.chars().any(char::is_whitespace)
+    {
+        return Err(bad());
+    }
+    Ok(match path {
+        "" => (registry, host),
+        p => (registry, format!("{host}/{p}")),
+    })
+}
+
 /// `SOURCE_DATE_EPOCH` (seconds since 1970): the time stamped on every entry and in the config. `None` when unset
 /// or empty (builds then use 0; `{date}` in a tag template has no value).
 pub fn source_date_epoch() -> Result<Option<u64>> {
@@ -136,6 +164,21 @@ mod tests {
         assert_eq!(parse_expose("53/udp").unwrap(), "53/udp");
         for bad in ["0", "65536", "80/icmp", "x", "080"] {
             assert!(parse_expose(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mirrors() {
+        assert_eq!(
+            parse_mirror("index.docker.io=mirror.gcr.io").unwrap(),
+            ("docker.io".into(), "mirror.gcr.io".into())
+        );
+        assert_eq!(
+            parse_mirror("docker.io=harbor.example.com:8443/hub/").unwrap(),
+            ("docker.io".into(), "harbor.example.com:8443/hub".into())
+        );
+        for bad in ["docker.io", "=m", "docker.io=", "a b=c", "docker.io=h//x"] {
+            assert!(parse_mirror(bad).is_err(), "{bad}");
         }
     }
 

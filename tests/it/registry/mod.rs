@@ -10,6 +10,7 @@
 mod cache;
 mod faults;
 mod hostile;
+mod mirrors;
 mod modes;
 mod redirects;
 mod streaming;

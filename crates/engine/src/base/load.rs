@@ -119,8 +119,48 @@ pub fn load(
             })
         }
         Target::Registry(reference) => {
-            let repo = client()?.repository(reference);
+            let client = client()?;
             let want = platform.cloned().unwrap_or_else(PlatformSpec::host);
+            // Through a mirror first (Docker Hub allows 10 anonymous pulls an hour), the source on a miss. The
+            // base keeps its source name: the annotations, mounts and messages speak of it; only reads go to
+            // the mirror.
+            for mirror in client.mirrors_for(&reference.registry) {
+                // A mirror may keep a registry's repositories under a path of its own (a Harbor proxy project).
+                let (host, path) = mirror.split_once('/').unwrap_or((&mirror, ""));
+                let via = Reference {
+                    registry: host.to_string(),
+                    repository: match path {
+                        "" => reference.repository.clone(),
+                        p => format!("{p}/{}", reference.repository),
+                    },
+                    ..reference.clone()
+                };
+                let repo = client.repository(&via);
+                match fetch_image(&repo, &via, &want) {
+                    Ok((manifest, config)) => {
+                        client.options().report.debug(format_args!(
+                            "base image {reference} read through mirror {mirror}"
+                        ));
+                        return Ok(LoadedBase {
+                            base: Base {
+                                name: reference.to_string(),
+                                manifest,
+                                config,
+                            },
+                            source: BaseSource::Registry {
+                                repo,
+                                reference: reference.clone(),
+                            },
+                            fetched: None,
+                        });
+                    }
+                    Err(e) => client.options().report.note(format_args!(
+                        "mirror {mirror} did not serve {reference} ({e}); reading it from {}",
+                        reference.registry
+                    )),
+                }
+            }
+            let repo = client.repository(reference);
             let (manifest, config) =
                 fetch_image(&repo, reference, &want).map_err(|e| match e.not_found() {
                     true if reference.registry == DOCKER_HUB => e.context(format!(

@@ -28,7 +28,7 @@ impl Client {
     pub fn new(opts: ClientOptions) -> Result<Self> {
         let mut env = CredentialEnv::from_process();
         if env.env_registry.is_none() {
-            env.env_registry = opts.env_credentials_for.as_deref().map(normalize_registry);
+            env.env_registry = opts.own_registry.as_deref().map(normalize_registry);
         }
         Self::with_credentials(opts, env)
     }
@@ -42,6 +42,19 @@ impl Client {
 
     pub fn options(&self) -> &ClientOptions {
         self.t.opts()
+    }
+
+    /// The mirrors to read `registry`'s images through, in order: none for the command's own registry.
+    pub fn mirrors_for(&self, registry: &str) -> Vec<String> {
+        let o = self.options();
+        if o.own_registry.as_deref().map(normalize_registry).as_deref() == Some(registry) {
+            return Vec::new();
+        }
+        o.mirrors
+            .iter()
+            .filter(|(r, _)| normalize_registry(r) == registry)
+            .map(|(_, m)| m.clone())
+            .collect()
     }
 
     /// HTTP requests sent so far (every attempt and redirect hop counts).

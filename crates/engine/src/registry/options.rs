@@ -24,9 +24,13 @@ pub struct ClientOptions {
     /// [`Level::Debug`]: crate::events::Level::Debug
     /// [`Level::Trace`]: crate::events::Level::Trace
     pub report: Report,
-    /// The registry `KILN_REGISTRY_USERNAME`/`KILN_REGISTRY_PASSWORD` belong to when `KILN_REGISTRY` does not
-    /// say: the one the command publishes to or reads. Other registries (a `--base` elsewhere) never get them.
-    pub env_credentials_for: Option<String>,
+    /// The registry the command publishes to or reads (`--to`, push's destination, inspect's target): the one
+    /// `KILN_REGISTRY_USERNAME`/`KILN_REGISTRY_PASSWORD` belong to when `KILN_REGISTRY` does not say (other
+    /// registries, such as a `--base` elsewhere, never get them), and one never read through a mirror.
+    pub own_registry: Option<String>,
+    /// Mirrors to read base images through: (registry, mirror host), tried in order before the registry itself
+    /// (`--registry-mirror`, `registries.conf`). Never for pushes, nor for the command's own registry.
+    pub mirrors: Vec<(String, String)>,
     pub connect_timeout: Duration,
     /// Longest wait for response headers or for any single read/acknowledged write; not a whole-request deadline.
     pub read_timeout: Duration,
@@ -42,7 +46,8 @@ impl Default for ClientOptions {
             user_agent: format!("kiln/{}", env!("CARGO_PKG_VERSION")),
             retry: RetryPolicy::default(),
             report: Report::default(),
-            env_credentials_for: None,
+            own_registry: None,
+            mirrors: Vec::new(),
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(300),
         }
