@@ -166,3 +166,19 @@ fn chunked_uploads_resume_and_shrink() {
     let (posts, _, puts) = blob_upload_requests(&g.proxy, "app");
     assert_eq!(posts, puts, "{err}");
 }
+
+/// A registry that takes no chunked uploads (Artifact Registry refuses the first `PATCH`) gets each blob whole.
+#[test]
+fn a_registry_refusing_chunks_gets_blobs_whole() {
+    let f = Faulty::new(256 * 1024);
+    f.proxy.inject(Fault::Status {
+        status: 405,
+        matching: Matcher::new("PATCH", "/blobs/uploads/"),
+        times: usize::MAX,
+    });
+    let (out, err) = f
+        .kiln()
+        .build(&f.src, "app:v1", "/app", &["--chunk-size", "65536", "-v"]);
+    f.check_image("app", &out);
+    assert!(err.contains("takes no chunked uploads"), "{err}");
+}

@@ -304,6 +304,19 @@ impl Repository {
                     offset += len;
                     continue;
                 }
+                // A registry that takes no chunks at all (Artifact Registry answers a first PATCH with an error)
+                // gets the blob whole, in a session of its own.
+                if offset == 0 && matches!(status, Some(400 | 405 | 501)) {
+                    drop(exchange);
+                    self.log(format_args!(
+                        "{} takes no chunked uploads (HTTP {}); sending {digest} whole",
+                        self.registry(),
+                        status.unwrap_or_default()
+                    ));
+                    self.delete_session(&ep, &loc);
+                    loc = self.post_session(&ep)?.0;
+                    return close_session(t, &ep, &loc, &scopes, digest, body);
+                }
                 // A chunk that did not go through need not cost the whole blob: the session says how much it
                 // has (its upload status), and the upload goes on from there — with smaller chunks after a 413
                 // (GHCR takes at most 4 MiB per PATCH). What cannot heal, or keeps failing, ends this attempt
