@@ -12,9 +12,10 @@
 //! headers and every single body read; streamed uploads rely on `TCP_USER_TIMEOUT` (unacknowledged data) and
 //! keepalive instead of a whole-request deadline.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -147,6 +148,8 @@ pub(crate) struct Http {
     ca: Option<Vec<u8>>,
     pub opts: ClientOptions,
     requests: AtomicU64,
+    /// `Warning` texts already shown (`warn_once`).
+    warned: Mutex<HashSet<String>>,
 }
 
 pub(crate) fn is_loopback(host_port: &str) -> bool {
@@ -190,6 +193,7 @@ impl Http {
             ca,
             opts,
             requests: AtomicU64::new(0),
+            warned: Mutex::default(),
         })
     }
 
@@ -380,6 +384,7 @@ impl Http {
         match res {
             Ok(resp) => {
                 self.log_reply(method, url, "", resp.status().as_u16(), ms);
+                self.warn_once(url, resp.headers());
                 if report.enabled(Level::Trace) {
                     for (k, v) in resp.headers() {
                         report.trace(format_args!("  < {k}: {}", shown(k, v)));
@@ -388,6 +393,25 @@ impl Http {
                 Ok(resp)
             }
             Err(e) => Err(self.log_failure(connection_error(method.as_str(), url, &e), ms)),
+        }
+    }
+
+    /// A registry's `Warning` headers (distribution spec, "Warnings": `Warning: 299 - "TEXT"`), each shown once
+    /// per run: a deprecation or a quota running low is worth one line, not one per request.
+    pub fn warn_once(&self, url: &Url, headers: &reqwest::header::HeaderMap) {
+        for v in headers.get_all(reqwest::header::WARNING) {
+            let Some(text) = v.to_str().ok().and_then(parse_warning) else {
+                continue;
+            };
+            let host = url.host_str().unwrap_or("the registry");
+            let new = self
+                .warned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(format!("{host} {text}"));
+            if new {
+                self.opts.report.warn(format_args!("{host} says: {text}"));
+            }
         }
     }
 
@@ -434,4 +458,69 @@ pub(crate) fn read_limited(resp: Response, max: u64) -> Vec<u8> {
     let mut buf = Vec::new();
     let _ = resp.take(max).read_to_end(&mut buf);
     buf
+}
+
+/// The text of a `Warning: 299 - "TEXT"` header value (the only form the distribution spec uses; RFC 7234's
+/// quoted-string, `\"` unescaped), at most 1024 characters.
+pub(crate) fn parse_warning(v: &str) -> Option<String> {
+    let rest = v.trim().strip_prefix("299")?.trim_start();
+    let rest = rest.strip_prefix('-')?.trim_start().strip_prefix('"')?;
+    let mut text = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(text.chars().take(1024).collect()),
+            '\\' => text.push(chars.next()?),
+            c => text.push(c),
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_parsed_and_shown_once() {
+        assert_eq!(
+            parse_warning(r#"299 - "this registry is \"deprecated\"""#).as_deref(),
+            Some(r#"this registry is "deprecated""#)
+        );
+        for bad in [
+            "199 - \"x\"",
+            "299 agent \"x\"",
+            "299 - x",
+            "299 - \"unterminated",
+        ] {
+            assert_eq!(parse_warning(bad), None, "{bad}");
+        }
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        struct Sink(std::sync::Arc<Mutex<Vec<String>>>);
+        impl crate::events::Events for Sink {
+            fn enabled(&self, _: Level) -> bool {
+                true
+            }
+            fn message(&self, _: Level, msg: std::fmt::Arguments<'_>) {
+                self.0.lock().unwrap().push(msg.to_string());
+            }
+            fn bar(&self, _: String, _: Option<u64>) -> Option<Arc<dyn crate::events::Bar>> {
+                None
+            }
+        }
+        let opts = ClientOptions {
+            report: crate::events::Report::new(Arc::new(Sink(seen.clone()))),
+            ..ClientOptions::default()
+        };
+        let http = Http::new(opts).unwrap();
+        let mut h = reqwest::header::HeaderMap::new();
+        h.append(
+            reqwest::header::WARNING,
+            "299 - \"quota at 90%\"".parse().unwrap(),
+        );
+        let url = Url::parse("https://r.example/v2/").unwrap();
+        http.warn_once(&url, &h);
+        http.warn_once(&url, &h);
+        assert_eq!(*seen.lock().unwrap(), ["r.example says: quota at 90%"]);
+    }
 }
