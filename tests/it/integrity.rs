@@ -1,0 +1,158 @@
+//! Correct images on real machines (issue 17): a damaged earlier blob is not copied from into a changed layer.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::support::*;
+
+/// Deterministic text-like bytes (words from a small vocabulary), so gzip deflates every block.
+fn text(seed: u64, len: usize) -> Vec<u8> {
+    const WORDS: [&str; 12] = [
+        "export", "const", "function", "return", "value", "import", "from", "let", "await",
+        "async", "=>", "{}",
+    ];
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(WORDS[(x % 12) as usize].as_bytes());
+        out.push(if x % 9 == 0 { b'\n' } else { b' ' });
+        out.extend_from_slice(format!("{}", x % 1000).as_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
+}
+
+/// Check the image tagged `tag` in `layout` as a consumer would: every blob's content has the digest it is named
+/// by, and every gzip layer passes GNU `gzip -t` and `tar -tz` and decompresses to its diff_id. Returns the layer
+/// digests.
+fn verify_image(layout: &Path, tag: &str) -> Vec<String> {
+    let index = read_json(&layout.join("index.json"));
+    let desc = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("no {tag} in {index}"));
+    let blob = |digest: &str| -> PathBuf {
+        let p = layout
+            .join("blobs/sha256")
+            .join(digest.strip_prefix("sha256:").unwrap());
+        assert_eq!(
+            sha256_digest(&fs::read(&p).unwrap()),
+            digest,
+            "{}",
+            p.display()
+        );
+        p
+    };
+    let manifest = read_json(&blob(desc["digest"].as_str().unwrap()));
+    let config = read_json(&blob(manifest["config"]["digest"].as_str().unwrap()));
+    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), diff_ids.len());
+    let mut digests = Vec::new();
+    for (l, diff_id) in layers.iter().zip(diff_ids) {
+        let digest = l["digest"].as_str().unwrap();
+        let p = blob(digest);
+        assert!(l["mediaType"].as_str().unwrap().ends_with("+gzip"), "{l}");
+        tool_ok("gzip", &["-t", p.to_str().unwrap()]);
+        tool_ok("tar", &["-tzf", p.to_str().unwrap()]);
+        let mut tar = Vec::new();
+        flate2::read::MultiGzDecoder::new(fs::File::open(&p).unwrap())
+            .read_to_end(&mut tar)
+            .unwrap();
+        assert_eq!(&sha256_digest(&tar), diff_id, "diff_id of {digest}");
+        digests.push(digest.to_string());
+    }
+    digests
+}
+
+#[test]
+fn a_damaged_earlier_blob_is_not_copied_into_a_changed_layer() {
+    require_tool("gzip", "gzip");
+    let t = tempdir();
+    let src = t.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    // ~3 MiB of text in one layer: about a dozen gzip blocks.
+    for i in 0..200u64 {
+        fs::write(src.join(format!("f{i:03}.js")), text(i, 15_000)).unwrap();
+    }
+    let layout = t.path().join("layout");
+    let cache = t.path().join("cache");
+    let build = |tag: &str, extra: &[&str]| -> Output {
+        let to = format!("oci:{}:{tag}", layout.display());
+        let mut args = vec![
+            "build",
+            src.to_str().unwrap(),
+            "--to",
+            &to,
+            "--split",
+            "off",
+        ];
+        args.extend_from_slice(&[
+            "--progress",
+            "plain",
+            "-v",
+            "--cache",
+            cache.to_str().unwrap(),
+        ]);
+        args.extend_from_slice(extra);
+        let out = kiln_out(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    build("v1", &[]);
+    let [old] = verify_image(&layout, "v1").try_into().unwrap();
+
+    // One byte flipped a third into the blob (its size unchanged: the cache's size check passes), in a block
+    // that the rebuild would copy: the change below is in the last file.
+    let old_path = layout
+        .join("blobs/sha256")
+        .join(old.strip_prefix("sha256:").unwrap());
+    let mut bytes = fs::read(&old_path).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x10;
+    fs::write(&old_path, &bytes).unwrap();
+    let f = src.join("f199.js");
+    let mut body = fs::read(&f).unwrap();
+    body.extend_from_slice(b"\nexport const changed = 1;\n");
+    fs::remove_file(&f).unwrap();
+    fs::write(&f, &body).unwrap();
+
+    let out = build("v2", &[]);
+    let [new] = verify_image(&layout, "v2").try_into().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Blocks were still copied (the intact ones), the damaged one compressed again, said at -v.
+    assert!(
+        err.contains("compressed blocks copied from its last build"),
+        "{err}"
+    );
+    assert!(err.contains("damaged on disk (CRC mismatch)"), "{err}");
+    assert_ne!(new, old);
+    // And the layer is exactly what a build from scratch gives.
+    let fresh = t.path().join("fresh");
+    let to = format!("oci:{}:v2", fresh.display());
+    kiln_ok(&[
+        "build",
+        src.to_str().unwrap(),
+        "--to",
+        &to,
+        "--split",
+        "off",
+        "--no-cache",
+    ]);
+    assert_eq!(verify_image(&fresh, "v2"), vec![new]);
+}
