@@ -1,4 +1,5 @@
-//! Correct images on real machines (issue 17): a damaged earlier blob is not copied from into a changed layer.
+//! Correct images on real machines (issue 17): a damaged earlier blob is not copied from into a changed layer,
+//! and owner ids stay within what tar and chown(2) take.
 
 use std::fs;
 use std::io::Read;
@@ -155,4 +156,85 @@ fn a_damaged_earlier_blob_is_not_copied_into_a_changed_layer() {
         "--no-cache",
     ]);
     assert_eq!(verify_image(&fresh, "v2"), vec![new]);
+}
+
+// ---- owner ids --------------------------------------------------------------------------------------------------
+
+#[test]
+fn chown_ids_above_4294967294_are_usage_errors_everywhere() {
+    let t = tempdir();
+    let src = fixture_tree();
+    let layout = t.path().join("layout");
+    let to = format!("oci:{}:v1", layout.display());
+    let s = src.path().to_str().unwrap();
+    let layer = format!("{s}:/extra");
+
+    // The largest id: accepted, and GNU tar reads it back.
+    let max = "4294967294:4294967294";
+    kiln_ok(&["build", s, "--to", &to, "--no-cache", "--chown", max]);
+    let [l] = verify_image(&layout, "v1").try_into().unwrap();
+    let listing = tool_ok(
+        "tar",
+        &[
+            "--numeric-owner",
+            "-tvzf",
+            layout.join("blobs/sha256").join(&l[7..]).to_str().unwrap(),
+        ],
+    );
+    assert!(listing.contains("4294967294/4294967294"), "{listing}");
+
+    for bad in [
+        "4294967295:0",
+        "0:4294967295",
+        "4294967296:0",
+        "0:4294967296",
+    ] {
+        let flag = kiln_out(&["build", s, "--to", &to, "--no-cache", "--chown", bad]);
+        let err = String::from_utf8_lossy(&flag.stderr);
+        assert_eq!(flag.status.code(), Some(2), "--chown {bad}: {err}");
+        assert!(err.contains("4294967294"), "says the limit: {err}");
+
+        let spec = format!("{layer},chown={bad}");
+        let out = kiln_out(&["build", s, "--to", &to, "--no-cache", "--layer", &spec]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--layer {spec}: {err}");
+
+        for toml in [
+            format!("dir = {s:?}\nchown = {bad:?}\n"),
+            format!("dir = {s:?}\n[[layer]]\nsrc = {s:?}\ndest = \"/x\"\nchown = {bad:?}\n"),
+        ] {
+            let d = tempdir();
+            fs::write(d.path().join("kiln.toml"), &toml).unwrap();
+            let out = kiln()
+                .current_dir(d.path())
+                .args(["build", "--to", &to, "--no-cache"])
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{toml}: {err}");
+            assert!(err.contains("kiln.toml:"), "{err}");
+        }
+    }
+    // The same largest id in kiln.toml and --layer is fine.
+    let d = tempdir();
+    let toml = format!(
+        "dir = {s:?}\nchown = {max:?}\n[[layer]]\nsrc = {s:?}\ndest = \"/x\"\nchown = {max:?}\n"
+    );
+    fs::write(d.path().join("kiln.toml"), toml).unwrap();
+    let out = kiln()
+        .current_dir(d.path())
+        .args([
+            "build",
+            "--to",
+            &format!("oci:{}:v2", layout.display()),
+            "--no-cache",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    verify_image(&layout, "v2");
 }
