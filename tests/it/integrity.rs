@@ -1,10 +1,11 @@
 //! Correct images on real machines (issue 17): a damaged earlier blob is not copied from into a changed layer,
-//! and owner ids stay within what tar and chown(2) take.
+//! owner ids stay within what tar and chown(2) take, and a full disk is an error (not a panic) that leaves no
+//! half blob.
 
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
 use crate::support::*;
 
@@ -156,6 +157,180 @@ fn a_damaged_earlier_blob_is_not_copied_into_a_changed_layer() {
         "--no-cache",
     ]);
     assert_eq!(verify_image(&fresh, "v2"), vec![new]);
+}
+
+// ---- a full disk ----------------------------------------------------------------------------------------------
+
+/// A tmpfs of `size` bytes mounted on a fresh directory, unmounted on drop. `None` (with a loud message) only
+/// when not root and not in CI: root (as CI runs) must be able to mount one, and the test fails if it cannot.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: u64) -> Option<Tmpfs> {
+        let dir = tempdir();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return Some(Tmpfs { dir });
+        }
+        let why = String::from_utf8_lossy(&out.stderr);
+        if is_root() || std::env::var_os("CI").is_some() {
+            panic!(
+                "cannot mount a tmpfs for the disk-full test (as root, or in CI, this must work): {why}"
+            );
+        }
+        eprintln!(
+            "SKIPPED: the disk-full test needs to mount a small tmpfs, which needs root ({why}); run the \
+             tests as root (CI does) to cover it"
+        );
+        None
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn avail(&self) -> u64 {
+        let out = tool_ok(
+            "df",
+            &["-B1", "--output=avail", self.path().to_str().unwrap()],
+        );
+        out.lines().nth(1).unwrap().trim().parse().unwrap()
+    }
+
+    /// Fill the filesystem with a file of zeros until `room` bytes (a multiple of the page size) are left.
+    fn leave(&self, room: u64) {
+        let filler = self.path().join("filler");
+        let _ = fs::remove_file(&filler);
+        let avail = self.avail();
+        assert!(avail >= room, "{avail} < {room}");
+        fs::write(&filler, vec![0u8; (avail - room) as usize]).unwrap();
+        assert_eq!(self.avail(), room);
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+fn is_root() -> bool {
+    tool_ok("id", &["-u"]).trim() == "0"
+}
+
+const PAGE: u64 = 4096;
+
+#[test]
+fn a_full_disk_is_an_error_naming_the_layout_and_leaves_no_half_blob() {
+    let Some(fs_) = Tmpfs::mount(4 << 20) else {
+        return;
+    };
+    let t = tempdir();
+    let src = t.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    // Random bytes, stored by gzip: the layer blob is about 300 KB (more than a blob writer's buffer).
+    let mut random = Vec::new();
+    fs::File::open("/dev/urandom")
+        .unwrap()
+        .take(300_000)
+        .read_to_end(&mut random)
+        .unwrap();
+    fs::write(src.join("data.bin"), &random).unwrap();
+    let layout = fs_.path().join("layout");
+    let build = || {
+        let to = format!("oci:{}:v1", layout.display());
+        kiln_out(&[
+            "build",
+            src.to_str().unwrap(),
+            "--to",
+            &to,
+            "--split",
+            "off",
+            "--no-cache",
+            "--progress",
+            "plain",
+        ])
+    };
+    // The blob's size, from a build with room to spare.
+    fs_.leave(fs_.avail());
+    let out = build();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let [layer] = verify_image(&layout, "v1").try_into().unwrap();
+    let blob_len = fs::metadata(layout.join("blobs/sha256").join(&layer[7..]))
+        .unwrap()
+        .len();
+    let layer_pages = blob_len.div_ceil(PAGE);
+    fs::remove_dir_all(&layout).unwrap();
+
+    // Room for nothing, for part of the layer, then for the layer and the oci-layout file but not (all of) the
+    // config, manifest and index.json, a page more each time, until the build fits.
+    let mut rooms = vec![0, layer_pages / 2 * PAGE];
+    rooms.extend((1..=6).map(|extra| (layer_pages + extra) * PAGE));
+    let (mut failed_after_layer, mut fitted) = (false, false);
+    for room in rooms {
+        fs_.leave(room);
+        let out = build();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success() {
+            fitted = true;
+            verify_image(&layout, "v1");
+        } else {
+            assert_eq!(out.status.code(), Some(1), "room {room}:\n{err}");
+            assert!(
+                err.contains(&layout.display().to_string())
+                    && err.contains(": No space left on device (os error 28)"),
+                "room {room}: the error names the layout and the cause:\n{err}"
+            );
+            assert!(!err.contains("panicked"), "{err}");
+            failed_after_layer |= err.contains(" of tar -> ");
+            // No half blob: whatever is left in the layout is whole, and no temp file is left beside it.
+            if let Ok(blobs) = fs::read_dir(layout.join("blobs/sha256")) {
+                for b in blobs {
+                    let b = b.unwrap();
+                    let name = b.file_name().into_string().unwrap();
+                    assert_eq!(
+                        sha256_hex(&fs::read(b.path()).unwrap()),
+                        name,
+                        "room {room}"
+                    );
+                }
+            }
+            if let Ok(top) = fs::read_dir(&layout) {
+                for e in top {
+                    let name = e.unwrap().file_name().into_string().unwrap();
+                    assert!(
+                        ["oci-layout", "blobs", "index.json"].contains(&name.as_str()),
+                        "room {room}: {name} left in the layout"
+                    );
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(&layout);
+        if fitted {
+            break;
+        }
+    }
+    assert!(
+        failed_after_layer,
+        "no level failed after the layer was written"
+    );
+    assert!(fitted, "the build never fitted: the levels are off");
 }
 
 // ---- owner ids --------------------------------------------------------------------------------------------------
