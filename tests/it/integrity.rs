@@ -1,9 +1,10 @@
 //! Correct images on real machines (issue 17): a damaged earlier blob is not copied from into a changed layer,
-//! owner ids stay within what tar and chown(2) take, and a full disk is an error (not a panic) that leaves no
-//! half blob.
+//! owner ids stay within what tar and chown(2) take, a full disk is an error (not a panic) that leaves no half
+//! blob, and a permission error on a layout names the path and the OS error.
 
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -412,4 +413,111 @@ fn chown_ids_above_4294967294_are_usage_errors_everywhere() {
         String::from_utf8_lossy(&out.stderr)
     );
     verify_image(&layout, "v2");
+}
+
+// ---- permissions ------------------------------------------------------------------------------------------------
+
+/// kiln as a user that permissions apply to: `nobody` (via setpriv) when the tests run as root, who ignores
+/// them; else the current user. Its home is `home`.
+fn kiln_unprivileged(home: &Path, args: &[&str]) -> Output {
+    let mut cmd = if is_root() {
+        require_tool("setpriv", "util-linux");
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+        c.arg(env!("CARGO_BIN_EXE_kiln"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_kiln"))
+    };
+    isolate_env(&mut cmd, home);
+    cmd.env("SOURCE_DATE_EPOCH", "0");
+    cmd.args(args).output().unwrap()
+}
+
+fn chmod(p: &Path, mode: u32) {
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn a_layout_that_cannot_be_written_or_read_names_the_path_and_the_os_error() {
+    let t = tempdir();
+    chmod(t.path(), 0o755);
+    let home = t.path().join("home");
+    fs::create_dir_all(&home).unwrap();
+    isolate_env(&mut Command::new("true"), &home);
+    let root = is_root();
+    let to_nobody = |p: &Path| {
+        if root {
+            tool_ok("chown", &["-R", "65534:65534", p.to_str().unwrap()]);
+        }
+    };
+    to_nobody(&home);
+    let src = t.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.txt"), "a\n").unwrap();
+    chmod(&src, 0o755);
+    chmod(&src.join("a.txt"), 0o644);
+    let s = src.to_str().unwrap();
+    // Layouts with one image, made by the test's user (so writable by kiln's only where handed over).
+    let layout = |name: &str| {
+        let l = t.path().join(name);
+        kiln_ok(&[
+            "build",
+            s,
+            "--to",
+            &format!("oci:{}:v1", l.display()),
+            "--no-cache",
+        ]);
+        l
+    };
+    let expect = |out: Output, path: &Path, what: &str| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{}: Permission denied (os error 13)",
+                path.display()
+            )),
+            "{what}: the error names {} and the cause:\n{err}",
+            path.display()
+        );
+    };
+
+    // A layout directory kiln may not write to.
+    let ro = layout("ro");
+    chmod(&ro, 0o555);
+    let to = format!("oci:{}:v2", ro.display());
+    let out = kiln_unprivileged(&home, &["build", s, "--to", &to, "--no-cache"]);
+    expect(out, &ro, "unwritable layout");
+
+    // A layout kiln may write to, but not its blobs directory.
+    let blobs_ro = layout("blobs-ro");
+    to_nobody(&blobs_ro);
+    let blobs = blobs_ro.join("blobs/sha256");
+    if root {
+        tool_ok("chown", &["0:0", blobs.to_str().unwrap()]);
+    }
+    chmod(&blobs, 0o555);
+    let to = format!("oci:{}:v2", blobs_ro.display());
+    let out = kiln_unprivileged(&home, &["build", s, "--to", &to, "--no-cache"]);
+    expect(out, &blobs, "unwritable blobs directory");
+    chmod(&blobs, 0o755);
+
+    // A layout kiln may not read: inspect names the file it could not look at.
+    let hidden = layout("hidden");
+    chmod(&hidden, 0o000);
+    let out = kiln_unprivileged(&home, &["inspect", &format!("oci:{}:v1", hidden.display())]);
+    chmod(&hidden, 0o755);
+    expect(out, &hidden.join("oci-layout"), "unreadable layout");
+
+    // A layout whose blobs directory kiln may not read.
+    let closed = layout("closed");
+    chmod(&closed.join("blobs"), 0o000);
+    let out = kiln_unprivileged(&home, &["inspect", &format!("oci:{}:v1", closed.display())]);
+    chmod(&closed.join("blobs"), 0o755);
+    expect(
+        out,
+        &closed.join("blobs/sha256"),
+        "unreadable blobs directory",
+    );
 }

@@ -38,7 +38,13 @@ pub struct IndexEntry {
 impl Layout {
     /// Open an existing layout; a missing or invalid one is an error naming the path.
     pub fn open(path: &Path) -> Result<Self> {
-        if !path.join("oci-layout").is_file() {
+        let marker = path.join("oci-layout");
+        if let Err(e) = fs::metadata(&marker) {
+            if e.kind() == io::ErrorKind::PermissionDenied {
+                return Err(Error::io(marker, e));
+            }
+        }
+        if !marker.is_file() {
             return Err(Error::layout(
                 path,
                 "not an OCI image layout (no oci-layout file); build into it first with `kiln build DIR --to oci:PATH`",
@@ -46,7 +52,8 @@ impl Layout {
         }
         let dir =
             Dir::open_ambient_dir(path, ambient_authority()).map_err(|e| Error::io(path, e))?;
-        let oci = OciDir::open(dir).map_err(|e| Error::layout(path, e))?;
+        // ocidir opens blobs/sha256 here, and nothing else.
+        let oci = OciDir::open(dir).map_err(|e| oci_error(&path.join("blobs/sha256"), e))?;
         Ok(Layout {
             path: path.to_path_buf(),
             oci,
