@@ -12,6 +12,7 @@ mod engines;
 mod errors;
 mod experience;
 mod harness;
+mod integrity;
 mod layout;
 mod platforms;
 mod registry;

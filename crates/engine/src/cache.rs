@@ -180,7 +180,7 @@ mod tests {
             digest: Digest::of(b"blob"),
             size: 1234,
             table: BlockTable {
-                blocks: vec![([7; 16], 10, 300), ([9; 16], 310, 4)],
+                blocks: vec![([7; 16], 10, 300, 3), ([9; 16], 310, 4, 4)],
                 reused: 0,
             },
         };

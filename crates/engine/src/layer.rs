@@ -33,8 +33,8 @@ use header::{BLOCK, Fields};
 pub struct LayerOptions {
     /// mtime of every entry (SOURCE_DATE_EPOCH, default 0).
     pub mtime: u64,
-    pub uid: u64,
-    pub gid: u64,
+    pub uid: u32,
+    pub gid: u32,
     pub compression: Compression,
 }
 
@@ -197,8 +197,8 @@ fn write_entry(
             typeflag,
             mode: e.mode,
             size,
-            uid: e.from_base.as_ref().map_or(opts.uid, |b| b.uid),
-            gid: e.from_base.as_ref().map_or(opts.gid, |b| b.gid),
+            uid: e.from_base.as_ref().map_or(opts.uid.into(), |b| b.uid),
+            gid: e.from_base.as_ref().map_or(opts.gid.into(), |b| b.gid),
             mtime: e.from_base.as_ref().map_or(opts.mtime, |b| b.mtime),
         },
     );

@@ -35,11 +35,22 @@ pub fn parse_expose(s: &str) -> Result<String> {
     Ok(format!("{port}/{proto}"))
 }
 
-/// `UID:GID`, numeric.
-pub fn parse_chown(s: &str) -> Result<(u64, u64)> {
-    let bad = || Error::invalid_arg("--chown", s, "expected numeric UID:GID, e.g. 1000:1000");
+/// The largest owner id a layer may carry. Ids are 32-bit (tar's PAX headers would take more, and GNU tar then
+/// refuses the layer), and 4294967295 is `(uid_t)-1`, which chown(2) takes as "leave unchanged".
+pub const MAX_ID: u32 = u32::MAX - 1;
+
+/// `UID:GID`, numeric, each at most [`MAX_ID`].
+pub fn parse_chown(s: &str) -> Result<(u32, u32)> {
+    let bad = || {
+        Error::invalid_arg(
+            "--chown",
+            s,
+            format!("expected numeric UID:GID, each 0-{MAX_ID}, e.g. 1000:1000"),
+        )
+    };
+    let id = |v: &str| v.parse::<u32>().ok().filter(|n| *n <= MAX_ID);
     let (u, g) = s.split_once(':').ok_or_else(bad)?;
-    Ok((u.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?))
+    Ok((id(u).ok_or_else(bad)?, id(g).ok_or_else(bad)?))
 }
 
 /// Permission bits of a layer's regular files: octal, at most `07777` (`--layer …,mode=0644`, `[[layer]] mode`).
@@ -63,10 +74,11 @@ pub fn parse_layer(l: &str) -> Result<LayerSource> {
     let (mut chown, mut mode) = (None, None);
     while let Some((head, opt)) = spec.rsplit_once(',') {
         if let Some(c) = opt.strip_prefix("chown=") {
-            chown = Some(
-                parse_chown(c)
-                    .map_err(|_| bad("chown= takes numeric UID:GID, e.g. chown=1000:1000"))?,
-            );
+            chown = Some(parse_chown(c).map_err(|_| {
+                bad(&format!(
+                    "chown= takes numeric UID:GID, each 0-{MAX_ID}, e.g. chown=1000:1000"
+                ))
+            })?);
         } else if let Some(m) = opt.strip_prefix("mode=") {
             mode = Some(
                 parse_mode("--layer", m)
@@ -179,6 +191,27 @@ mod tests {
         );
         for bad in ["docker.io", "=m", "docker.io=", "a b=c", "docker.io=h//x"] {
             assert!(parse_mirror(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn chown_ids_are_32_bit_and_not_minus_one() {
+        assert_eq!(parse_chown("0:0").unwrap(), (0, 0));
+        assert_eq!(parse_chown("4294967294:1000").unwrap(), (4294967294, 1000));
+        for bad in [
+            "4294967295:0",
+            "0:4294967295",
+            "4294967296:0",
+            "0:18446744073709551616",
+            "-1:0",
+            "1000",
+            "a:b",
+        ] {
+            assert_eq!(parse_chown(bad).unwrap_err().exit_code(), 2, "{bad}");
+            assert!(
+                parse_layer(&format!("./a:/a,chown={bad}")).is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -1,15 +1,16 @@
 //! The local OCI image layout (`oci:PATH`), written with `ocidir`.
 //!
-//! Blobs are written through ocidir's `BlobWriter` (a temp file in the layout, renamed to its digest on
-//! `complete`), so a failed build leaves no half blob. `index.json` is only rewritten after every blob is in place,
-//! atomically (temp file + rename) and under an exclusive `flock` on the layout directory, so two kiln processes
-//! publishing into one layout never lose each other's tags.
+//! Blobs are written through [`BlobWriter`] (a temp file in the layout, anonymous where Linux allows, named by its
+//! digest only once every byte is written), so a failed build leaves no half blob. `index.json` is only rewritten
+//! after every blob is in place, atomically (temp file + rename) and under an exclusive `flock` on the layout
+//! directory, so two kiln processes publishing into one layout never lose each other's tags.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use cap_std_ext::cap_tempfile::TempFile;
 use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
 use ocidir::OciDir;
 use ocidir::cap_std::{ambient_authority, fs::Dir};
@@ -37,7 +38,13 @@ pub struct IndexEntry {
 impl Layout {
     /// Open an existing layout; a missing or invalid one is an error naming the path.
     pub fn open(path: &Path) -> Result<Self> {
-        if !path.join("oci-layout").is_file() {
+        let marker = path.join("oci-layout");
+        if let Err(e) = fs::metadata(&marker) {
+            if e.kind() == io::ErrorKind::PermissionDenied {
+                return Err(Error::io(marker, e));
+            }
+        }
+        if !marker.is_file() {
             return Err(Error::layout(
                 path,
                 "not an OCI image layout (no oci-layout file); build into it first with `kiln build DIR --to oci:PATH`",
@@ -45,7 +52,8 @@ impl Layout {
         }
         let dir =
             Dir::open_ambient_dir(path, ambient_authority()).map_err(|e| Error::io(path, e))?;
-        let oci = OciDir::open(dir).map_err(|e| Error::layout(path, e))?;
+        // ocidir opens blobs/sha256 here, and nothing else.
+        let oci = OciDir::open(dir).map_err(|e| oci_error(&path.join("blobs/sha256"), e))?;
         Ok(Layout {
             path: path.to_path_buf(),
             oci,
@@ -85,7 +93,7 @@ impl Layout {
         fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
         let dir =
             Dir::open_ambient_dir(path, ambient_authority()).map_err(|e| Error::io(path, e))?;
-        let oci = OciDir::ensure(dir).map_err(|e| Error::layout(path, e))?;
+        let oci = OciDir::ensure(dir).map_err(|e| oci_error(path, e))?;
         Ok((
             Layout {
                 path: path.to_path_buf(),
@@ -121,17 +129,25 @@ impl Layout {
     }
 
     /// A writer for a new blob: a temp file in the layout; `finish_blob` names it by its digest.
-    pub fn blob_writer(&self) -> Result<ocidir::BlobWriter<'_>> {
-        self.oci
-            .create_blob()
-            .map_err(|e| Error::layout(&self.path, e))
+    pub fn blob_writer(&self) -> Result<BlobWriter<'_>> {
+        let tmp = TempFile::new(self.oci.dir()).map_err(|e| Error::io(&self.path, e))?;
+        Ok(BlobWriter {
+            out: HashingWriter::new(BufWriter::with_capacity(BLOB_BUFFER, tmp)),
+            path: &self.path,
+        })
     }
 
-    /// Complete a blob written through `blob_writer`: returns its digest and size.
-    pub fn finish_blob(&self, w: ocidir::BlobWriter<'_>) -> Result<(Digest, u64)> {
-        let blob = w.complete().map_err(|e| Error::layout(&self.path, e))?;
-        let digest: Digest = format!("sha256:{}", blob.sha256().digest()).parse()?;
-        Ok((digest, blob.size()))
+    /// Complete a blob written through `blob_writer`: returns its digest and size. Its last buffered bytes are
+    /// written first and a failure (a full disk) is an error naming the layout; the temp file then goes away.
+    pub fn finish_blob(&self, w: BlobWriter<'_>) -> Result<(Digest, u64)> {
+        let (digest, size, buffered) = w.out.finish();
+        let tmp = buffered
+            .into_inner()
+            .map_err(|e| Error::io(&self.path, e.into_error()))?;
+        let blobs = self.path.join("blobs/sha256");
+        tmp.replace(format!("blobs/sha256/{}", digest.hex()))
+            .map_err(|e| Error::io(blobs, e))?;
+        Ok((digest, size))
     }
 
     /// Store a small blob (config, manifest) whose digest is already known; a present blob is reused.
@@ -140,7 +156,9 @@ impl Layout {
             return Ok(());
         }
         let mut w = self.blob_writer()?;
-        w.write_all(bytes).map_err(|e| Error::io(&self.path, e))?;
+        // The error names the layout already (see `BlobWriter`).
+        w.write_all(bytes)
+            .map_err(|e| Error::io("writing a blob", e))?;
         let (got, _) = self.finish_blob(w)?;
         debug_assert_eq!(&got, digest);
         Ok(())
@@ -281,6 +299,38 @@ impl Layout {
     pub fn open_blob(&self, digest: &Digest) -> Result<impl Read> {
         let p = self.blob_path(digest);
         File::open(&p).map_err(|e| Error::io(&p, e))
+    }
+}
+
+/// Bytes a [`BlobWriter`] buffers (as ocidir's did).
+const BLOB_BUFFER: usize = 128 * 1024;
+
+/// A blob being written into a layout, hashed on the way. Not ocidir's `BlobWriter`: that one buffers, and
+/// panics when the last flush fails (a full disk); this one is flushed, checked, by [`Layout::finish_blob`]. A
+/// write error names the layout directory; dropped unfinished, the temp file is removed.
+pub struct BlobWriter<'a> {
+    out: HashingWriter<BufWriter<TempFile<'a>>>,
+    path: &'a Path,
+}
+
+impl Write for BlobWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out
+            .write(buf)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
+    }
+
+    /// Does nothing: everything is written, and checked, by [`Layout::finish_blob`].
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An error of ocidir's as ours: an OS error keeps its cause (ocidir's own text is only "i/o error").
+fn oci_error(path: &Path, e: ocidir::Error) -> Error {
+    match e {
+        ocidir::Error::Io(e) => Error::io(path, e),
+        e => Error::layout(path, e),
     }
 }
 

@@ -29,6 +29,8 @@ pub(crate) struct Job {
     pub(crate) crc: u32,
     /// The block's key, when it was deflated and keys are wanted.
     pub(crate) key: Option<BlockKey>,
+    /// CRC-32 of `out`, when there is a key.
+    pub(crate) out_crc: u32,
     /// Its bytes were copied from an earlier stream.
     pub(crate) reused: bool,
     pub(crate) error: Option<String>,
@@ -62,16 +64,23 @@ pub(super) fn compress_block(job: &mut Job, reuse: &Reuse) -> Result<(), String>
     if reuse.record || reuse.old.is_some() {
         let key = block_key(job.level, job.last, dict, input);
         job.key = Some(key);
-        if reuse
-            .old
-            .as_ref()
-            .is_some_and(|o| o.read(&key, &mut job.out))
-        {
+        if let Some(crc) = reuse.old.as_ref().and_then(|o| o.read(&key, &mut job.out)) {
             job.reused = true;
+            job.out_crc = crc;
             return Ok(());
         }
         job.out.clear();
     }
+    deflate_block(job, runs)?;
+    if job.key.is_some() {
+        job.out_crc = zlib_rs::crc32::crc32(0, &job.out);
+    }
+    Ok(())
+}
+
+/// Deflate (or store) the block's data, run by run, into `job.out`.
+fn deflate_block(job: &mut Job, runs: Vec<(std::ops::Range<usize>, bool)>) -> Result<(), String> {
+    let input = &job.data[job.dict_len..];
     // The output space is a fixed function of the block length (deflate's output may depend on how much room
     // it is given, e.g. at level 0): room for the stored form plus a little. Filling it means storing wins.
     let stored = stored_len(input.len());

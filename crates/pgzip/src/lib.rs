@@ -187,6 +187,7 @@ impl<W: Write> ParGzEncoder<W> {
             out: Vec::new(),
             crc: 0,
             key: None,
+            out_crc: 0,
             reused: false,
             error: None,
         });
@@ -236,7 +237,8 @@ impl<W: Write> ParGzEncoder<W> {
         }
         sink.write_all(&job.out)?;
         if let (Some(t), Some(key)) = (self.table.as_mut(), job.key) {
-            t.blocks.push((key, self.out_pos, job.out.len() as u32));
+            t.blocks
+                .push((key, self.out_pos, job.out.len() as u32, job.out_crc));
             t.reused += usize::from(job.reused);
         }
         self.out_pos += job.out.len() as u64;

@@ -73,7 +73,13 @@ fn marked_blocks_are_deterministic_and_decode() {
     // Every deflated block is listed where it is, and (but the last) holds at least MIN_BLOCK of input.
     assert!(table.blocks.len() >= e.concat().len() / (MIN_BLOCK + 2 * BLOCK_SIZE));
     let mut end = 10;
-    for (_, offset, len) in &table.blocks {
+    for (_, offset, len, crc) in &table.blocks {
+        let bytes = &one[*offset as usize..(*offset + u64::from(*len)) as usize];
+        assert_eq!(
+            zlib_rs::crc32::crc32(0, bytes),
+            *crc,
+            "the CRC of the block's bytes"
+        );
         assert_eq!(
             *offset, end,
             "blocks are contiguous (the text never looks incompressible)"
@@ -137,4 +143,34 @@ fn a_changed_entry_recompresses_only_its_blocks_and_the_bytes_are_the_same() {
     let (gz, t3) = other.finish().unwrap();
     assert_eq!(t3.reused, 0);
     assert_eq!(gunzip(&gz), changed.concat());
+}
+
+#[test]
+fn a_damaged_block_of_the_earlier_stream_is_compressed_again() {
+    let e = entries(200);
+    let (mut old, table) = encode(&e, 2, recorded());
+    // One flipped byte inside the second block (the file keeps its size, as a cache check by size sees it).
+    let (_, offset, len, _) = table.blocks[1];
+    old[(offset + u64::from(len) / 2) as usize] ^= 0x20;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.gz");
+    std::fs::write(&path, &old).unwrap();
+    let old_blocks = Arc::new(OldBlocks::new(std::fs::File::open(&path).unwrap(), &table));
+
+    let mut changed = e.clone();
+    changed[150].extend_from_slice(b"console.log('one more line');\n");
+    let (fresh, fresh_table) = encode(&changed, 2, recorded());
+    let reuse = Reuse {
+        record: true,
+        old: Some(old_blocks.clone()),
+    };
+    let (reused, t2) = encode(&changed, 2, reuse);
+    assert!(reused == fresh, "a damaged block was copied");
+    assert_eq!(gunzip(&reused), changed.concat());
+    assert_eq!(old_blocks.damaged(), 1);
+    assert!(t2.reused > 0, "the intact blocks are still copied");
+    assert_eq!(
+        t2.blocks, fresh_table.blocks,
+        "the same table, CRCs included"
+    );
 }

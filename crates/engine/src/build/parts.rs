@@ -111,14 +111,22 @@ fn layer_for(
     let slot = cache
         .filter(|_| matches!(opts.compression, Compression::Gzip { .. }))
         .zip(LayerCache::slot(part.entries, opts));
+    let old = slot
+        .as_ref()
+        .and_then(|(c, s)| old_blocks(txn.layout, &plan.cache, &c.blocks(s)?))
+        .map(std::sync::Arc::new);
     let reuse = layer::Reuse {
         record: slot.is_some(),
-        old: slot
-            .as_ref()
-            .and_then(|(c, s)| old_blocks(txn.layout, &plan.cache, &c.blocks(s)?))
-            .map(std::sync::Arc::new),
+        old: old.clone(),
     };
     let (l, blocks) = build_layer(txn, part, reuse, report)?;
+    if let Some(n) = old.map(|o| o.damaged()).filter(|n| *n > 0) {
+        report.debug(format_args!(
+            "layer from {}: {n} compressed blocks of its last build were damaged on disk (CRC mismatch), \
+             compressed again",
+            part.label
+        ));
+    }
     if let Some(tx) = early {
         tx.layer(&l.digest, l.size);
     }
@@ -137,7 +145,7 @@ fn layer_for(
 }
 
 /// The blob of a slot's last build, opened for reading its blocks: in the layout being written, else in the
-/// cache layout, and only with the size recorded for it.
+/// cache layout, and only with the size recorded for it (each block's bytes are checked by CRC when copied).
 fn old_blocks(
     layout: &Layout,
     cache_dir: &std::path::Path,

@@ -21,8 +21,8 @@ pub struct BuildPlan {
     pub layers: Vec<LayerSource>,
     pub config: ConfigSpec,
     pub compression: Compression,
-    pub uid: u64,
-    pub gid: u64,
+    pub uid: u32,
+    pub gid: u32,
     /// Multi-platform builds: each platform and its own main directory (`None`: the shared DIR). Empty for a
     /// single-platform build (then `config.platform` says which).
     pub platforms: Vec<(PlatformSpec, Option<PathBuf>)>,
@@ -83,7 +83,7 @@ pub struct LayerSource {
     pub dest: String,
     pub created_by: String,
     /// Owner of this layer's entries (else the build's `--chown`).
-    pub chown: Option<(u64, u64)>,
+    pub chown: Option<(u32, u32)>,
     /// Permission bits for this layer's regular files (directories and links keep theirs).
     pub mode: Option<u32>,
 }

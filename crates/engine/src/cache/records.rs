@@ -7,7 +7,8 @@
 //!   (its compression and the path of its first entry, which `--split` keeps stable when a file inside the layer
 //!   changes) — the blob its last build produced and where that blob's deflated blocks are. A changed layer is
 //!   then compressed only where its blocks differ: the others are copied from the earlier blob (see
-//!   `layer::pgzip`), byte for byte what compressing them again would give. It is a small binary file.
+//!   `layer::pgzip`), byte for byte what compressing them again would give, once their bytes are checked
+//!   against the CRC-32 recorded with them. It is a small binary file.
 //!
 //! Both are written atomically after their blob; a missing, stale or unreadable one only means compressing (and
 //! uploading) again.
@@ -32,10 +33,11 @@ pub struct SlotBlocks {
     pub table: BlockTable,
 }
 
-/// First line of a slot record: the format, so a future layout is never misread.
-const MAGIC: &[u8] = b"kiln gzip blocks v1\n";
-/// Bytes per block: key, offset, length.
-const RECORD: usize = 16 + 8 + 4;
+/// First line of a slot record: the format, so a future layout is never misread. v2 added each block's CRC-32;
+/// a v1 record (no CRCs) reads as absent: that slot's layer is compressed whole once, and recorded anew.
+const MAGIC: &[u8] = b"kiln gzip blocks v2\n";
+/// Bytes per block: key, offset, length, CRC-32 of the compressed bytes.
+const RECORD: usize = 16 + 8 + 4 + 4;
 
 /// The blob a record of either kind names (the pruner keeps those blobs); `None` for anything else.
 pub(super) fn blob_of(bytes: &[u8]) -> Option<Digest> {
@@ -51,10 +53,11 @@ pub(super) fn encode_blocks(b: &SlotBlocks) -> Vec<u8> {
     out.extend_from_slice(b.digest.to_string().as_bytes());
     out.push(b'\n');
     out.extend_from_slice(&b.size.to_le_bytes());
-    for (key, offset, len) in &b.table.blocks {
+    for (key, offset, len, crc) in &b.table.blocks {
         out.extend_from_slice(key);
         out.extend_from_slice(&offset.to_le_bytes());
         out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&crc.to_le_bytes());
     }
     out
 }
@@ -75,7 +78,8 @@ pub(super) fn decode_blocks(bytes: &[u8]) -> Option<SlotBlocks> {
             let key: [u8; 16] = r[..16].try_into().expect("16 bytes");
             let offset = u64::from_le_bytes(r[16..24].try_into().expect("8 bytes"));
             let len = u32::from_le_bytes(r[24..28].try_into().expect("4 bytes"));
-            (key, offset, len)
+            let crc = u32::from_le_bytes(r[28..32].try_into().expect("4 bytes"));
+            (key, offset, len, crc)
         })
         .collect();
     Some(SlotBlocks {
@@ -95,7 +99,7 @@ mod tests {
             digest: Digest::of(b"blob"),
             size: 1234,
             table: BlockTable {
-                blocks: vec![([7; 16], 10, 300), ([9; 16], 310, 4)],
+                blocks: vec![([7; 16], 10, 300, 0xdead_beef), ([9; 16], 310, 4, 1)],
                 reused: 0,
             },
         };
@@ -105,6 +109,13 @@ mod tests {
         bytes.pop();
         assert_eq!(decode_blocks(&bytes), None, "a truncated record");
         assert_eq!(decode_blocks(b"kiln gzip blocks v0\n"), None);
+        // A v1 record (no CRCs, 28 bytes a block; 8 of them would parse as 7 of v2) is absent,
+        // not misread.
+        let mut v1 = b"kiln gzip blocks v1\n".to_vec();
+        v1.extend_from_slice(format!("{}\n", b.digest).as_bytes());
+        v1.extend_from_slice(&1234u64.to_le_bytes());
+        v1.extend_from_slice(&[0; 8 * 28]);
+        assert_eq!(decode_blocks(&v1), None);
         assert_eq!(blob_of(b"kiln gzip blocks v0\n"), None);
 
         let l = CachedLayer {
