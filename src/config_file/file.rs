@@ -35,6 +35,7 @@ pub(super) const KEYS: &[&str] = &[
     "allow-dirty",
     "floating-tags",
     "ref-file",
+    "exclude",
 ];
 pub(super) const LAYER_KEYS: &[&str] = &["src", "dest", "chown", "mode"];
 
@@ -70,4 +71,6 @@ pub struct FileBuild {
     pub allow_dirty: Option<bool>,
     pub floating_tags: Option<Vec<String>>,
     pub ref_file: Option<PathBuf>,
+    /// `--exclude` patterns (relative to each build directory, not to the file).
+    pub exclude: Option<Vec<String>>,
 }

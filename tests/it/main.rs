@@ -8,6 +8,7 @@ mod support;
 
 mod architecture;
 mod errors;
+mod exclude;
 mod experience;
 mod harness;
 mod layout;

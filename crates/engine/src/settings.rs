@@ -90,6 +90,13 @@ pub fn parse_layer(l: &str) -> Result<LayerSource> {
     })
 }
 
+/// An `--exclude` pattern (kiln.toml `exclude`), as a `.dockerignore` line: checked, returned as given.
+pub fn parse_exclude(s: &str) -> Result<String> {
+    crate::walk::Pattern::parse(s)
+        .map_err(|why| Error::invalid_arg("--exclude", s, why))
+        .map(|_| s.to_string())
+}
+
 /// `SOURCE_DATE_EPOCH` (seconds since 1970): the time stamped on every entry and in the config. `None` when unset
 /// or empty (builds then use 0; `{date}` in a tag template has no value).
 pub fn source_date_epoch() -> Result<Option<u64>> {
