@@ -354,7 +354,15 @@ pub fn patterns_for(dir: &Path, extra: &[String]) -> Result<Vec<Pattern>> {
                 Error::input(&file, format!("line {line}: invalid pattern {why}"))
             })?
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        // Not a directory: the walk says so, naming it.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Vec::new()
+        }
         Err(e) => return Err(Error::io(&file, e)),
     };
     for p in extra {
@@ -588,6 +596,61 @@ mod tests {
         let (kept, left) = walked(r, &[], &["docs", "!docs/keep"]);
         assert_eq!(kept, ["top"]);
         assert_eq!(left, ["docs"]);
+    }
+
+    /// The walk's cost with and without patterns, on the tree named by `KILN_WALK_BENCH` (e.g. the `node`
+    /// fixture of benches/mkfixture.py): `cargo test --release -p kiln-engine --lib walk_cost -- --ignored
+    /// --nocapture`.
+    #[test]
+    #[ignore]
+    fn walk_cost() {
+        let Some(root) = std::env::var_os("KILN_WALK_BENCH") else {
+            return;
+        };
+        let root = Path::new(&root);
+        let cases: [(&str, &[&str], &[&str]); 5] = [
+            ("no filter", &[], &[]),
+            ("own outputs only", &["kiln-images", "ref.txt"], &[]),
+            ("3 patterns", &[], &["*.md", "**/*.map", "dist/**/*.txt"]),
+            (
+                "8 patterns incl. !",
+                &["kiln-images"],
+                &[
+                    "*.md",
+                    "**/*.map",
+                    "**/test",
+                    "**/*.d.ts",
+                    "!node_modules/@scope*/**/*.d.ts",
+                    "coverage",
+                    ".git",
+                    "!README.md",
+                ],
+            ),
+            ("node_modules excluded", &[], &["node_modules"]),
+        ];
+        for (name, outs, pats) in cases {
+            let pats: Vec<Pattern> = pats
+                .iter()
+                .filter_map(|p| Pattern::parse(p).unwrap())
+                .collect();
+            let outs = outs.iter().map(|o| o.as_bytes().to_vec()).collect();
+            let ex = Exclude::new(outs, pats);
+            let mut times = Vec::new();
+            let mut n = 0;
+            for _ in 0..15 {
+                let start = std::time::Instant::now();
+                n = crate::walk::walk_excluding(root, "/app", &ex)
+                    .unwrap()
+                    .entries
+                    .len();
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+            times.sort_by(f64::total_cmp);
+            println!(
+                "{name:24} {n:6} entries: median {:.2} ms, min {:.2} ms",
+                times[7], times[0]
+            );
+        }
     }
 
     #[test]
