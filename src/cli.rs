@@ -192,6 +192,10 @@ pub struct BuildArgs {
     /// Owner of every file in the layers, UID:GID
     #[arg(long, default_value = "0:0")]
     pub chown: String,
+    /// Leave paths matching PATTERN out of every layer, as a .dockerignore line (*, ?, **, !PATTERN re-includes;
+    /// relative to each directory's root), after the directory's own .kilnignore (repeatable)
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
     #[command(flatten)]
     pub tagging: TagArgs,
     #[command(flatten)]

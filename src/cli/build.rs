@@ -10,7 +10,7 @@ use kiln_engine::build::{BuildPlan, LayerSource, created_by};
 use kiln_engine::events::Report;
 use kiln_engine::normalize_dest;
 use kiln_engine::settings::{
-    cache_dir, parse_chown, parse_expose, parse_kv, parse_layer, source_date_epoch,
+    cache_dir, parse_chown, parse_exclude, parse_expose, parse_kv, parse_layer, source_date_epoch,
 };
 use kiln_engine::{ConfigSpec, PlatformSpec};
 use kiln_engine::{Error, Result};
@@ -147,6 +147,12 @@ impl BuildArgs {
             no_cache: self.no_cache,
             cache_max_age: self.cache_max_age,
             split: self.split,
+            exclude: self
+                .exclude
+                .iter()
+                .map(|p| parse_exclude(p))
+                .collect::<Result<_>>()?,
+            outputs: self.tagging.ref_file.iter().cloned().collect(),
         })
     }
 }

@@ -36,6 +36,7 @@ pub(super) const KEYS: &[&str] = &[
     "floating-tags",
     "ref-file",
     "registry-mirrors",
+    "exclude",
 ];
 pub(super) const LAYER_KEYS: &[&str] = &["src", "dest", "chown", "mode"];
 
@@ -73,4 +74,6 @@ pub struct FileBuild {
     /// `registry-mirrors = ["docker.io=mirror.gcr.io"]`, parsed.
     pub registry_mirrors: Option<Vec<(String, String)>>,
     pub ref_file: Option<PathBuf>,
+    /// `--exclude` patterns (relative to each build directory, not to the file).
+    pub exclude: Option<Vec<String>>,
 }

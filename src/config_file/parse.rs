@@ -14,7 +14,7 @@ use kiln_engine::Split;
 use kiln_engine::TagRequest;
 use kiln_engine::Target;
 use kiln_engine::normalize_dest;
-use kiln_engine::settings::{parse_chown, parse_expose, parse_mirror};
+use kiln_engine::settings::{parse_chown, parse_exclude, parse_expose, parse_mirror};
 use kiln_engine::{Error, Result};
 
 /// Read and validate a kiln.toml. `name` is how messages call it (the path as given).
@@ -166,6 +166,13 @@ pub fn parse(name: &str, text: &str) -> Result<FileBuild> {
                 f.registry_mirrors = Some(doc.check(key, v, parsed.collect::<Result<_>>())?);
             }
             "ref-file" => f.ref_file = Some(doc.path(&s()?)),
+            "exclude" => {
+                let pats = doc.strings(key, v)?;
+                for p in &pats {
+                    doc.check(key, v, parse_exclude(p))?;
+                }
+                f.exclude = Some(pats);
+            }
             "layer" => f.layers = Some(layers(&doc, v)?),
             other => {
                 return Err(doc.err(

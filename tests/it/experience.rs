@@ -390,3 +390,78 @@ fn live_progress_on_a_terminal() {
     assert!(plain.status.success(), "{out}");
     assert!(!out.contains('\r') && !out.contains('\x1b'), "{out:?}");
 }
+
+/// The README's creation-time recipe: `SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)` dates the image at the
+/// commit (not 1970), and a rebuild of the same commit is the same image with the same version.
+#[test]
+fn source_date_epoch_from_the_last_commit_dates_the_image_and_keeps_reuse() {
+    let t = tempdir();
+    let work = t.path().join("checkout");
+    std::fs::create_dir_all(work.join("dist")).unwrap();
+    std::fs::write(work.join("dist/index.html"), "hi\n").unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .current_dir(&work)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", t.path())
+            .env("GIT_AUTHOR_DATE", "2024-05-01T12:00:00Z")
+            .env("GIT_COMMITTER_DATE", "2024-05-01T12:00:00Z")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&[
+        "-c",
+        "user.name=ci",
+        "-c",
+        "user.email=ci@example.com",
+        "commit",
+        "-qm",
+        "x",
+    ]);
+    let epoch = git(&["log", "-1", "--format=%ct"]).trim().to_string();
+    assert_eq!(epoch, "1714564800");
+    let build = |epoch: Option<&str>| {
+        let mut c = kiln();
+        c.current_dir(&work)
+            .args(["build", "dist", "--to", "oci:images", "--version", "auto"]);
+        match epoch {
+            Some(e) => c.env("SOURCE_DATE_EPOCH", e),
+            None => c.env_remove("SOURCE_DATE_EPOCH"),
+        };
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let created = |tag: &str| {
+        let info: serde_json::Value = serde_json::from_str(&tool_ok(
+            "skopeo",
+            &[
+                "inspect",
+                &format!("oci:{}:{tag}", work.join("images").display()),
+            ],
+        ))
+        .unwrap();
+        info["Created"].as_str().unwrap().to_string()
+    };
+    let first = build(Some(&epoch));
+    assert!(first.starts_with("oci:images:v1@"), "{first}");
+    assert!(
+        created("v1").starts_with("2024-05-01T12:00:00"),
+        "{}",
+        created("v1")
+    );
+    assert_eq!(
+        build(Some(&epoch)),
+        first,
+        "same commit: same image, version reused"
+    );
+    // Unset: the documented default, 1970 (a new image, since the time is in the layers and config).
+    let unset = build(None);
+    assert!(unset.starts_with("oci:images:v2@"), "{unset}");
+    assert!(created("v2").starts_with("1970-01-01"), "{}", created("v2"));
+}

@@ -10,6 +10,7 @@ mod architecture;
 mod bases;
 mod engines;
 mod errors;
+mod exclude;
 mod experience;
 mod harness;
 mod integrity;

@@ -459,3 +459,39 @@ fn podman_loads_the_archive() {
     ]);
     assert_eq!(id.trim(), config_digest);
 }
+
+#[test]
+fn the_archive_is_an_oci_archive_found_by_its_tag_as_docker_saves_it() {
+    let t = tempdir();
+    let src = fixture(t.path());
+    let a = t.path().join("app.tar");
+    let line = build_archive(
+        &src,
+        &format!(
+            "docker-archive:{}:registry.example.com/team/app:v1",
+            a.display()
+        ),
+        &t.path().join("cache"),
+    );
+    let digest = digest_of(&line);
+    // As Docker 25+ writes index.json: the tag in ref.name, the full name in containerd's annotation (which
+    // docker load and podman load read).
+    let index: serde_json::Value =
+        serde_json::from_str(&tool_ok("tar", &["xOf", a.to_str().unwrap(), "index.json"])).unwrap();
+    let ann = &index["manifests"][0]["annotations"];
+    assert_eq!(ann["org.opencontainers.image.ref.name"], "v1", "{index}");
+    assert_eq!(
+        ann["io.containerd.image.name"],
+        "registry.example.com/team/app:v1"
+    );
+    // skopeo's oci-archive transport finds the image by that tag.
+    let raw = tool_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci-archive:{}:v1", a.display()),
+        ],
+    );
+    assert_eq!(sha256_digest(raw.as_bytes()), digest);
+}

@@ -105,12 +105,17 @@ fn write_tar<W: Write>(
     )?;
     let mut docs = Vec::new();
     if let Some((repo, tag)) = name {
-        // containerd (docker load) and podman read an OCI index's names in full: docker.io/library/app:v1.
+        // As Docker 25+ saves it: containerd (docker load) and podman read the full name from containerd's
+        // annotation (docker.io/library/app:v1); `ref.name` is the tag alone, as the OCI layout convention has it,
+        // so `skopeo inspect oci-archive:app.tar:v1` finds the image.
         let full = format!(
             "{}:{tag}",
             repo.parse::<Reference>().map_or(repo.clone(), |r| r.name())
         );
-        let ann = [(CONTAINERD_NAME, full.clone()), (ANNOTATION_REF_NAME, full)];
+        let ann = [
+            (CONTAINERD_NAME, full),
+            (ANNOTATION_REF_NAME, tag.to_string()),
+        ];
         desc.set_annotations(Some(
             ann.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         ));

@@ -120,14 +120,24 @@ pub fn parse_mirror(s: &str) -> Result<(String, String)> {
     let (host, path) = mirror.split_once('/').unwrap_or((mirror, ""));
     let host = crate::reference::normalize_registry(host);
     let ok = |h: &str| !h.is_empty() && !h.contains(['/', ' ', '@']);
-    if !ok(&registry) || !ok(&host) || path.contains("//") || path.chars().any(char::is_whitespace)
-    {
+    let bad_path = !path.is_empty()
+        && path
+            .split('/')
+            .any(|c| c.is_empty() || c.contains(char::is_whitespace));
+    if !ok(&registry) || !ok(&host) || bad_path {
         return Err(bad());
     }
     Ok(match path {
         "" => (registry, host),
         p => (registry, format!("{host}/{p}")),
     })
+}
+
+/// An `--exclude` pattern (kiln.toml `exclude`), as a `.dockerignore` line: checked, returned as given.
+pub fn parse_exclude(s: &str) -> Result<String> {
+    crate::walk::Pattern::parse(s)
+        .map_err(|why| Error::invalid_arg("--exclude", s, why))
+        .map(|_| s.to_string())
 }
 
 /// `SOURCE_DATE_EPOCH` (seconds since 1970): the time stamped on every entry and in the config. `None` when unset

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+mod exclude;
 #[cfg(test)]
 pub(crate) mod fixture;
 mod order;
@@ -19,6 +20,8 @@ mod scan;
 mod sys;
 #[cfg(test)]
 mod tests;
+
+pub use exclude::{Exclude, IGNORE_FILE, Pattern, outputs_inside, patterns_for};
 
 /// What an entry is. Owners and times are not recorded: the layer normalizes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +117,23 @@ pub fn normalize_dest(s: &str, flag: &'static str) -> Result<String> {
 
 /// Walk `root`; its contents land under `dest` (an absolute image path like `/` or `/app`), with a directory
 /// entry for each component of `dest`.
+#[cfg(test)]
 pub fn walk(root: &Path, dest: &str) -> Result<Vec<Entry>> {
+    walk_excluding(root, dest, &Exclude::default()).map(|w| w.entries)
+}
+
+/// A walk's entries, and what it left out.
+#[derive(Debug)]
+pub struct Walked {
+    pub entries: Vec<Entry>,
+    /// Paths relative to `root` that were left out (with everything below them), sorted; inside a left-out
+    /// directory only that directory is named.
+    pub excluded: Vec<PathBuf>,
+}
+
+/// [`walk`], leaving out what `exclude` says (Docker's rules: `exclude` module). A directory left out is not read,
+/// unless a `!` pattern may include something below it; then it is in the layer only if something below it is.
+pub fn walk_excluding(root: &Path, dest: &str, exclude: &Exclude) -> Result<Walked> {
     let dest = normalize_dest(dest, "layer destination")?;
     // `root` itself may be a symlink to a directory: follow that one (a loop shows up as ELOOP here).
     let root_md = fs::metadata(root).map_err(|e| Error::io(root, e))?;
@@ -149,7 +168,15 @@ pub fn walk(root: &Path, dest: &str) -> Result<Vec<Entry>> {
     }
     // (dev, ino, index) of each regular file with more than one link.
     let mut links = Vec::new();
-    scan::scan(root, &base, &mut entries, &mut links)?;
+    let mut skipped = scan::Skipped::default();
+    scan::scan(
+        root,
+        &base,
+        Some(exclude),
+        &mut entries,
+        &mut links,
+        &mut skipped,
+    )?;
 
     // The first name (in order) of a multiply-linked inode is the file, later names link to it. Sorting is
     // cheaper than a map here: most multiply-linked files have no second name in the tree (a package store's).
@@ -162,5 +189,55 @@ pub fn walk(root: &Path, dest: &str) -> Result<Vec<Entry>> {
             };
         }
     }
-    Ok(entries)
+    let mut excluded = skipped.excluded;
+    if !skipped.maybe.is_empty() {
+        excluded.extend(drop_unneeded(&mut entries, skipped.maybe));
+        // Only the topmost: what is inside a directory left out is named by it.
+        let all: std::collections::HashSet<Vec<u8>> = excluded.iter().cloned().collect();
+        excluded.retain(|p| {
+            let mut end = p.len();
+            while let Some(slash) = p[..end].iter().rposition(|&b| b == b'/') {
+                end = slash;
+                if all.contains(&p[..end]) {
+                    return false;
+                }
+            }
+            true
+        });
+    }
+    // Relative to `root`: without the archive path of `root` and its `/`.
+    let skip = if base.is_empty() { 0 } else { base.len() + 1 };
+    let mut excluded: Vec<PathBuf> = excluded
+        .into_iter()
+        .map(|p| PathBuf::from(OsStr::from_bytes(&p[skip.min(p.len())..])))
+        .collect();
+    excluded.sort_unstable();
+    Ok(Walked { entries, excluded })
+}
+
+/// Remove the `maybe` directories (excluded, read for what a `!` pattern may include) that are no parent of a kept
+/// entry; returns them. Hardlinks are resolved before: a removed directory holds no file.
+fn drop_unneeded(entries: &mut Vec<Entry>, maybe: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    use std::collections::HashSet;
+    let maybe: HashSet<Vec<u8>> = maybe.into_iter().collect();
+    let mut needed: HashSet<&[u8]> = HashSet::new();
+    for e in entries.iter() {
+        let p = e.path.as_os_str().as_bytes();
+        if maybe.contains(p) {
+            continue;
+        }
+        let mut end = p.len();
+        while let Some(slash) = p[..end].iter().rposition(|&b| b == b'/') {
+            end = slash;
+            if maybe.contains(&p[..end]) && !needed.insert(&p[..end]) {
+                break;
+            }
+        }
+    }
+    let needed: HashSet<Vec<u8>> = needed.into_iter().map(<[u8]>::to_vec).collect();
+    entries.retain(|e| {
+        let p = e.path.as_os_str().as_bytes();
+        !maybe.contains(p) || needed.contains(p)
+    });
+    maybe.into_iter().filter(|p| !needed.contains(p)).collect()
 }

@@ -216,6 +216,7 @@ fn walk_all(
             _ => None,
         };
         let mut walked = Vec::with_capacity(p.layers.len());
+        let outputs = p.own_outputs();
         for (i, l) in p.layers.iter().enumerate() {
             let flag = if i == 0 { "--prefix" } else { "--layer" };
             let dest = match &tree {
@@ -231,7 +232,7 @@ fn walk_all(
                 ));
             }
             let spinner = report.spinner(|| format!("walking {}", l.src.display()));
-            let mut entries = walk::walk(&l.src, &dest)
+            let mut entries = walk_source(l, &dest, &p.exclude, &outputs, report)
                 .context(|| format!("reading build output {}", l.src.display()))?;
             if let Some(t) = &tree {
                 t.adopt(&mut entries, &l.src)?;
@@ -252,6 +253,51 @@ fn walk_all(
         });
     }
     Ok(jobs)
+}
+
+/// Walk one source directory into `dest` (its destination, resolved through the base's symlinks), leaving out
+/// kiln's own outputs inside it and what its `.kilnignore` and the
+/// `--exclude` patterns exclude; says (as a note) what was left out.
+fn walk_source(
+    l: &LayerSource,
+    dest: &str,
+    exclude: &[String],
+    outputs: &[(std::path::PathBuf, &'static str)],
+    report: &Report,
+) -> Result<Vec<walk::Entry>> {
+    let own = walk::outputs_inside(&l.src, outputs);
+    let patterns = walk::patterns_for(&l.src, exclude)?;
+    let filter = walk::Exclude::new(own.iter().map(|(p, _)| p.clone()).collect(), patterns);
+    let walked = walk::walk_excluding(&l.src, dest, &filter)?;
+    let (mut by_patterns, mut own_left) = (Vec::new(), Vec::new());
+    for p in &walked.excluded {
+        let bytes = std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str());
+        match own.iter().find(|(o, _)| o == bytes) {
+            Some((_, label)) => own_left.push(format!("{} ({label})", p.display())),
+            None => by_patterns.push(p.display().to_string()),
+        }
+    }
+    if !own_left.is_empty() {
+        report.note(format_args!(
+            "left out of the layer from {}: {}, kiln's own output",
+            l.src.display(),
+            own_left.join(", ")
+        ));
+    }
+    if !by_patterns.is_empty() {
+        const SHOWN: usize = 5;
+        let more = match by_patterns.len().saturating_sub(SHOWN) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        report.note(format_args!(
+            "left out of the layer from {} by {} / --exclude: {}{more}",
+            l.src.display(),
+            walk::IGNORE_FILE,
+            by_patterns[..by_patterns.len().min(SHOWN)].join(", ")
+        ));
+    }
+    Ok(walked.entries)
 }
 
 /// Build every platform's image (in parallel when there are several) and what tags will point at: the single

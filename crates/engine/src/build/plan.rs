@@ -36,9 +36,30 @@ pub struct BuildPlan {
     pub cache_max_age: u32,
     /// How each source directory is cut into image layers.
     pub split: Split,
+    /// `--exclude` patterns (and kiln.toml's `exclude`), applied to every source directory after its
+    /// `.kilnignore` (Docker's `.dockerignore` rules: `walk::exclude`).
+    pub exclude: Vec<String>,
+    /// Files kiln writes besides the target (the `--ref-file`): like the target and the cache directory, left
+    /// out of any source directory they are in.
+    pub outputs: Vec<PathBuf>,
 }
 
 impl BuildPlan {
+    /// What this build writes that may lie inside a source directory, and how a message names it: such a path
+    /// is never packed (an unchanged `kiln build .` would otherwise pack its last output and never be
+    /// unchanged).
+    pub(crate) fn own_outputs(&self) -> Vec<(PathBuf, &'static str)> {
+        let mut out = Vec::new();
+        match &self.target {
+            Target::Layout(l) => out.push((l.path.clone(), "the --to layout")),
+            Target::DockerArchive { path, .. } => out.push((path.clone(), "the --to archive")),
+            Target::Registry(_) => {}
+        }
+        out.push((self.cache.clone(), "the cache directory"));
+        out.extend(self.outputs.iter().map(|p| (p.clone(), "the --ref-file")));
+        out
+    }
+
     /// One plan per platform: a single-platform build is itself; a multi-platform one gets each platform's
     /// directory as its main layer and the platform in its config.
     pub fn per_platform(&self) -> Vec<BuildPlan> {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
+use super::exclude::{Exclude, Verdict};
 use super::order::{self, Found, Listing};
 use super::sys::{self, Kind};
 use super::{Entry, EntryKind, WHITEOUT_PREFIX};
@@ -34,6 +35,8 @@ struct Job {
     depth: u32,
     /// Where its listing goes (0 for the root).
     id: u32,
+    /// The exclude patterns it matched (empty without patterns).
+    bits: Arc<[bool]>,
 }
 
 struct State {
@@ -53,6 +56,18 @@ struct Gathered {
     listings: Vec<(u32, Listing)>,
     /// The error at the smallest archive path, with that path.
     err: Option<(Vec<u8>, Error)>,
+    /// What the walk left out.
+    skipped: Skipped,
+}
+
+/// What a walk left out (archive paths, in no order).
+#[derive(Default)]
+pub(super) struct Skipped {
+    /// Entries excluded outright.
+    pub excluded: Vec<Vec<u8>>,
+    /// Excluded directories that were read because a `!` pattern may include something below them: kept only
+    /// as the parent of something kept.
+    pub maybe: Vec<Vec<u8>>,
 }
 
 impl Gathered {
@@ -69,6 +84,10 @@ struct Scratch {
     dirents: Vec<u8>,
     /// The entries of the directory being read (a listing gets an exact copy: no growing per directory).
     entries: Vec<Found>,
+    /// The exclude patterns the entry being looked at matched.
+    bits: Vec<bool>,
+    /// The patterns each subdirectory of the directory being read matched.
+    subdirs: std::collections::HashMap<Vec<u8>, Arc<[bool]>>,
 }
 
 struct Walker<'a> {
@@ -82,15 +101,21 @@ struct Walker<'a> {
     wake: Condvar,
     /// The next directory id.
     next_id: AtomicU32,
+    /// What to leave out.
+    filter: Option<&'a Exclude>,
 }
 
 /// Append the entries under `root` (archive path `base`) to `out`, sorted by archive path, and the (dev, ino, index
-/// in `out`) of each regular file with more than one link to `links`.
+/// in `out`) of each regular file with more than one link to `links`; leave out what `filter` excludes (an
+/// excluded directory is not read, unless a `!` pattern may include something below it), and say what in
+/// `skipped`.
 pub(super) fn scan(
     root: &Path,
     base: &[u8],
+    filter: Option<&Exclude>,
     out: &mut Vec<Entry>,
     links: &mut Vec<(u64, u64, usize)>,
+    skipped: &mut Skipped,
 ) -> Result<()> {
     let mut root_slash = root.as_os_str().as_bytes().to_vec();
     if root_slash.last() != Some(&b'/') {
@@ -106,6 +131,7 @@ pub(super) fn scan(
                 arch: base.to_vec(),
                 depth: 0,
                 id: 0,
+                bits: Arc::from(Vec::new()),
             }],
             busy: 0,
             waiting: 0,
@@ -113,6 +139,7 @@ pub(super) fn scan(
         }),
         wake: Condvar::new(),
         next_id: AtomicU32::new(1),
+        filter: filter.filter(|f| !f.is_empty()),
     };
     // Helpers start only once there is a second directory to read: small trees never need them. A helper that
     // cannot be started (thread limit) only means fewer threads.
@@ -140,6 +167,8 @@ pub(super) fn scan(
         for (id, l) in f.listings {
             listings[id as usize] = Some(l);
         }
+        skipped.excluded.extend(f.skipped.excluded);
+        skipped.maybe.extend(f.skipped.maybe);
         if let Some((p, e)) = f.err {
             if err.as_ref().is_none_or(|(q, _)| p < *q) {
                 err = Some((p, e));
@@ -176,6 +205,8 @@ impl Walker<'_> {
         let mut scratch = Scratch {
             dirents: Vec::with_capacity(DIRENT_BUF),
             entries: Vec::new(),
+            bits: Vec::new(),
+            subdirs: Default::default(),
         };
         let mut new_jobs = Vec::new();
         let mut had_job = false;
@@ -244,6 +275,8 @@ impl Walker<'_> {
             Err(e) => return found.fail(&job.arch, Error::io(self.disk(&job.arch), e)),
         };
         let entries = &mut scratch.entries;
+        let (bits, subdirs) = (&mut scratch.bits, &mut scratch.subdirs);
+        subdirs.clear();
         let read = sys::read_names(
             dir.as_fd(),
             || self.disk(&job.arch),
@@ -255,9 +288,33 @@ impl Walker<'_> {
                     path.push(b'/');
                 }
                 path.extend_from_slice(name.to_bytes());
-                if let Some(f) = self.entry(&dir, name, path, found) {
-                    entries.push(f);
+                let mut maybe = false;
+                if let Some(filter) = self.filter {
+                    match filter.verdict(&path[self.skip.min(path.len())..], &job.bits, bits) {
+                        Verdict::Keep => {}
+                        Verdict::Maybe => maybe = true,
+                        Verdict::Skip => return found.skipped.excluded.push(path),
+                    }
                 }
+                let Some(f) = self.entry(&dir, name, path, found) else {
+                    return;
+                };
+                if f.0.kind == EntryKind::Dir {
+                    if !bits.is_empty() || maybe {
+                        let arch = f.0.path.as_os_str().as_bytes().to_vec();
+                        if maybe {
+                            found.skipped.maybe.push(arch.clone());
+                        }
+                        subdirs.insert(arch, Arc::from(bits.as_slice()));
+                    }
+                } else if maybe {
+                    // Excluded: only a directory may hold something a `!` pattern includes.
+                    return found
+                        .skipped
+                        .excluded
+                        .push(f.0.path.into_os_string().into_vec());
+                }
+                entries.push(f);
             },
         );
         if let Err(e) = read {
@@ -265,13 +322,18 @@ impl Walker<'_> {
             return found.fail(&job.arch, Error::io(self.disk(&job.arch), e));
         }
         let child_parent = (job.depth + 1 < MAX_FD_DEPTH).then_some(&dir);
+        let subdirs = &mut scratch.subdirs;
         let listing = Listing::new(job.arch, entries, |arch| {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let bits = subdirs
+                .remove(&arch)
+                .unwrap_or_else(|| Arc::from(Vec::new()));
             jobs.push(Job {
                 parent: child_parent.cloned(),
                 arch,
                 depth: job.depth + 1,
                 id,
+                bits,
             });
             id
         });
