@@ -13,6 +13,7 @@ mod hostile;
 mod modes;
 mod redirects;
 mod streaming;
+mod unresponsive;
 mod versions;
 
 use std::path::{Path, PathBuf};

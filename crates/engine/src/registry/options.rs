@@ -24,8 +24,11 @@ pub struct ClientOptions {
     /// [`Level::Debug`]: crate::events::Level::Debug
     /// [`Level::Trace`]: crate::events::Level::Trace
     pub report: Report,
+    /// Longest wait for a connection (TCP and TLS handshake).
     pub connect_timeout: Duration,
-    /// Longest wait for response headers or for any single read/acknowledged write; not a whole-request deadline.
+    /// Longest time a request may go without progress: waiting for the answer, for any single read of it, or
+    /// between two pieces of an upload taken by the connection (and for unacknowledged data,
+    /// `TCP_USER_TIMEOUT`). Not a whole-request deadline: a slow upload that moves goes on. Not retried.
     pub read_timeout: Duration,
 }
 
@@ -40,7 +43,7 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             report: Report::default(),
             connect_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(300),
+            read_timeout: Duration::from_secs(60),
         }
     }
 }
