@@ -29,6 +29,9 @@ pub struct RegistryArgs {
     /// Attempts per request on connection errors, 408, 429 and 5xx
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub retries: u32,
+    /// Seconds a request may go without progress (connecting, an answer, a piece of an upload or download)
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
 }
 
 impl RegistryArgs {
@@ -52,6 +55,8 @@ impl RegistryArgs {
             ..ClientOptions::default()
         };
         o.retry.max_attempts = self.retries;
+        o.read_timeout = std::time::Duration::from_secs(self.timeout);
+        o.connect_timeout = o.read_timeout.min(std::time::Duration::from_secs(30));
         o
     }
 }

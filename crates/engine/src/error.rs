@@ -62,6 +62,8 @@ pub enum Error {
         method: String,
         url: String,
         message: String,
+        /// Whether trying again may mend it: false for TLS verification and protocol failures.
+        retryable: bool,
     },
 
     // ---- tags and versions ----
@@ -188,7 +190,18 @@ impl Error {
                     },
                 );
                 let m = message.to_ascii_lowercase();
-                Some(if m.contains("certificate") || m.contains("ssl") || m.contains("tls") {
+                Some(if m.contains("--ca-file") {
+                    format!(
+                        "check that the --ca-file holds the CA that signed the registry's certificate (or that \
+                         certificate itself) and that it names {host}; --insecure-registry {host} skips \
+                         verification (test registries only)"
+                    )
+                } else if m.contains("--timeout") {
+                    format!(
+                        "the registry at {host} accepted the connection but did not answer in time: check it (and \
+                         any proxy in between); on a slow link or a slow registry raise --timeout SECONDS"
+                    )
+                } else if m.contains("certificate") || m.contains("ssl") || m.contains("tls") {
                     format!(
                         "the registry's TLS certificate is not trusted here: pass --ca-file PEM with the CA that \
                          signed it, or --insecure-registry {host} to skip verification (test registries only)"

@@ -14,6 +14,7 @@ mod mirrors;
 mod modes;
 mod redirects;
 mod streaming;
+mod unresponsive;
 mod versions;
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::process::Stdio;
+use std::time::Duration;
 
 use super::*;
 
@@ -428,4 +429,92 @@ fn registry_targets_usage_errors() {
         &format!("127.0.0.1:5000/repo@{digest}"),
     ]);
     assert_eq!(code(&out), 2, "{}", texts(&out).1);
+}
+
+/// `openssl req -x509` as people make a registry's certificate: self-signed, and so `CA:TRUE`.
+fn self_signed_cert(dir: &Path, name: &str, san: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-nodes", "-newkey", "rsa:2048", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost", "-addext"])
+        .arg(format!("subjectAltName={san}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+/// A registry serving an ordinary self-signed certificate is trusted with `--ca-file` of that certificate (as curl,
+/// skopeo and docker do), still only for the names it holds; a certificate that no CA in the file vouches for
+/// fails at once (no retries) with a hint about the file, not one to pass it.
+#[test]
+fn self_signed_registry_certificate_with_ca_file() {
+    let t = tempdir();
+    let (cert, key) = self_signed_cert(t.path(), "registry", "IP:127.0.0.1,DNS:localhost");
+    let (other, _) = self_signed_cert(t.path(), "other", "IP:127.0.0.1,DNS:localhost");
+    let reg = Registry::start(Mode::open().tls_cert(&cert, &key));
+    let src = small_input(t.path(), "selfsigned", "self-signed\n");
+    let env = KilnEnv::new();
+    let build = |image: &str, ca: &Path| {
+        let start = std::time::Instant::now();
+        let out = env.run(&[
+            "build",
+            src.to_str().unwrap(),
+            "--to",
+            &format!("{}/{image}", reg.host()),
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "-v",
+        ]);
+        (out, start.elapsed())
+    };
+
+    let (out, _) = build("selfsigned:v1", &cert);
+    let (_, se) = texts(&out);
+    assert_eq!(code(&out), 0, "{se}");
+    assert_eq!(skopeo_list_tags(&reg, "selfsigned"), vec!["v1".to_string()]);
+
+    let (out, took) = build("untrusted:v1", &other);
+    let (_, se) = texts(&out);
+    assert_eq!(code(&out), 1, "{se}");
+    assert!(
+        se.contains(&reg.host()) && se.contains("certificate"),
+        "{se}"
+    );
+    assert!(
+        !se.contains("retrying"),
+        "a certificate failure was retried: {se}"
+    );
+    assert!(took < Duration::from_secs(2), "took {took:?}: {se}");
+    assert!(se.contains("--ca-file holds the CA"), "{se}");
+    assert!(!se.contains("pass --ca-file"), "{se}");
+    assert!(skopeo_list_tags_or_empty(&reg, "untrusted").is_empty());
+
+    // In the file, but not for this address: the name is still checked.
+    let (wrong, wrong_key) = self_signed_cert(t.path(), "wrong", "DNS:elsewhere.example");
+    let reg = Registry::start(Mode::open().tls_cert(&wrong, &wrong_key));
+    let out = env.run(&[
+        "build",
+        src.to_str().unwrap(),
+        "--to",
+        &format!("{}/wrongname:v1", reg.host()),
+        "--ca-file",
+        wrong.to_str().unwrap(),
+    ]);
+    let (_, se) = texts(&out);
+    assert_eq!(code(&out), 1, "{se}");
+    assert!(se.contains("not valid for name"), "{se}");
 }

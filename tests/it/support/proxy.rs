@@ -96,6 +96,13 @@ pub enum Fault {
     /// upload URL returned by `POST /v2/<name>/blobs/uploads/`), like a registry that sends
     /// uploads to another host.
     UploadToSecondary { matching: Matcher, times: usize },
+    /// Read the whole request body, then say nothing for `secs` seconds before closing the connection: a
+    /// registry that took the bytes and never answers.
+    Hang {
+        secs: u64,
+        matching: Matcher,
+        times: usize,
+    },
 }
 
 impl Fault {
@@ -106,6 +113,7 @@ impl Fault {
             | Fault::TooManyRequests { matching, .. }
             | Fault::DropConnection { matching, .. }
             | Fault::Redirect { matching, .. }
+            | Fault::Hang { matching, .. }
             | Fault::UploadToSecondary { matching, .. } => matching,
         }
     }
@@ -116,6 +124,7 @@ impl Fault {
             | Fault::TooManyRequests { times, .. }
             | Fault::DropConnection { times, .. }
             | Fault::Redirect { times, .. }
+            | Fault::Hang { times, .. }
             | Fault::UploadToSecondary { times, .. } => times,
         }
     }
@@ -127,6 +136,7 @@ impl Fault {
             Fault::DropConnection { after_bytes, .. } => format!("drop after {after_bytes} bytes"),
             Fault::Redirect { .. } => "redirect".into(),
             Fault::UploadToSecondary { .. } => "location to secondary".into(),
+            Fault::Hang { secs, .. } => format!("hang {secs} s"),
         }
     }
 }
@@ -431,6 +441,16 @@ fn serve_conn(s: &Shared, conn: TcpStream, via: Listener) -> io::Result<()> {
                 }
                 let _ = http::copy_body(&mut reader, &mut io::sink(), body, Some(after_bytes));
                 s.log.lock().unwrap().push(rec);
+                let _ = writer.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            Some(Fault::Hang { secs, .. }) => {
+                if expect_continue {
+                    writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+                }
+                let _ = http::copy_body(&mut reader, &mut io::sink(), body, None);
+                s.log.lock().unwrap().push(rec);
+                std::thread::sleep(Duration::from_secs(secs));
                 let _ = writer.shutdown(Shutdown::Both);
                 return Ok(());
             }

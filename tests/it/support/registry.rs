@@ -38,6 +38,8 @@ pub enum AuthKind {
 pub struct Mode {
     auth: AuthKind,
     tls: bool,
+    /// `.tls_cert()`: the server's certificate and key files, the certificate being its own CA.
+    cert: Option<(PathBuf, PathBuf)>,
     users: Vec<(String, String)>,
     anonymous_pull: bool,
     policy: Option<TokenPolicy>,
@@ -49,6 +51,7 @@ impl Mode {
         Mode {
             auth,
             tls: false,
+            cert: None,
             users: vec![(DEFAULT_USER.into(), DEFAULT_PASSWORD.into())],
             anonymous_pull: false,
             policy: None,
@@ -70,6 +73,13 @@ impl Mode {
     /// Serve HTTPS with a certificate from a fresh test CA (see `Registry::ca_pem_path`).
     pub fn tls(mut self) -> Mode {
         self.tls = true;
+        self
+    }
+    /// Serve HTTPS with this certificate and key (PEM files): a self-signed certificate is its own CA, and
+    /// `Registry::ca_pem_path` is the certificate.
+    pub fn tls_cert(mut self, cert: &Path, key: &Path) -> Mode {
+        self.tls = true;
+        self.cert = Some((cert.to_path_buf(), key.to_path_buf()));
         self
     }
     /// Add a user (htpasswd and token modes). The default user `kiln` / `kiln-test-pw` always exists.
@@ -114,7 +124,10 @@ fn wait_ready(
     ca: Option<&Path>,
     timeout: Duration,
 ) -> Result<(), String> {
+    // Without a CA (plain HTTP, or a self-signed `tls_cert` that rustls would not take as a server's own):
+    // anything answers.
     let client = client_builder(ca)
+        .danger_accept_invalid_certs(ca.is_none())
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap();
@@ -222,7 +235,18 @@ impl Registry {
         }
 
         let (mut tls_yaml, mut ca_path, mut cert_dir) = (String::new(), None, None);
-        if mode.tls {
+        if let Some((cert, key)) = &mode.cert {
+            tls_yaml = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            );
+            let cd = root.join("certs.d");
+            std::fs::create_dir(&cd).unwrap();
+            std::fs::copy(cert, cd.join("ca.crt")).unwrap();
+            ca_path = Some(cert.clone());
+            cert_dir = Some(cd);
+        } else if mode.tls {
             let ca = TestCa::new();
             let (cert, key) = ca.issue_server();
             let (cp, kp, cap) = (
@@ -274,7 +298,7 @@ impl Registry {
             match wait_ready(
                 &mut child,
                 &format!("{scheme}://127.0.0.1:{port}"),
-                ca_path.as_deref(),
+                ca_path.as_deref().filter(|_| mode.cert.is_none()),
                 Duration::from_secs(30),
             ) {
                 Ok(()) => {

@@ -3,6 +3,7 @@
 use serde_json::Value;
 use url::Url;
 
+use super::options::ClientOptions;
 use super::redact::redact;
 use crate::error::Error;
 
@@ -105,6 +106,15 @@ pub fn protocol_error(
     }
 }
 
+/// How rustls's errors begin (its `Display`): a certificate refused, a handshake the peer refused or broke.
+const TLS_FAILURES: &[&str] = &[
+    "invalid peer certificate",
+    "received fatal alert",
+    "peer is incompatible",
+    "peer misbehaved",
+    "peer sent no certificates",
+];
+
 /// A transport failure: connection, TLS, reset, timeout.
 pub fn connection_error(method: &str, url: &Url, err: &dyn std::error::Error) -> Error {
     // reqwest's Display includes the URL (unredacted); walk the sources for the cause instead.
@@ -112,7 +122,21 @@ pub fn connection_error(method: &str, url: &Url, err: &dyn std::error::Error) ->
     // the same error stack): keep each text once, dropping any a kept one already contains.
     let mut causes: Vec<String> = Vec::new();
     let mut cur: Option<&dyn std::error::Error> = err.source();
+    let mut retryable = true;
     while let Some(e) = cur {
+        // A TLS failure (a certificate refused, a handshake the peer broke off by protocol) is not mended by
+        // asking again.
+        // Layers of boxes between reqwest and rustls hide the type (and `io::Error::source` skips the error it
+        // wraps): rustls's own words tell it too.
+        let text = e.to_string();
+        let tls = e.downcast_ref::<rustls::Error>().is_some()
+            || e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            || TLS_FAILURES.iter().any(|t| text.contains(t));
+        if tls {
+            retryable = false;
+        }
         let s = e.to_string();
         cur = e.source();
         if s == "client error (Connect)" && cur.is_some() {
@@ -133,13 +157,58 @@ pub fn connection_error(method: &str, url: &Url, err: &dyn std::error::Error) ->
         method: method.to_string(),
         url: redact(url),
         message,
+        retryable,
     }
 }
 
-/// Whether trying again later may succeed: connection failures, 408, 429 and 5xx.
+/// The error for a request that got no answer: a timeout says which wait ran out and is final; a certificate
+/// refused despite `--ca-file` says that the file did not vouch for it either.
+pub fn failure(method: &str, url: &Url, e: &reqwest::Error, opts: &ClientOptions) -> Error {
+    if e.is_timeout() {
+        return timeout_error(method, url, e.is_connect(), opts);
+    }
+    let mut err = connection_error(method, url, e);
+    if let (
+        Error::RegistryConnection {
+            message,
+            retryable: false,
+            ..
+        },
+        Some(ca),
+    ) = (&mut err, &opts.ca_file)
+        && message.contains("certificate")
+    {
+        message.push_str(&format!(
+            " (trusted by neither the system's CAs nor --ca-file {})",
+            ca.display()
+        ));
+    }
+    err
+}
+
+/// A wait that ran out (`--timeout`): not retried, a registry silent that long is not mended by asking again.
+pub fn timeout_error(method: &str, url: &Url, connecting: bool, opts: &ClientOptions) -> Error {
+    let (limit, what) = if connecting {
+        (opts.connect_timeout, "no connection")
+    } else {
+        (opts.read_timeout, "no answer")
+    };
+    Error::RegistryConnection {
+        method: method.to_string(),
+        url: redact(url),
+        message: format!(
+            "{what} within {} s (--timeout {})",
+            limit.as_secs_f64(),
+            opts.read_timeout.as_secs_f64()
+        ),
+        retryable: false,
+    }
+}
+
+/// Whether trying again later may succeed: connection failures (but TLS failures and timeouts), 408, 429 and 5xx.
 pub fn is_retryable(e: &Error) -> bool {
     match e {
-        Error::RegistryConnection { .. } => true,
+        Error::RegistryConnection { retryable, .. } => *retryable,
         Error::Registry {
             status: Some(s), ..
         } => is_retryable_status(*s),

@@ -8,9 +8,10 @@
 //! backend, OCI distribution spec, "Pulling blobs") and `Authorization` is attached only when the URL's origin
 //! is the registry's own: never to storage backends (pre-signed URLs carry their own signature, and S3 rejects a
 //! request with both), token realms (they get their own), or cross-host upload URLs.
-//! Timeouts: `connect_timeout`; for requests without a streamed body, `read_timeout` bounds waiting for the
-//! headers and every single body read; streamed uploads rely on `TCP_USER_TIMEOUT` (unacknowledged data) and
-//! keepalive instead of a whole-request deadline.
+//! Timeouts (`--timeout`, [`ClientOptions::read_timeout`]): `connect_timeout`; without a file body, `read_timeout`
+//! bounds the wait for the headers and each body read; a file body goes through `files`, bounded by progress (see
+//! `watch`: a slow moving upload goes on, a registry that took the body and never answers is given up on).
+//! `TCP_USER_TIMEOUT` and keepalive guard the connection. Timeouts are final; quiet requests are noted once.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -24,9 +25,12 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use super::body::Body;
-use super::errors::{connection_error, protocol_error};
+use super::errors::{connection_error, failure, protocol_error, timeout_error};
+use super::files::FileSender;
 use super::options::ClientOptions;
 use super::redact::{redact, redact_header};
+use super::tls::{TlsBuilder, ca_file_config, pem_certs};
+use super::watch::{Progress, Tracked, Watchdog};
 use crate::error::{Error, Result};
 use crate::events::Level;
 
@@ -146,6 +150,9 @@ pub(crate) struct Http {
     plain: OnceLock<Blocking>,
     /// `--ca-file`'s PEM bundle.
     ca: Option<Vec<u8>>,
+    /// Requests with a file body (see `send_file`).
+    files: OnceLock<FileSender>,
+    pub watchdog: Watchdog,
     pub opts: ClientOptions,
     requests: AtomicU64,
     /// `Warning` texts already shown (`warn_once`).
@@ -191,6 +198,8 @@ impl Http {
             unverified: OnceLock::new(),
             plain: OnceLock::new(),
             ca,
+            files: OnceLock::new(),
+            watchdog: Watchdog::new(opts.report.clone(), opts.read_timeout),
             opts,
             requests: AtomicU64::new(0),
             warned: Mutex::default(),
@@ -213,18 +222,23 @@ impl Http {
         if let Some(c) = cell.get() {
             return Ok(c);
         }
-        let mut b = self.builder().danger_accept_invalid_certs(accept_invalid);
-        if let Some(certs) = self.extra_certs() {
-            b = b.tls_certs_merge(certs);
-        }
-        let c = b.build().map_err(setup_error)?;
+        let c = self
+            .verified_tls(self.builder(), accept_invalid)?
+            .build()
+            .map_err(setup_error)?;
         Ok(cell.get_or_init(|| c))
     }
 
-    /// `--ca-file`'s certificates, trusted beside the system's.
-    fn extra_certs(&self) -> Option<Vec<reqwest::Certificate>> {
-        let pem = self.ca.as_ref()?;
-        Some(reqwest::Certificate::from_pem_bundle(pem).expect("checked in Http::new"))
+    /// `b` (blocking or async) securing TLS as `accept_invalid` says: with `--ca-file`, a rustls configuration of
+    /// our own (`tls`: its certificates trusted beside the system's, and accepted as the server's own).
+    fn verified_tls<B: TlsBuilder>(&self, b: B, accept_invalid: bool) -> Result<B> {
+        if accept_invalid {
+            return Ok(b.accept_invalid());
+        }
+        match self.ca.as_deref().map(pem_certs) {
+            Some(certs) => Ok(b.preconfigured(ca_file_config(certs).map_err(setup_error)?)),
+            None => Ok(b),
+        }
     }
 
     /// The client for plain-HTTP URLs. Loading the system's CA certificates (a bundle and a directory of a few
@@ -263,13 +277,7 @@ impl Http {
             .tcp_user_timeout(self.opts.read_timeout);
         let b = match self.tls_choice(url, site) {
             TlsChoice::Plain => b.tls_backend_preconfigured(no_roots_tls()?),
-            TlsChoice::Verified { accept_invalid } => {
-                let mut b = b.danger_accept_invalid_certs(accept_invalid);
-                if let Some(certs) = self.extra_certs() {
-                    b = b.tls_certs_merge(certs);
-                }
-                b
-            }
+            TlsChoice::Verified { accept_invalid } => self.verified_tls(b, accept_invalid)?,
         };
         b.build().map_err(setup_error)
     }
@@ -327,9 +335,11 @@ impl Http {
             if let (true, Some(a)) = (same_origin, auth) {
                 rb = rb.header(reqwest::header::AUTHORIZATION, a);
             }
-            if !req.body.is_file() {
-                rb = rb.timeout(self.opts.read_timeout);
+            if req.body.is_file() {
+                // Never redirected (GET and HEAD have no body).
+                return self.send_file(site, req, &url, same_origin.then_some(auth).flatten());
             }
+            rb = rb.timeout(self.opts.read_timeout);
             if let Some(b) = req.body.make()? {
                 rb = rb.body(b);
             }
@@ -371,28 +381,97 @@ impl Http {
     ) -> Result<Response> {
         self.count();
         let start = Instant::now();
-        let report = &self.opts.report;
         let (client, req) = rb.build_split();
         let req = req.map_err(|e| connection_error(method.as_str(), url, &e))?;
-        if report.enabled(Level::Trace) {
-            for (k, v) in req.headers() {
-                report.trace(format_args!("  > {k}: {}", shown(k, v)));
-            }
-        }
+        self.trace_headers(">", req.headers());
+        let progress = Progress::new();
+        let watched = self
+            .watchdog
+            .watch(format!("{method} {}", redact(url)), &progress);
         let res = client.execute(req);
+        drop(watched);
         let ms = start.elapsed().as_millis();
         match res {
             Ok(resp) => {
                 self.log_reply(method, url, "", resp.status().as_u16(), ms);
                 self.warn_once(url, resp.headers());
-                if report.enabled(Level::Trace) {
-                    for (k, v) in resp.headers() {
-                        report.trace(format_args!("  < {k}: {}", shown(k, v)));
-                    }
-                }
+                self.trace_headers("<", resp.headers());
                 Ok(resp)
             }
-            Err(e) => Err(self.log_failure(connection_error(method.as_str(), url, &e), ms)),
+            Err(e) => Err(self.log_failure(failure(method.as_str(), url, &e, &self.opts), ms)),
+        }
+    }
+
+    /// One request with a file body, through the async client (see `files`): it fails once nothing moved for
+    /// `read_timeout` (no frame taken, no answer), so a slow upload that moves goes on.
+    fn send_file(
+        &self,
+        site: &Site,
+        req: &Request,
+        url: &Url,
+        auth: Option<&str>,
+    ) -> Result<Response> {
+        let files = match self.files.get() {
+            Some(f) => f,
+            None => {
+                let f = FileSender::new().map_err(setup_error)?;
+                self.files.get_or_init(|| f)
+            }
+        };
+        let slot = match self.tls_choice(url, site) {
+            TlsChoice::Plain => 0,
+            TlsChoice::Verified { accept_invalid } => 1 + accept_invalid as usize,
+        };
+        let client = files.client(slot, || self.async_client(url, site))?;
+        let (frames, len) = req.body.frames()?.expect("a file body");
+        let progress = Progress::new();
+        let mut rb = client
+            .request(req.method.clone(), url.clone())
+            .headers(req.headers.clone())
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(reqwest::Body::wrap(Tracked {
+                inner: frames,
+                progress: progress.clone(),
+            }));
+        if let Some(a) = auth {
+            rb = rb.header(reqwest::header::AUTHORIZATION, a);
+        }
+        let rb = rb
+            .build()
+            .map_err(|e| connection_error(req.method.as_str(), url, &e))?;
+        self.trace_headers(">", rb.headers());
+        self.count();
+        let start = Instant::now();
+        let what = format!("{} {}", req.method, redact(url));
+        let watched = self.watchdog.watch(what, &progress);
+        let res = files.send(client, rb, &progress, self.opts.read_timeout);
+        drop(watched);
+        let ms = start.elapsed().as_millis();
+        match res {
+            Ok(Some(answer)) => {
+                let resp = Response::from(answer);
+                self.log_reply(&req.method, url, "", resp.status().as_u16(), ms);
+                self.trace_headers("<", resp.headers());
+                Ok(resp)
+            }
+            Ok(None) => Err(self.log_failure(self.timeout_error(&req.method, url, false), ms)),
+            Err(e) => Err(self.log_failure(failure(req.method.as_str(), url, &e, &self.opts), ms)),
+        }
+    }
+
+    /// A wait that ran out (see `errors::timeout_error`).
+    pub fn timeout_error(&self, method: &Method, url: &Url, connecting: bool) -> Error {
+        timeout_error(method.as_str(), url, connecting, &self.opts)
+    }
+
+    /// `-vv`: a request's (`>`) or an answer's (`<`) headers, secrets masked.
+    fn trace_headers(&self, dir: &str, headers: &HeaderMap) {
+        if self.opts.report.enabled(Level::Trace) {
+            for (k, v) in headers {
+                self.opts
+                    .report
+                    .trace(format_args!("  {dir} {k}: {}", shown(k, v)));
+            }
         }
     }
 

@@ -6,6 +6,8 @@
 //! Layers, each file importing only from those below it:
 //! - leaves: `options` ([`ClientOptions`]), `errors`, `redact`, `retry` (policy and the one retry loop),
 //!   `credentials` (where credentials come from), `body` (request bodies);
+//! - `tls` (the `--ca-file` certificate verifier), `watch` (timeouts without progress, slow-request notes),
+//!   `files` (requests with a file body, on the async client);
 //! - `http`: one request to a registry, redirects followed, counted and logged; scheme/TLS and timeout rules;
 //! - `auth`: challenges, tokens and credentials per registry ([`auth::Challenge`]);
 //! - `ping`: the first `GET /v2/`, which makes a registry's endpoint;
@@ -21,6 +23,7 @@ mod client;
 mod content;
 pub mod credentials;
 pub mod errors;
+mod files;
 mod http;
 mod options;
 mod ping;
@@ -28,8 +31,10 @@ pub mod redact;
 pub mod retry;
 mod stream;
 mod streaming;
+mod tls;
 mod transport;
 mod upload;
+mod watch;
 
 pub use client::{Client, Repository, login};
 pub use content::RawManifest;

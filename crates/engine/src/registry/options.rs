@@ -31,8 +31,11 @@ pub struct ClientOptions {
     /// Mirrors to read base images through: (registry, mirror host), tried in order before the registry itself
     /// (`--registry-mirror`, `registries.conf`). Never for pushes, nor for the command's own registry.
     pub mirrors: Vec<(String, String)>,
+    /// Longest wait for a connection (TCP and TLS handshake).
     pub connect_timeout: Duration,
-    /// Longest wait for response headers or for any single read/acknowledged write; not a whole-request deadline.
+    /// Longest time a request may go without progress: waiting for the answer, for any single read of it, or
+    /// between two pieces of an upload taken by the connection (and for unacknowledged data,
+    /// `TCP_USER_TIMEOUT`). Not a whole-request deadline: a slow upload that moves goes on. Not retried.
     pub read_timeout: Duration,
 }
 
@@ -49,7 +52,7 @@ impl Default for ClientOptions {
             own_registry: None,
             mirrors: Vec::new(),
             connect_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(300),
+            read_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -57,7 +57,7 @@ pub(crate) fn ping(http: &Http, registry: &str) -> Result<Endpoint> {
             _ => Verdict::Done,
         },
     );
-    reached.map_err(|u| unreachable(registry, &u.failures))
+    reached.map_err(|u| unreachable(registry, &u.failures, u.retryable))
 }
 
 /// Ping each candidate in turn: the first that answers (anything but a retryable status) is the endpoint.
@@ -110,7 +110,7 @@ fn ping_round(http: &Http, sites: &[Site]) -> Result<Endpoint, Unreached> {
 }
 
 /// The error for a registry that answered none of the pings: each URL tried and why, the same reason said once.
-fn unreachable(registry: &str, failures: &[(String, String)]) -> Error {
+fn unreachable(registry: &str, failures: &[(String, String)], retryable: bool) -> Error {
     let (url, first) = failures
         .first()
         .cloned()
@@ -127,5 +127,6 @@ fn unreachable(registry: &str, failures: &[(String, String)]) -> Error {
         method: "GET".into(),
         url,
         message,
+        retryable,
     }
 }

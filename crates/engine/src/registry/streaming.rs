@@ -23,6 +23,8 @@ use url::Url;
 use super::auth::{Auth, Endpoint};
 use super::errors::connection_error;
 use super::http::{Http, Origin, Scope};
+use super::redact::redact;
+use super::watch::{Progress, Tracked, unless_idle};
 use crate::error::{Error, Result};
 
 /// The answer to a streamed request: status, headers and (the first 64 KiB of) the body.
@@ -77,36 +79,58 @@ impl<'t> Streamer<'t> {
         headers: HeaderMap,
         body: impl http_body::Body<Data = Bytes, Error = std::io::Error> + Send + Sync + 'static,
     ) -> Result<StreamedReply> {
+        let progress = Progress::new();
         let mut rb = self
             .client
             .request(method.clone(), url.clone())
             .headers(headers)
-            .body(reqwest::Body::wrap(body));
+            .body(reqwest::Body::wrap(Tracked {
+                inner: Box::pin(body),
+                progress: progress.clone(),
+            }));
         if let (true, Some(a)) = (Origin::of(url) == Origin::of(&self.base), &self.auth) {
             rb = rb.header(reqwest::header::AUTHORIZATION, a.clone());
         }
         self.http.count();
         let start = Instant::now();
+        let limit = self.http.opts.read_timeout;
+        let watched = self
+            .http
+            .watchdog
+            .watch(format!("{method} {} (streamed)", redact(url)), &progress);
         let res = self.rt.block_on(async {
-            let mut resp = rb.send().await?;
+            let Some(resp) = unless_idle(rb.send(), &progress, limit).await else {
+                return Ok(None);
+            };
+            let mut resp = resp?;
+            progress.touch();
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
             let mut body = Vec::new();
-            while let Some(chunk) = resp.chunk().await? {
+            loop {
+                let Some(chunk) = unless_idle(resp.chunk(), &progress, limit).await else {
+                    return Ok(None);
+                };
+                let Some(chunk) = chunk? else { break };
+                progress.touch();
                 body.extend_from_slice(&chunk);
                 if body.len() >= 64 * 1024 {
                     break;
                 }
             }
-            Ok::<_, reqwest::Error>(StreamedReply {
+            Ok::<_, reqwest::Error>(Some(StreamedReply {
                 status,
                 headers,
                 body,
-            })
+            }))
         });
+        drop(watched);
         let ms = start.elapsed().as_millis();
         match res {
-            Ok(r) => {
+            Ok(None) => Err(self
+                .http
+                .log_failure(self.http.timeout_error(&method, url, false), ms)),
+            Ok(Some(r)) => {
                 self.http
                     .log_reply(&method, url, " (streamed)", r.status, ms);
                 Ok(r)
