@@ -2,7 +2,7 @@
 //! line per problem on stderr (or the JSON report on stdout), a one-line summary when all is pinned.
 
 use crate::cli::{CheckArgs, OutputFormat};
-use crate::output::{Stdout, escape_controls, json_line};
+use crate::output::{Stdout, json_line, print_findings};
 use kiln_engine::events::Report;
 use kiln_engine::pin::{CheckRequest, check};
 use kiln_engine::{Error, Result};
@@ -18,9 +18,7 @@ pub fn run(args: &CheckArgs, format: OutputFormat, report: &Report) -> Result<()
     if format == OutputFormat::Json {
         Stdout::print(&json_line(&r))?;
     } else {
-        for p in &r.problems {
-            eprintln!("{}", escape_controls(&p.to_string()));
-        }
+        print_findings(&r.problems);
     }
     let allowed = match r.allowed {
         0 => String::new(),
