@@ -105,6 +105,12 @@ pub enum Command {
         kiln pin -f values.yaml --ref registry.example.com/team/web:v7@sha256:… > pinned.yaml\n  \
         kiln pin -f deploy.yaml -i --image nginx=docker.io/library/nginx:1.27@sha256:…")]
     Pin(PinArgs),
+    /// Fail when deployment YAML names an image not pinned by digest (the gate before kubectl apply)
+    #[command(after_help = "Examples:\n  \
+        kiln check -f k8s/\n  \
+        kiln check -f deploy.yaml -f values.yaml --allow docker.io/library/busybox\n  \
+        kiln check -f k8s/ --registry --output json")]
+    Check(CheckArgs),
     /// Print shell completions for bash, zsh, fish, elvish or powershell
     #[command(after_help = "Examples:\n  \
         kiln completions bash > ~/.local/share/bash-completion/completions/kiln\n  \
@@ -311,4 +317,23 @@ pub struct PinArgs {
     /// NAME is kiln://…) to REF, which must carry a digest; wins over --ref (repeatable)
     #[arg(long = "image", value_name = "NAME=REF")]
     pub images: Vec<String>,
+    /// Helm image: blocks get a digest: key (added when absent) and tag: the version, instead of tag:
+    /// VERSION@sha256:… (blocks that already have digest: always do)
+    #[arg(long)]
+    pub helm_digest: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// YAML file, or directory searched for *.yaml and *.yml (repeatable)
+    #[arg(short = 'f', long = "file", value_name = "FILE|DIR", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// An image left floating on purpose: REPO (any tag) or kiln://NAME (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub allow: Vec<String>,
+    /// Also look every pin up in its registry: the digest must exist and the tag still point at it
+    #[arg(long = "registry")]
+    pub online: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }

@@ -27,6 +27,15 @@ impl Stdout {
     }
 }
 
+/// Findings that are a command's result but belong on stderr (`kiln check`'s `FILE:LINE: …` lines, which CI
+/// problem matchers read): one line each, no `kiln:` prefix, control characters escaped.
+pub fn print_findings<T: std::fmt::Display>(findings: &[T]) {
+    let mut err = std::io::stderr().lock();
+    for f in findings {
+        let _ = writeln!(err, "{}", escape_controls(&f.to_string()));
+    }
+}
+
 /// Whether `e` is stdout's reader going away: not a failure of kiln's (the reader has what it wanted).
 pub fn is_broken_pipe(e: &Error) -> bool {
     match e {

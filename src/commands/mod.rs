@@ -1,6 +1,7 @@
 //! The subcommands, each thin: its flags (and kiln.toml) → the engine's typed plan → the engine → stdout.
 
 mod build;
+mod check;
 mod completions;
 mod inspect;
 mod login;
@@ -55,6 +56,7 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
             tags::next(&args, cli.output, &registry, &report)
         }
         Command::Pin(args) => pin::run(&args, cli.output, &report),
+        Command::Check(args) => check::run(&args, cli.output, &report),
         Command::Completions(args) => completions::completions(args.shell),
         Command::Man(args) => completions::man(args.subcommand.as_deref()),
     }

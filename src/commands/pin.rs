@@ -18,6 +18,7 @@ pub fn run(args: &PinArgs, format: OutputFormat, report: &Report) -> Result<()> 
         refs: args.refs.clone(),
         ref_files: args.ref_files.clone(),
         images: args.images.clone(),
+        helm_digest: args.helm_digest,
     };
     let done = pin_files(&req, report)?;
     if !args.in_place {

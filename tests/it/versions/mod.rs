@@ -2,6 +2,7 @@
 //! `--tag` templates, floating tags, refusal to move a version, concurrent publishers, and the read-only
 //! `kiln tags` / `kiln next-version`; `kiln pin` on the golden deploy files in `pin`.
 
+mod check;
 mod pin;
 
 use std::fs;

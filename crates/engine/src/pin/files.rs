@@ -8,11 +8,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::text::{PinResult, PinRule, pin_text};
+use super::text::{PinOptions, PinResult, PinRule, pin_text};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::events::Report;
 use crate::fsx::{Mode, WriteOptions, write_atomic};
+use crate::reference::Reference;
 use crate::tag::Tag;
 
 const REF_EXPECTED: &str = "a pinned reference REPO:VERSION@sha256:<64 hex digits>, e.g. the first line \
@@ -54,6 +55,10 @@ impl PinnedRef {
         };
         if repo.is_empty() || repo == "oci:" || repo.starts_with("kiln://") {
             return Err(bad("no repository before the tag and digest"));
+        }
+        if !repo.starts_with("oci:") {
+            // The grammar `--to` is parsed with: a host, lower-case path components, no stray characters.
+            s.parse::<Reference>().map_err(|e| bad(&e.to_string()))?;
         }
         let version = version
             .map(|t| {
@@ -101,6 +106,8 @@ pub struct PinRequest {
     pub ref_files: Vec<PathBuf>,
     /// `--image NAME=REF`
     pub images: Vec<String>,
+    /// `--helm-digest`: Helm `image:` blocks get `digest:` (added when absent), `tag:` the version.
+    pub helm_digest: bool,
 }
 
 /// The rules, `--image` ones first (they win over a `--ref` naming the same thing). Two rules of the same kind
@@ -119,6 +126,21 @@ pub fn rules(args: &PinRequest) -> Result<Vec<PinRule>> {
                 )
             })?;
         PinnedRef::parse("--image", r.trim(), img)?;
+        if !name.starts_with("kiln://") {
+            let bad = |why: String| {
+                Error::invalid_arg(
+                    "--image",
+                    img,
+                    format!(
+                        "{why}; NAME is a repository (REGISTRY/REPO, no tag or digest) or kiln://NAME"
+                    ),
+                )
+            };
+            let r = name.parse::<Reference>().map_err(|e| bad(e.to_string()))?;
+            if r.tag.is_some() || r.digest.is_some() {
+                return Err(bad(format!("{name} names a tag or digest")));
+            }
+        }
         let pinned = r.trim().to_string();
         let origin = format!("--image {img}");
         let mut names = vec![name.to_string()];
@@ -143,6 +165,8 @@ pub fn rules(args: &PinRequest) -> Result<Vec<PinRule>> {
         .collect();
     for p in &args.ref_files {
         let text = fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+        // Editors on Windows save a BOM; it is no part of the first reference.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         let before = refs.len();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -222,7 +246,11 @@ pub fn pin_files(args: &PinRequest, report: &Report) -> Result<Vec<PinnedFile>> 
         let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
         let input = String::from_utf8(bytes)
             .map_err(|_| Error::input(path, "is not UTF-8 text; kiln pin rewrites YAML files"))?;
-        let result = pin_text(&input, &rules);
+        let opts = PinOptions {
+            helm_digest: args.helm_digest,
+        };
+        let result =
+            pin_text(&input, &rules, opts).map_err(|e| Error::input(path, e.to_string()))?;
         done.push(PinnedFile {
             path: path.clone(),
             changed: result.output != input,
@@ -255,14 +283,17 @@ pub fn pin_files(args: &PinRequest, report: &Report) -> Result<Vec<PinnedFile>> 
         return Err(Error::input(
             *first,
             format!(
-                "no image: value names any of {}{others}; nothing was pinned and no file was written",
+                "no image value (image:, a Helm image: block, a kustomize images: entry) names any of {}{others}; \
+                 nothing was pinned and no file was written",
                 names.join(", ")
             ),
         ));
     }
     for p in &done {
         for (line, old, new) in &p.result.replaced {
-            if old == new {
+            if old.is_empty() {
+                report.note(format_args!("{}:{line}: {new} (added)", p.path.display()));
+            } else if old == new {
                 report.note(format_args!(
                     "{}:{line}: {old} (already pinned)",
                     p.path.display()
@@ -312,6 +343,7 @@ mod tests {
             refs: refs.to_vec(),
             ref_files: vec![],
             images: images.to_vec(),
+            helm_digest: false,
         }
     }
 
@@ -333,6 +365,9 @@ mod tests {
             format!("kiln://web@{}", d()),
             format!("reg.io/web:-x@{}", d()),
             format!("reg.io/web:v1 @{}", d()),
+            format!("\u{feff}reg.io/web:v1@{}", d()),
+            format!("reg.io//web:v1@{}", d()),
+            format!("reg.io/Team/web:v1@{}", d()),
         ] {
             let e = PinnedRef::parse("--ref", &bad, &bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad}: {e}");
@@ -367,7 +402,13 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("--image kiln://web=REF"), "{e}");
-        for bad in ["nginx".to_string(), "=x".into(), "nginx=nginx:1.0".into()] {
+        for bad in [
+            "nginx".to_string(),
+            "=x".into(),
+            "nginx=nginx:1.0".into(),
+            format!("Nginx={other}"),
+            format!("nginx:1.27={other}"),
+        ] {
             assert_eq!(rules(&args(&[], &[bad])).unwrap_err().exit_code(), 2);
         }
     }

@@ -35,7 +35,7 @@ fn testdata(name: &str) -> String {
 
 #[test]
 fn golden() {
-    let r = pin_text(&testdata("deploy.yaml"), &rules());
+    let r = pin_text(&testdata("deploy.yaml"), &rules(), PinOptions::default()).unwrap();
     let want = testdata("deploy.pinned.yaml");
     if r.output != want {
         let diff: Vec<_> = r
@@ -59,7 +59,7 @@ fn golden() {
     );
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     // pinning is idempotent: everything still matches, nothing changes
-    let again = pin_text(&want, &rules());
+    let again = pin_text(&want, &rules(), PinOptions::default()).unwrap();
     assert_eq!(again.output, want);
     assert_eq!(
         again.replaced.len(),
@@ -71,9 +71,13 @@ fn golden() {
 
 #[test]
 fn crlf_and_no_final_newline_are_kept() {
-    let input = "a: 1\r\n- image: registry.example.com/team/web # c\r\nimage: \"kiln://web\"";
-    let r = pin_text(input, &rules());
-    let want = format!("a: 1\r\n- image: {} # c\r\nimage: \"{}\"", web(), web());
+    let input = "a: 1\r\nb:\r\n- image: registry.example.com/team/web # c\r\nimage: \"kiln://web\"";
+    let r = pin_text(input, &rules(), PinOptions::default()).unwrap();
+    let want = format!(
+        "a: 1\r\nb:\r\n- image: {} # c\r\nimage: \"{}\"",
+        web(),
+        web()
+    );
     assert_eq!(r.output, want);
     assert_eq!(r.replaced.len(), 2);
 }
@@ -81,7 +85,7 @@ fn crlf_and_no_final_newline_are_kept() {
 #[test]
 fn no_match_changes_nothing() {
     let input = "image: nginx:1.25\nimages: registry.example.com/team/web\n#image: registry.example.com/team/web\n";
-    let r = pin_text(input, &rules());
+    let r = pin_text(input, &rules(), PinOptions::default()).unwrap();
     assert_eq!(r.output, input);
     assert!(r.replaced.is_empty());
 }
@@ -132,7 +136,9 @@ fn reference_forms() {
         pinned: "nginx:v1@sha256:00".into(),
     }];
     assert_eq!(
-        pin_text("image: nginx:1.25", &nginx).output,
+        pin_text("image: nginx:1.25", &nginx, PinOptions::default())
+            .unwrap()
+            .output,
         "image: nginx:v1@sha256:00"
     );
 }
@@ -142,11 +148,12 @@ fn quoting_and_odd_values() {
     let r = rules();
     // quoted keys, tabs before comments, empty and escaped values
     let input = "\"image\": 'registry.example.com/team/web'\t# x\nimage: \"a\\\"b\"\nimage: &x kiln://web\nimage: 'it''s'\n";
-    let out = pin_text(input, &r);
+    let out = pin_text(input, &r, PinOptions::default()).unwrap();
     assert_eq!(
         out.output,
         format!(
-            "\"image\": '{}'\t# x\nimage: \"a\\\"b\"\nimage: &x kiln://web\nimage: 'it''s'\n",
+            "\"image\": '{}'\t# x\nimage: \"a\\\"b\"\nimage: &x {}\nimage: 'it''s'\n",
+            web(),
             web()
         )
     );
@@ -157,7 +164,7 @@ fn helm_block_edge_cases() {
     let r = rules();
     let input =
         "image:\n  repository: registry.example.com/team/web\n  pullPolicy: Always\nnext: 1\n";
-    let out = pin_text(input, &r);
+    let out = pin_text(input, &r, PinOptions::default()).unwrap();
     assert_eq!(out.output, input);
     assert!(
         out.warnings[0].1.contains("no tag: key"),
@@ -165,7 +172,7 @@ fn helm_block_edge_cases() {
         out.warnings
     );
     let input = "- image:\n    tag:   # fill me\n    nested:\n      tag: no\n    repository: \"kiln://web\"\n";
-    let out = pin_text(input, &r);
+    let out = pin_text(input, &r, PinOptions::default()).unwrap();
     let t = format!("v7@sha256:{}", "ab".repeat(32));
     assert_eq!(
         out.output,
