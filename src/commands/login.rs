@@ -20,10 +20,9 @@ pub fn run(args: &LoginArgs, report: &Report) -> Result<()> {
     }
     let registry = kiln_engine::normalize_registry(&args.registry);
     let client = Client::new(args.registry_args.options(report, Some(&registry)))?;
-    let path = login(&client, &registry, &args.username, password, None)?;
+    let stored = login(&client, &registry, &args.username, password, None)?;
     report.note(format_args!(
-        "login to {registry} succeeded; credentials stored in {}",
-        path.display()
+        "login to {registry} succeeded; credentials stored in {stored}"
     ));
     Ok(())
 }

@@ -518,3 +518,70 @@ fn self_signed_registry_certificate_with_ca_file() {
     assert_eq!(code(&out), 1, "{se}");
     assert!(se.contains("not valid for name"), "{se}");
 }
+
+/// With `credsStore` in config.json, `kiln login` stores through the helper, as `docker login` does: the helper
+/// (a recording script here: no real keychain runs in CI) gets the secret, config.json gets none, and a build
+/// then finds the credentials through the same helper.
+#[test]
+fn login_stores_through_the_configured_credential_helper() {
+    use std::os::unix::fs::PermissionsExt;
+    let reg = Registry::start(Mode::htpasswd());
+    let env = KilnEnv::new();
+    let config = env.home().join(".docker/config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, r#"{"credsStore":"kilntest"}"#).unwrap();
+    let bin = env.home().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let store = env.home().join("helper-store");
+    let helper = bin.join("docker-credential-kilntest");
+    // `store` keeps the JSON it is given; `get` answers with it (the helper protocol's shape).
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n store) cat > {s} ;;\n get) cat > /dev/null; cat {s} ;;\n \
+             *) exit 1 ;;\nesac\n",
+            s = store.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut c = env.cmd();
+    c.args([
+        "login",
+        &reg.host(),
+        "-u",
+        reg.username(),
+        "--password-stdin",
+    ])
+    .env("PATH", &path)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{}\n", reg.password()).as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (_, se) = texts(&out);
+    assert_eq!(code(&out), 0, "{se}");
+    assert!(se.contains("docker-credential-kilntest"), "{se}");
+    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
+    assert_eq!(kept["Secret"], reg.password());
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(!text.contains(reg.password()), "{text}");
+    let src = fixture_tree();
+    let mut c = env.cmd();
+    c.args(["build", src.path().to_str().unwrap(), "--to"])
+        .arg(format!("{}/via-helper:v1", reg.host()))
+        .env("PATH", &path);
+    let out = c.output().unwrap();
+    assert_eq!(code(&out), 0, "{}", texts(&out).1);
+}

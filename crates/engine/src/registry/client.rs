@@ -1,7 +1,7 @@
 //! [`Client`] (shared by all threads) and the [`Repository`] handles it gives out; the verbs on a repository are
 //! in `content` (blobs, manifests, tags) and `upload` (blob uploads), which build on this file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use reqwest::Method;
@@ -85,15 +85,16 @@ impl Client {
     }
 }
 
-/// Verify `username`/`password` against `registry`, then store them in docker's `config.json` at `config_path`
-/// (default: `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`).
+/// Verify `username`/`password` against `registry`, then store them as docker does (`credentials::store`: its
+/// credential helper, else `config.json` at `config_path`, default `$DOCKER_CONFIG/config.json` or
+/// `~/.docker/config.json`). Returns where they went.
 pub fn login(
     client: &Client,
     registry: &str,
     username: &str,
     password: &str,
     config_path: Option<&Path>,
-) -> Result<PathBuf> {
+) -> Result<String> {
     let ep = client.t.endpoint(registry)?;
     let cred = Credential {
         secret: Secret::Basic {
@@ -111,8 +112,7 @@ pub fn login(
             Error::Usage("cannot find docker's config.json: set DOCKER_CONFIG or HOME".into())
         })?,
     };
-    credentials::store(&path, registry, username, password)?;
-    Ok(path)
+    credentials::store(&client.t.auth.creds, &path, registry, username, password)
 }
 
 /// Called from upload threads with a blob and the byte offset its upload has read up to (see

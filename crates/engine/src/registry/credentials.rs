@@ -304,9 +304,18 @@ fn run_helper(
     Ok(Some(Credential { secret, source }))
 }
 
-/// Store `username`/`password` for `registry` in docker's config.json format at `path`: merged into an existing
-/// file (other entries and settings kept), written atomically with mode 0600.
-pub fn store(path: &Path, registry: &str, username: &str, password: &str) -> Result<()> {
+/// Store credentials for `registry` as `docker login` does: through the credential helper `config.json` names
+/// for it (`credHelpers`, else `credsStore`: `docker-credential-NAME store`), leaving only an empty `auths` entry
+/// in the file (no secret in it); without a helper, in `auths` (base64 `user:password`). Either way an older
+/// entry for the same registry under another spelling goes, so no stale credentials win on lookup. Returns where
+/// they went, for the user. `env` finds the helper (`PATH`) and shows paths.
+pub fn store(
+    env: &CredentialEnv,
+    path: &Path,
+    registry: &str,
+    username: &str,
+    password: &str,
+) -> Result<String> {
     let mut doc: Value = match std::fs::read(path) {
         Ok(t) if t.iter().all(u8::is_ascii_whitespace) => Value::Object(Default::default()),
         Ok(t) => serde_json::from_slice(&t)
@@ -317,20 +326,93 @@ pub fn store(path: &Path, registry: &str, username: &str, password: &str) -> Res
     let obj = doc
         .as_object_mut()
         .ok_or_else(|| Error::input(path, "not a JSON object; not overwriting it"))?;
+    let key = config_key(registry);
+    let want = normalize_registry(&key);
+    let shown = env.display(path);
+    let helper = obj
+        .get("credHelpers")
+        .and_then(Value::as_object)
+        .and_then(|h| h.iter().find(|(k, _)| normalize_registry(k) == want))
+        .and_then(|(_, v)| v.as_str())
+        .map(|h| (h.to_string(), format!("credHelpers in {shown}")))
+        .or_else(|| {
+            obj.get("credsStore")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(|h| (h.to_string(), format!("credsStore in {shown}")))
+        });
+    if let Some((name, configured_in)) = &helper {
+        store_in_helper(env, name, configured_in, &key, username, password)?;
+    }
     let auths = obj
         .entry("auths")
         .or_insert_with(|| Value::Object(Default::default()));
     let auths = auths
         .as_object_mut()
         .ok_or_else(|| Error::input(path, "\"auths\" is not an object"))?;
-    let key = config_key(registry);
-    let want = normalize_registry(&key);
     auths.retain(|k, _| k == &key || normalize_registry(k) != want);
-    let auth = B64.encode(format!("{username}:{password}"));
-    auths.insert(key, serde_json::json!({ "auth": auth }));
+    let entry = match &helper {
+        // As docker writes it: the registry known, its secret in the helper.
+        Some(_) => serde_json::json!({}),
+        None => serde_json::json!({ "auth": B64.encode(format!("{username}:{password}")) }),
+    };
+    auths.insert(key, entry);
     let mut text = serde_json::to_vec_pretty(&doc).expect("JSON value serializes");
     text.push(b'\n');
-    write_private_atomic(path, &text)
+    write_private_atomic(path, &text)?;
+    Ok(match helper {
+        Some((name, configured_in)) => format!("docker-credential-{name} ({configured_in})"),
+        None => shown,
+    })
+}
+
+/// `docker-credential-<name> store`, `{"ServerURL","Username","Secret"}` on stdin (docker's credential helper
+/// protocol). A helper that is missing or fails is an error naming it: the credentials are then stored nowhere.
+fn store_in_helper(
+    env: &CredentialEnv,
+    name: &str,
+    configured_in: &str,
+    server: &str,
+    username: &str,
+    password: &str,
+) -> Result<()> {
+    let program = format!("docker-credential-{name}");
+    let fail = |why: String| {
+        Error::Usage(format!(
+            "{program} ({configured_in}) could not store the credentials for {server}: {why}; nothing was stored"
+        ))
+    };
+    let mut cmd = Command::new(&program);
+    if let Some(p) = &env.path {
+        cmd.env("PATH", p);
+    }
+    let mut child = cmd
+        .arg("store")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("cannot run it: {e}")))?;
+    let input =
+        serde_json::json!({ "ServerURL": server, "Username": username, "Secret": password });
+    // A helper that stops reading early says why on stderr and in its exit status: that is the error to show.
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.to_string().as_bytes());
+    }
+    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+    if !out.status.success() {
+        let said = format!(
+            "{} {}",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return Err(fail(format!(
+            "it exited with {} ({})",
+            out.status,
+            said.trim()
+        )));
+    }
+    Ok(())
 }
 
 /// `config.json` holds secrets: a new directory is private (0700) and the file is 0600, synced. A symlinked

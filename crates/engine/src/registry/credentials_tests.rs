@@ -147,8 +147,9 @@ fn store_merges_atomically_with_mode_0600() {
         &cfg,
         r#"{"auths":{"https://other.io":{"auth":"b3RoZXI6eA=="},"http://h:5000/v2/":{"auth":"eDp5"}},"psFormat":"x"}"#,
     );
-    store(&cfg, "h:5000", "me", "pw").unwrap();
-    store(&cfg, "docker.io", "hub", "pw2").unwrap();
+    let none = CredentialEnv::default();
+    store(&none, &cfg, "h:5000", "me", "pw").unwrap();
+    store(&none, &cfg, "docker.io", "hub", "pw2").unwrap();
     let v: Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
     assert_eq!(v["psFormat"], "x");
     assert_eq!(v["auths"]["https://other.io"]["auth"], "b3RoZXI6eA==");
@@ -172,9 +173,89 @@ fn store_merges_atomically_with_mode_0600() {
     );
     // A new file in a new directory.
     let fresh = d.path().join("new/dir/config.json");
-    store(&fresh, "a.io", "u", "p").unwrap();
+    store(&none, &fresh, "a.io", "u", "p").unwrap();
     assert!(fresh.exists());
     write(&cfg, "not json");
-    assert!(store(&cfg, "h:5000", "me", "pw").is_err());
+    assert!(store(&none, &cfg, "h:5000", "me", "pw").is_err());
     assert_eq!(std::fs::read_to_string(&cfg).unwrap(), "not json");
+}
+
+/// With a credential helper configured (`credsStore`, or `credHelpers` for the registry), `store` goes through
+/// it, as `docker login` does: the helper gets the secret, `config.json` only an empty entry, and a helper that is
+/// missing or fails is an error naming it.
+#[test]
+fn store_goes_through_the_configured_helper() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let bin = d.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let got = d.path().join("helper-got");
+    let helper = bin.join("docker-credential-fake");
+    std::fs::write(
+        &helper,
+        format!("#!/bin/sh\necho \"$1\" > {0}\ncat >> {0}\n", got.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let failing = bin.join("docker-credential-broken");
+    std::fs::write(&failing, "#!/bin/sh\necho 'keychain locked' >&2\nexit 3\n").unwrap();
+    std::fs::set_permissions(&failing, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let env = CredentialEnv {
+        path: Some(format!("{}:/usr/bin:/bin", bin.display()).into()),
+        home: Some(d.path().to_path_buf()),
+        ..Default::default()
+    };
+    let cfg = d.path().join("config.json");
+    write(
+        &cfg,
+        r#"{"credsStore":"fake","auths":{"h:5000":{"auth":"b2xkOm9sZA=="}}}"#,
+    );
+    let said = store(&env, &cfg, "h:5000", "me", "s3cret").unwrap();
+    assert!(
+        said.contains("docker-credential-fake (credsStore in ~/config.json)"),
+        "{said}"
+    );
+    let sent = std::fs::read_to_string(&got).unwrap();
+    assert!(sent.starts_with("store\n"), "{sent}");
+    let json: Value = serde_json::from_str(sent.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"ServerURL": "h:5000", "Username": "me", "Secret": "s3cret"})
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(
+        !text.contains("b2xkOm9sZA==") && !text.contains("s3cret"),
+        "{text}"
+    );
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["auths"]["h:5000"], serde_json::json!({}));
+    // credHelpers for the registry wins over credsStore; a failing helper stores nothing and says so.
+    write(
+        &cfg,
+        r#"{"credsStore":"fake","credHelpers":{"h:5000":"broken"}}"#,
+    );
+    let e = store(&env, &cfg, "h:5000", "me", "s3cret")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("docker-credential-broken (credHelpers in ~/config.json)"),
+        "{e}"
+    );
+    assert!(
+        e.contains("keychain locked") && !e.contains("s3cret"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&cfg).unwrap(),
+        r#"{"credsStore":"fake","credHelpers":{"h:5000":"broken"}}"#
+    );
+    // A helper that is not installed.
+    write(&cfg, r#"{"credsStore":"missing"}"#);
+    let e = store(&env, &cfg, "h:5000", "me", "s3cret")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("docker-credential-missing") && e.contains("cannot run it"),
+        "{e}"
+    );
 }
