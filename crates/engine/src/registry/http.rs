@@ -13,10 +13,9 @@
 //! `watch`: a slow moving upload goes on, a registry that took the body and never answers is given up on).
 //! `TCP_USER_TIMEOUT` and keepalive guard the connection. Timeouts are final; quiet requests are noted once.
 
-use std::collections::HashSet;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -24,12 +23,13 @@ use reqwest::blocking::{Client as Blocking, Response};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
-use super::body::Body;
 use super::errors::{connection_error, failure, protocol_error, timeout_error};
 use super::files::FileSender;
 use super::options::ClientOptions;
 use super::redact::{redact, redact_header};
+pub(crate) use super::request::{Request, Scope};
 use super::tls::{TlsBuilder, ca_file_config, pem_certs};
+use super::warnings::Warnings;
 use super::watch::{Progress, Tracked, Watchdog};
 use crate::error::{Error, Result};
 use crate::events::Level;
@@ -38,77 +38,6 @@ const MAX_REDIRECTS: usize = 10;
 
 /// How long an idle connection is probed: long uploads through NAT and load balancers keep their connection.
 const KEEPALIVE: Duration = Duration::from_secs(30);
-
-/// What a token must allow (token spec, "Requesting a Token": `scope=repository:NAME:ACTIONS`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Scope {
-    repository: String,
-    push: bool,
-}
-
-impl Scope {
-    pub fn pull(repository: &str) -> Self {
-        Scope {
-            repository: repository.to_string(),
-            push: false,
-        }
-    }
-
-    pub fn push(repository: &str) -> Self {
-        Scope {
-            repository: repository.to_string(),
-            push: true,
-        }
-    }
-}
-
-impl std::fmt::Display for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let actions = if self.push { "pull,push" } else { "pull" };
-        write!(f, "repository:{}:{actions}", self.repository)
-    }
-}
-
-pub(crate) struct Request {
-    pub method: Method,
-    pub url: Url,
-    pub headers: HeaderMap,
-    pub body: Body,
-    /// Token scopes this request needs.
-    pub scopes: Vec<Scope>,
-    /// Whether the transport may retry it (false for steps of an upload session: the session is retried whole).
-    pub retry: bool,
-}
-
-impl Request {
-    pub fn new(method: Method, url: Url, scopes: &[Scope]) -> Self {
-        Request {
-            method,
-            url,
-            headers: HeaderMap::new(),
-            body: Body::Empty,
-            scopes: scopes.to_vec(),
-            retry: true,
-        }
-    }
-
-    pub fn header(mut self, name: HeaderName, value: &str) -> Self {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            self.headers.insert(name, v);
-        }
-        self
-    }
-
-    pub fn body(mut self, body: Body) -> Self {
-        self.body = body;
-        self
-    }
-
-    pub fn no_retry(mut self) -> Self {
-        self.retry = false;
-        self
-    }
-}
 
 /// A registry as reached: its name and base URL (scheme decided by the ping), and whether its TLS is unverified.
 #[derive(Clone, Debug)]
@@ -155,8 +84,8 @@ pub(crate) struct Http {
     pub watchdog: Watchdog,
     pub opts: ClientOptions,
     requests: AtomicU64,
-    /// `Warning` texts already shown (`warn_once`).
-    warned: Mutex<HashSet<String>>,
+    /// `Warning` headers already shown.
+    warned: Warnings,
 }
 
 pub(crate) fn is_loopback(host_port: &str) -> bool {
@@ -202,7 +131,7 @@ impl Http {
             watchdog: Watchdog::new(opts.report.clone(), opts.read_timeout),
             opts,
             requests: AtomicU64::new(0),
-            warned: Mutex::default(),
+            warned: Warnings::default(),
         })
     }
 
@@ -394,7 +323,7 @@ impl Http {
         match res {
             Ok(resp) => {
                 self.log_reply(method, url, "", resp.status().as_u16(), ms);
-                self.warn_once(url, resp.headers());
+                self.warned.show(&self.opts.report, url, resp.headers());
                 self.trace_headers("<", resp.headers());
                 Ok(resp)
             }
@@ -475,25 +404,6 @@ impl Http {
         }
     }
 
-    /// A registry's `Warning` headers (distribution spec, "Warnings": `Warning: 299 - "TEXT"`), each shown once
-    /// per run: a deprecation or a quota running low is worth one line, not one per request.
-    pub fn warn_once(&self, url: &Url, headers: &reqwest::header::HeaderMap) {
-        for v in headers.get_all(reqwest::header::WARNING) {
-            let Some(text) = v.to_str().ok().and_then(parse_warning) else {
-                continue;
-            };
-            let host = url.host_str().unwrap_or("the registry");
-            let new = self
-                .warned
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(format!("{host} {text}"));
-            if new {
-                self.opts.report.warn(format_args!("{host} says: {text}"));
-            }
-        }
-    }
-
     /// Count a request about to be sent (what [`Http::request_count`] reports).
     pub fn count(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -537,69 +447,4 @@ pub(crate) fn read_limited(resp: Response, max: u64) -> Vec<u8> {
     let mut buf = Vec::new();
     let _ = resp.take(max).read_to_end(&mut buf);
     buf
-}
-
-/// The text of a `Warning: 299 - "TEXT"` header value (the only form the distribution spec uses; RFC 7234's
-/// quoted-string, `\"` unescaped), at most 1024 characters.
-pub(crate) fn parse_warning(v: &str) -> Option<String> {
-    let rest = v.trim().strip_prefix("299")?.trim_start();
-    let rest = rest.strip_prefix('-')?.trim_start().strip_prefix('"')?;
-    let mut text = String::new();
-    let mut chars = rest.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return Some(text.chars().take(1024).collect()),
-            '\\' => text.push(chars.next()?),
-            c => text.push(c),
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn warnings_are_parsed_and_shown_once() {
-        assert_eq!(
-            parse_warning(r#"299 - "this registry is \"deprecated\"""#).as_deref(),
-            Some(r#"this registry is "deprecated""#)
-        );
-        for bad in [
-            "199 - \"x\"",
-            "299 agent \"x\"",
-            "299 - x",
-            "299 - \"unterminated",
-        ] {
-            assert_eq!(parse_warning(bad), None, "{bad}");
-        }
-        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
-        struct Sink(std::sync::Arc<Mutex<Vec<String>>>);
-        impl crate::events::Events for Sink {
-            fn enabled(&self, _: Level) -> bool {
-                true
-            }
-            fn message(&self, _: Level, msg: std::fmt::Arguments<'_>) {
-                self.0.lock().unwrap().push(msg.to_string());
-            }
-            fn bar(&self, _: String, _: Option<u64>) -> Option<Arc<dyn crate::events::Bar>> {
-                None
-            }
-        }
-        let opts = ClientOptions {
-            report: crate::events::Report::new(Arc::new(Sink(seen.clone()))),
-            ..ClientOptions::default()
-        };
-        let http = Http::new(opts).unwrap();
-        let mut h = reqwest::header::HeaderMap::new();
-        h.append(
-            reqwest::header::WARNING,
-            "299 - \"quota at 90%\"".parse().unwrap(),
-        );
-        let url = Url::parse("https://r.example/v2/").unwrap();
-        http.warn_once(&url, &h);
-        http.warn_once(&url, &h);
-        assert_eq!(*seen.lock().unwrap(), ["r.example says: quota at 90%"]);
-    }
 }

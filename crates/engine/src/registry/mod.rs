@@ -28,12 +28,14 @@ mod http;
 mod options;
 mod ping;
 pub mod redact;
+mod request;
 pub mod retry;
 mod stream;
 mod streaming;
 mod tls;
 mod transport;
 mod upload;
+mod warnings;
 mod watch;
 
 pub use client::{Client, Repository, login};
