@@ -290,6 +290,11 @@ fn wrong_credentials_tls(reg: &Registry) {
 
 /// Login with `--password-stdin`.
 fn login(env: &KilnEnv, reg: &Registry, password: &str) -> Output {
+    login_with(env, reg, password, &[])
+}
+
+/// [`login`] with more environment for kiln.
+fn login_with(env: &KilnEnv, reg: &Registry, password: &str, vars: &[(&str, &str)]) -> Output {
     let mut c = env.cmd();
     c.args([
         "login",
@@ -298,6 +303,7 @@ fn login(env: &KilnEnv, reg: &Registry, password: &str) -> Output {
         reg.username(),
         "--password-stdin",
     ])
+    .envs(vars.iter().copied())
     .stdin(Stdio::piped())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
@@ -550,26 +556,7 @@ fn login_stores_through_the_configured_credential_helper() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut c = env.cmd();
-    c.args([
-        "login",
-        &reg.host(),
-        "-u",
-        reg.username(),
-        "--password-stdin",
-    ])
-    .env("PATH", &path)
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{}\n", reg.password()).as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = login_with(&env, &reg, reg.password(), &[("PATH", &path)]);
     let (_, se) = texts(&out);
     assert_eq!(code(&out), 0, "{se}");
     assert!(se.contains("docker-credential-kilntest"), "{se}");

@@ -121,9 +121,21 @@ pub fn load(
         Target::Registry(reference) => {
             let client = client()?;
             let want = platform.cloned().unwrap_or_else(PlatformSpec::host);
-            // Through a mirror first (Docker Hub allows 10 anonymous pulls an hour), the source on a miss. The
-            // base keeps its source name: the annotations, mounts and messages speak of it; only reads go to
-            // the mirror.
+            // The base keeps its source name whichever registry it is read from: the annotations, mounts and
+            // messages speak of it.
+            let loaded = |repo: Repository, (manifest, config)| LoadedBase {
+                base: Base {
+                    name: reference.to_string(),
+                    manifest,
+                    config,
+                },
+                source: BaseSource::Registry {
+                    repo,
+                    reference: reference.clone(),
+                },
+                fetched: None,
+            };
+            // Through a mirror first (Docker Hub allows 10 anonymous pulls an hour), the source on a miss.
             for mirror in client.mirrors_for(&reference.registry) {
                 // A mirror may keep a registry's repositories under a path of its own (a Harbor proxy project).
                 let (host, path) = mirror.split_once('/').unwrap_or((&mirror, ""));
@@ -137,22 +149,11 @@ pub fn load(
                 };
                 let repo = client.repository(&via);
                 match fetch_image(&repo, &via, &want) {
-                    Ok((manifest, config)) => {
+                    Ok(image) => {
                         client.options().report.debug(format_args!(
                             "base image {reference} read through mirror {mirror}"
                         ));
-                        return Ok(LoadedBase {
-                            base: Base {
-                                name: reference.to_string(),
-                                manifest,
-                                config,
-                            },
-                            source: BaseSource::Registry {
-                                repo,
-                                reference: reference.clone(),
-                            },
-                            fetched: None,
-                        });
+                        return Ok(loaded(repo, image));
                     }
                     Err(e) => client.options().report.note(format_args!(
                         "mirror {mirror} did not serve {reference} ({e}); reading it from {}",
@@ -161,29 +162,17 @@ pub fn load(
                 }
             }
             let repo = client.repository(reference);
-            let (manifest, config) =
-                fetch_image(&repo, reference, &want).map_err(|e| match e.not_found() {
-                    true if reference.registry == DOCKER_HUB => e.context(format!(
-                        "base image {reference} does not exist: check the repository and tag (a name without a \
-                         registry host is on Docker Hub)"
-                    )),
-                    true => e.context(format!(
-                        "base image {reference} does not exist: check the repository and tag"
-                    )),
-                    false => e.context(format!("reading base image {reference}")),
-                })?;
-            Ok(LoadedBase {
-                base: Base {
-                    name: reference.to_string(),
-                    manifest,
-                    config,
-                },
-                source: BaseSource::Registry {
-                    repo,
-                    reference: reference.clone(),
-                },
-                fetched: None,
-            })
+            let image = fetch_image(&repo, reference, &want).map_err(|e| match e.not_found() {
+                true if reference.registry == DOCKER_HUB => e.context(format!(
+                    "base image {reference} does not exist: check the repository and tag (a name without a \
+                     registry host is on Docker Hub)"
+                )),
+                true => e.context(format!(
+                    "base image {reference} does not exist: check the repository and tag"
+                )),
+                false => e.context(format!("reading base image {reference}")),
+            })?;
+            Ok(loaded(repo, image))
         }
         Target::DockerArchive { .. } => Err(Target::archive_unsupported("--base")),
     }
