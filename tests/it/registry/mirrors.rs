@@ -133,43 +133,31 @@ fn a_mirror_never_receives_a_push() {
     let m = Mirrored::new();
     let t = tempdir();
     let app = small_input(t.path(), "app", "pushed\n");
+    let publish = |to: &str| {
+        let out = kiln()
+            .args([
+                "build",
+                app.to_str().unwrap(),
+                "--prefix",
+                "/app",
+                "--tag",
+                "v1",
+            ])
+            .args(["--base", &format!("{}/base:v1", m.source_proxy.host())])
+            .args(["--to", &format!("{to}/app"), "--registry-mirror", &m.flag()])
+            .output()
+            .unwrap();
+        let (_, se) = texts(&out);
+        assert_eq!(code(&out), 0, "{se}");
+        se
+    };
     // Publishing to the source registry: its own images are never read through the mirror.
-    let out = kiln()
-        .args([
-            "build",
-            app.to_str().unwrap(),
-            "--prefix",
-            "/app",
-            "--tag",
-            "v1",
-        ])
-        .args(["--base", &format!("{}/base:v1", m.source_proxy.host())])
-        .args(["--to", &format!("{}/app", m.source_proxy.host())])
-        .args(["--registry-mirror", &m.flag()])
-        .output()
-        .unwrap();
-    let (_, se) = texts(&out);
-    assert_eq!(code(&out), 0, "{se}");
+    let se = publish(&m.source_proxy.host());
     assert_eq!(m.mirror_proxy.requests().len(), 0, "{se}");
     assert!(pushes(&m.source_proxy) > 0);
     // Publishing elsewhere with a base mirrored: the mirror is read, never written.
     let target = Registry::start(Mode::open());
-    let out = kiln()
-        .args([
-            "build",
-            app.to_str().unwrap(),
-            "--prefix",
-            "/app",
-            "--tag",
-            "v1",
-        ])
-        .args(["--base", &format!("{}/base:v1", m.source_proxy.host())])
-        .args(["--to", &format!("{}/app", target.host())])
-        .args(["--registry-mirror", &m.flag()])
-        .output()
-        .unwrap();
-    let (_, se) = texts(&out);
-    assert_eq!(code(&out), 0, "{se}");
+    let se = publish(&target.host());
     assert!(!m.mirror_proxy.requests().is_empty(), "{se}");
     assert_eq!(
         pushes(&m.mirror_proxy),
