@@ -276,7 +276,8 @@ pub struct TagsArgs {
 pub struct NextVersionArgs {
     /// oci:PATH (a local OCI layout; one that does not exist yet has no tags) or REGISTRY/REPO
     pub target: String,
-    /// Version scheme: auto (next v<N>), semver:patch|minor|major, git, or an explicit VALUE
+    /// Version scheme: auto (next v<N>), semver:patch|minor|major, git, or an explicit VALUE (=VALUE when it
+    /// looks like a mistyped scheme)
     #[arg(long = "version", value_name = "SCHEME")]
     pub version_scheme: String,
     /// With --version semver:*: a pre-release X.Y.Z-NAME.N

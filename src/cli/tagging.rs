@@ -15,7 +15,11 @@ pub struct TagArgs {
     /// {env:NAME}
     #[arg(long = "tag", short = 't')]
     pub tags: Vec<String>,
-    /// Version to publish: auto (next v<N>), semver:patch|minor|major, git, or an explicit VALUE
+    /// Version to publish: auto, semver:patch|minor|major, git, or a VALUE
+    ///
+    /// auto: the next v<N>; semver:*: bump the highest X.Y.Z; git: git describe; VALUE: exactly that tag. A VALUE
+    /// within two edits of a scheme name, or a bare patch|minor|major, is refused as a typo: write =VALUE to
+    /// publish it anyway.
     #[arg(long = "version", value_name = "SCHEME")]
     pub version_scheme: Option<String>,
     /// With --version semver:*: publish a pre-release X.Y.Z-NAME.N

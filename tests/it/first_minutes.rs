@@ -1,0 +1,87 @@
+//! The first ten minutes (issue 22): the mistakes a newcomer makes are caught with a usage error that says what to
+//! do, and the README's own commands (quick start, tests) run as written.
+
+use std::fs;
+
+use crate::support::*;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `--version atuo` would publish a permanent tag `atuo`: a near-miss of a scheme (or a bare bump word) is a
+/// usage error with "did you mean", in `build`, `next-version` and kiln.toml alike; `=VALUE` forces a literal.
+#[test]
+fn a_mistyped_version_scheme_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = fixture(tmp.path());
+    let layout = tmp.path().join("images");
+    let to = format!("oci:{}", layout.display());
+    for (typo, meant) in [
+        ("atuo", "auto"),
+        ("Auto", "auto"),
+        ("patch", "semver:patch"),
+        ("semver:ptach", "semver:patch"),
+    ] {
+        let out = kiln()
+            .args([
+                "build",
+                src.to_str().unwrap(),
+                "--to",
+                &to,
+                "--version",
+                typo,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{typo}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("did you mean \"{meant}\"")),
+            "{typo}: {}",
+            stderr(&out)
+        );
+        assert!(out.stdout.is_empty());
+        let out = kiln()
+            .args(["next-version", &to, "--version", typo])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "next-version {typo}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(!layout.exists(), "a refused build wrote the layout");
+
+    let toml = tmp.path().join("kiln.toml");
+    fs::write(
+        &toml,
+        format!(
+            "dir = {:?}\nto = {to:?}\nversion = \"atuo\"\n",
+            src.display()
+        ),
+    )
+    .unwrap();
+    let out = kiln()
+        .args(["build", "--config", toml.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("kiln.toml:3") && stderr(&out).contains("did you mean \"auto\""),
+        "{}",
+        stderr(&out)
+    );
+
+    // The escape: `=VALUE` publishes VALUE as it is.
+    let out = run_ok(kiln().args([
+        "build",
+        src.to_str().unwrap(),
+        "--to",
+        &to,
+        "--version",
+        "=atuo",
+    ]));
+    assert!(out.starts_with(&format!("{to}:atuo@sha256:")), "{out}");
+}
