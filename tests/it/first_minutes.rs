@@ -85,3 +85,27 @@ fn a_mistyped_version_scheme_is_a_usage_error() {
     ]));
     assert!(out.starts_with(&format!("{to}:atuo@sha256:")), "{out}");
 }
+
+/// `kiln tags` of a repository the registry does not know is an error naming it (exit 1), as `crane ls` and
+/// `skopeo list-tags` fail: a misspelt name must not look like "no versions yet". `next-version` still takes it
+/// as empty (the first build creates it), and a layout path without a layout is an error too.
+#[test]
+fn tags_of_a_missing_repository_is_an_error_naming_it() {
+    let reg = Registry::start(Mode::open());
+    let k = KilnEnv::new();
+    let repo = format!("{}/team/nope", reg.host());
+    let out = k.run(&["tags", &repo]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("repository {repo} does not exist")) && err.contains("NAME_UNKNOWN"),
+        "{err}"
+    );
+    let (next, _) = k.ok(&["next-version", &repo, "--version", "auto"]);
+    assert_eq!(next, "v1\n");
+
+    let out = k.run(&["tags", &format!("oci:{}", k.path("no-layout").display())]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no-layout"), "{}", stderr(&out));
+}
