@@ -109,3 +109,70 @@ fn tags_of_a_missing_repository_is_an_error_naming_it() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("no-layout"), "{}", stderr(&out));
 }
+
+/// `kiln inspect` of a multi-platform image in a local layout behaves as for a registry: without `--platform`
+/// it lists the platforms, with one it shows that platform's image, and a platform the index lacks is an error
+/// listing those it has.
+#[test]
+fn inspect_of_a_multi_platform_image_in_a_layout() {
+    let t = tempfile::tempdir().unwrap();
+    for (arch, text) in [("amd64", "x86 binary\n"), ("arm64", "arm binary\n")] {
+        let d = t.path().join(arch).join("bin");
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("server"), text).unwrap();
+    }
+    let root = t.path().display().to_string();
+    let to = format!("oci:{}", t.path().join("out").display());
+    let out = run_ok(kiln().args([
+        "build",
+        "--platform",
+        &format!("linux/amd64={root}/amd64"),
+        "--platform",
+        &format!("linux/arm64={root}/arm64"),
+        "--prefix",
+        "/app",
+        "--entrypoint",
+        "/app/bin/server",
+        "--to",
+        &to,
+        "--tag",
+        "v1",
+        "--output",
+        "json",
+    ]));
+    let res: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let arm = res["platforms"]["linux/arm64"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let image = format!("{to}:v1");
+
+    let list = run_ok(kiln().args(["inspect", &image]));
+    assert!(
+        list.contains("Platforms:") && list.contains("linux/amd64") && list.contains(&arm),
+        "{list}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&run_ok(
+        kiln().args(["inspect", &image, "--output", "json"]),
+    ))
+    .unwrap();
+    assert_eq!(json["digest"], res["digest"], "{json}");
+
+    let one = run_ok(kiln().args(["inspect", &image, "--platform", "linux/arm64"]));
+    assert!(
+        one.contains(&arm) && one.contains("/app/bin/server"),
+        "{one}"
+    );
+    assert!(one.contains("arm64"), "{one}");
+
+    let out = kiln()
+        .args(["inspect", &image, "--platform", "linux/s390x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("linux/amd64, linux/arm64"),
+        "{}",
+        stderr(&out)
+    );
+}
