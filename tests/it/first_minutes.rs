@@ -176,3 +176,63 @@ fn inspect_of_a_multi_platform_image_in_a_layout() {
         stderr(&out)
     );
 }
+
+/// A kiln.toml of only `[[layer]]` tables (no `dir`) builds an image of those layers; a `prefix` then has nothing
+/// to place (usage error); a kiln.toml that is not UTF-8 is a usage error (exit 2) naming the file and line.
+#[test]
+fn kiln_toml_of_only_extra_layers_and_a_non_utf8_file() {
+    let t = tempfile::tempdir().unwrap();
+    for (d, f) in [("assets", "logo.txt"), ("bin", "server")] {
+        fs::create_dir_all(t.path().join(d)).unwrap();
+        fs::write(t.path().join(d).join(f), format!("{f}\n")).unwrap();
+    }
+    let toml = t.path().join("kiln.toml");
+    fs::write(
+        &toml,
+        "to = \"oci:out\"\nsplit = \"off\"\n\n[[layer]]\nsrc = \"bin\"\ndest = \"/app/bin\"\n\n\
+         [[layer]]\nsrc = \"assets\"\ndest = \"/app/assets\"\n",
+    )
+    .unwrap();
+    let out = run_ok(kiln().args([
+        "build",
+        "--config",
+        toml.to_str().unwrap(),
+        "--tag",
+        "v1",
+        "--output",
+        "json",
+    ]));
+    let res: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(res["layers"].as_array().map(Vec::len), Some(2), "{res}");
+    let list = run_ok(kiln().args([
+        "inspect",
+        &format!("oci:{}:v1", t.path().join("out").display()),
+    ]));
+    assert!(list.contains("bin") && list.contains("assets"), "{list}");
+
+    let out = kiln()
+        .args([
+            "build",
+            "--config",
+            toml.to_str().unwrap(),
+            "--prefix",
+            "/app",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--prefix"), "{}", stderr(&out));
+
+    // Not UTF-8: exit 2, as the README promises for a bad settings file.
+    fs::write(&toml, b"to = \"oci:out\"\nprefix = \"/\xff\"\n").unwrap();
+    let out = kiln()
+        .args(["build", "--config", toml.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("kiln.toml:2: not UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+}
