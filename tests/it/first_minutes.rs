@@ -2,6 +2,7 @@
 //! do, and the README's own commands (quick start, tests) run as written.
 
 use std::fs;
+use std::path::Path;
 
 use crate::support::*;
 
@@ -234,5 +235,53 @@ fn kiln_toml_of_only_extra_layers_and_a_non_utf8_file() {
         stderr(&out).contains("kiln.toml:2: not UTF-8"),
         "{}",
         stderr(&out)
+    );
+}
+
+/// An upper-case repository (GitHub's `github.repository` keeps the owner's capitals) is a usage error that
+/// says what to write and how; the README's GitHub Actions recipe lowercases it first.
+#[test]
+fn an_upper_case_repository_says_how_to_fix_it() {
+    let out = kiln()
+        .args(["next-version", "127.0.0.1:1/MyOrg/App", "--version", "auto"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("must be lowercase")
+            && err.contains("\"127.0.0.1:1/myorg/app\"")
+            && err.contains("tr '[:upper:]'"),
+        "{err}"
+    );
+
+    // The recipe's own lowercasing step, run as GitHub runs it (bash), gives a name kiln accepts.
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let recipe = readme.split("### GitHub Actions").nth(1).unwrap();
+    let step = recipe
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("- run: ")
+                .filter(|r| r.contains("GITHUB_ENV"))
+        })
+        .expect("a step that sets IMAGE in $GITHUB_ENV");
+    let t = tempfile::tempdir().unwrap();
+    let env_file = t.path().join("github_env");
+    let status = std::process::Command::new("bash")
+        .args(["-ec", step])
+        .env("GITHUB_REPOSITORY", "MyOrg/My-App")
+        .env("GITHUB_ENV", &env_file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        fs::read_to_string(&env_file).unwrap(),
+        "IMAGE=ghcr.io/myorg/my-app\n"
+    );
+    assert!(
+        recipe.contains("--to \"$IMAGE\""),
+        "the build step publishes to $IMAGE"
     );
 }
