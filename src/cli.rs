@@ -239,8 +239,9 @@ pub struct LoginArgs {
     pub registry: String,
     #[arg(short, long)]
     pub username: String,
-    /// Read the password from standard input (the only way: never on the command line)
-    #[arg(long, required = true)]
+    /// Read the password from standard input (without it, kiln asks on the terminal, echo off; never on the
+    /// command line)
+    #[arg(long)]
     pub password_stdin: bool,
     #[command(flatten)]
     pub registry_args: RegistryArgs,

@@ -238,6 +238,93 @@ fn kiln_toml_of_only_extra_layers_and_a_non_utf8_file() {
     );
 }
 
+/// `kiln login` without `--password-stdin` asks for the password on a terminal (util-linux `script` gives it a
+/// pseudo-terminal) with echo off, as `docker login` does: the password never shows in the terminal's output,
+/// and the credentials are stored. Without a terminal and without `--password-stdin` it is a usage error.
+#[test]
+fn login_prompts_for_the_password_on_a_terminal_without_echo() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    require_tool("script", "bsdutils");
+    let reg = Registry::start(Mode::htpasswd());
+    let env = KilnEnv::new();
+    let cmdline = format!(
+        "{} login {} -u {}",
+        env!("CARGO_BIN_EXE_kiln"),
+        reg.host(),
+        reg.username()
+    );
+    let c = env.cmd();
+    let mut child = Command::new("script")
+        .args(["-qfec", &cmdline, "/dev/null"])
+        .envs(c.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .env("TERM", "xterm")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Type only once the prompt is there (echo is off by then).
+    while !String::from_utf8_lossy(&seen).contains("Password for kiln: ") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(e) => panic!("no prompt ({e}): {:?}", String::from_utf8_lossy(&seen)),
+        }
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{}\n", reg.password()).as_bytes())
+        .unwrap();
+    stdin.flush().unwrap();
+    // Keep the terminal's input open until kiln is done (script ends when its command does).
+    while let Ok(chunk) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        seen.extend(chunk);
+    }
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let all = String::from_utf8_lossy(&seen).into_owned();
+    assert!(status.success(), "{all:?}");
+    assert!(
+        all.contains("login to") && all.contains("succeeded"),
+        "{all:?}"
+    );
+    assert!(
+        !all.contains(reg.password()),
+        "the password was echoed: {all:?}"
+    );
+    let config = fs::read_to_string(env.home().join(".docker/config.json")).unwrap();
+    assert!(config.contains(&reg.host()), "{config}");
+
+    // No terminal, no --password-stdin: nobody to ask.
+    let out = env
+        .cmd()
+        .args(["login", &reg.host(), "-u", reg.username()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--password-stdin"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// An upper-case repository (GitHub's `github.repository` keeps the owner's capitals) is a usage error that
 /// says what to write and how; the README's GitHub Actions recipe lowercases it first.
 #[test]
