@@ -11,9 +11,10 @@ use kiln_engine::{Error, Result};
 
 #[derive(Args, Debug, Clone)]
 pub struct TagArgs {
-    /// Tag to publish (repeatable); may use {version}, {git_sha}, {git_short_sha}, {date}, {digest_short},
-    /// {env:NAME}
-    #[arg(long = "tag", short = 't')]
+    /// Tag to publish (repeatable), e.g. latest or {version}-{git_short_sha}
+    ///
+    /// Templates: {version}, {git_sha}, {git_short_sha}, {date}, {digest_short}, {env:NAME}.
+    #[arg(long = "tag", short = 't', value_name = "TAG")]
     pub tags: Vec<String>,
     /// Version to publish: auto, semver:patch|minor|major, git, or a VALUE
     ///
@@ -37,6 +38,7 @@ pub struct TagArgs {
     /// Comma-separated tags treated as floating
     #[arg(
         long,
+        value_name = "LIST",
         value_delimiter = ',',
         default_value = "latest,stable,edge,main,master,head,canary,dev,nightly"
     )]
