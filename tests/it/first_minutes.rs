@@ -372,3 +372,119 @@ fn an_upper_case_repository_says_how_to_fix_it() {
         "the build step publishes to $IMAGE"
     );
 }
+
+/// The first ```sh block after `heading` in README.md, as lines.
+fn readme_block(heading: &str) -> Vec<String> {
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split_once(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("README.md has no {heading:?}"))
+        .1;
+    let block = section
+        .split_once("```sh\n")
+        .unwrap()
+        .1
+        .split_once("```")
+        .unwrap()
+        .0;
+    block.lines().map(str::to_string).collect()
+}
+
+/// Copy a directory tree (regular files and directories; the fixture has no links).
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// The README's quick start, as written: the kiln arguments of its `cargo run --release -- …` line, run by this
+/// build's kiln in a copy of the repository root (its top-level files and testdata/, so a kiln.toml there would
+/// count too), print what the README says, and its `inspect` line shows the image.
+#[test]
+fn readme_quick_start_runs_as_written() {
+    let block = readme_block("## Quick start");
+    let [line] = block.as_slice() else {
+        panic!("the quick start is one command: {block:?}")
+    };
+    let args = line
+        .strip_prefix("cargo run --release -- ")
+        .unwrap_or_else(|| panic!("the quick start runs kiln through cargo: {line}"));
+    assert!(
+        !args.contains(['"', '\'', '$', '\\']),
+        "plain words only: {args}"
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let t = tempfile::tempdir().unwrap();
+    for e in fs::read_dir(root).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            fs::copy(e.path(), t.path().join(e.file_name())).unwrap();
+        }
+    }
+    copy_tree(&root.join("testdata"), &t.path().join("testdata"));
+    let out = run_ok(kiln().args(args.split_whitespace()).current_dir(t.path()));
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let promised = readme
+        .split_once("and prints\n`")
+        .and_then(|(_, r)| r.split_once("<digest>`"))
+        .map(|(p, _)| p)
+        .expect("the README says what the quick start prints");
+    assert!(
+        out.starts_with(promised)
+            && out.trim_end().len() == promised.len() + 64
+            && out.lines().count() == 1,
+        "printed {out:?}, README promises {promised}<digest>"
+    );
+    // "Look at it with `cargo run --release -- inspect …`".
+    let inspect = readme
+        .split_once("Look at it with `cargo run --release -- ")
+        .and_then(|(_, r)| r.split_once('`'))
+        .map(|(c, _)| c)
+        .expect("the README's inspect command");
+    let shown = run_ok(
+        kiln()
+            .args(inspect.split_whitespace())
+            .current_dir(t.path()),
+    );
+    assert!(shown.contains("/app/bin/hello"), "{shown}");
+}
+
+/// The README's test command is exactly what CI runs (`.ci/run`'s last command), and the packages the README
+/// tells a fresh Debian to install are the ones `.ci/run` installs. (The command itself is not run here: it
+/// would run this test again.)
+#[test]
+fn readme_test_command_is_what_ci_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let block = readme_block("## Tests");
+    assert_eq!(block, ["cargo test --locked"]);
+    let ci = fs::read_to_string(root.join(".ci/run")).unwrap();
+    let last = ci
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !l.starts_with('#'))
+        .unwrap();
+    assert_eq!(last, block[0], ".ci/run ends with another command");
+
+    let packages = |text: &str, after: &str, end: &str| -> std::collections::BTreeSet<String> {
+        let list = text.split_once(after).unwrap().1.split_once(end).unwrap().0;
+        list.split_whitespace()
+            .filter(|w| !w.starts_with('-') && *w != "\\")
+            .map(str::to_string)
+            .collect()
+    };
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let in_readme = packages(&readme, "`apt-get install -y ", "`");
+    let in_ci = packages(&ci, "--no-install-recommends", ">/dev/null");
+    assert_eq!(
+        in_readme, in_ci,
+        "README's package list and .ci/run's differ"
+    );
+}
