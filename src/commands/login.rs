@@ -4,7 +4,7 @@
 //! typed at a `Password:` prompt with echo off (as `docker login` asks). Never from the command line, never
 //! echoed or printed.
 
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{BufRead, IsTerminal, Read};
 use std::sync::OnceLock;
 
 use crate::cli::LoginArgs;
@@ -87,9 +87,7 @@ fn prompt_hidden(prompt: &str) -> Result<String> {
         }
         previous
     };
-    let mut err = std::io::stderr().lock();
-    let _ = write!(err, "{prompt}");
-    let _ = err.flush();
+    crate::progress::prompt(prompt);
     let mut line = String::new();
     let read = std::io::stdin().lock().read_line(&mut line);
     // SAFETY: restoring the settings read above on the same fd, then the previous SIGINT disposition.
@@ -97,8 +95,7 @@ fn prompt_hidden(prompt: &str) -> Result<String> {
         libc::tcsetattr(fd, libc::TCSANOW, &term);
         libc::signal(libc::SIGINT, previous);
     }
-    // The user's Enter was not echoed either.
-    let _ = writeln!(err);
+    crate::progress::end_prompt();
     read.map_err(|e| Error::io("standard input", e))?;
     Ok(line)
 }
