@@ -203,6 +203,16 @@ impl Bar for LiveBar {
     }
 }
 
+/// A question on stderr, the cursor left after it for the answer (`kiln login`'s password prompt).
+pub fn prompt(text: &str) {
+    eprint!("{text}");
+}
+
+/// Ends a prompt's line when the answer was typed without echo (the user's Enter was not shown either).
+pub fn end_prompt() {
+    eprintln!();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

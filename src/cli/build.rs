@@ -60,24 +60,42 @@ impl BuildArgs {
         }
         let tagging = self.tagging.request()?;
         let prefix = normalize_dest(&self.prefix, "--prefix")?;
-        let dir = match (&self.dir, self.platforms.iter().all(|p| p.contains('='))) {
-            (Some(d), _) => d.clone(),
-            (None, true) if !self.platforms.is_empty() => PathBuf::from("."),
+        let dirs_per_platform = self.platforms.iter().all(|p| p.contains('='));
+        let dir = match (&self.dir, dirs_per_platform) {
+            (Some(d), _) => Some(d.clone()),
+            (None, true) if !self.platforms.is_empty() => Some(PathBuf::from(".")),
+            // An image of only extra layers (kiln.toml with `[[layer]]` tables and no `dir`): no main layer.
+            (None, _)
+                if !self.layer.is_empty() && !self.platforms.iter().any(|p| p.contains('=')) =>
+            {
+                if self.prefix != "/" {
+                    return Err(Error::invalid_arg(
+                        "--prefix",
+                        &self.prefix,
+                        "places DIR's contents, and no DIR is given (an image of only --layer/[[layer]] \
+                         directories has no main layer: give DIR, or drop --prefix)",
+                    ));
+                }
+                None
+            }
             _ => {
                 return Err(Error::Usage(
-                    "no build directory: give DIR (kiln build DIR), a kiln.toml with dir = \"…\", or \
-                     --platform os/arch=DIR for every platform"
+                    "no build directory: give DIR (kiln build DIR), a kiln.toml with dir = \"…\" or [[layer]] \
+                     tables, or --platform os/arch=DIR for every platform"
                         .into(),
                 ));
             }
         };
-        let mut layers = vec![LayerSource {
-            src: dir,
-            dest: prefix,
-            created_by: String::new(),
-            chown: None,
-            mode: None,
-        }];
+        let mut layers: Vec<LayerSource> = dir
+            .map(|src| LayerSource {
+                src,
+                dest: prefix,
+                created_by: String::new(),
+                chown: None,
+                mode: None,
+            })
+            .into_iter()
+            .collect();
         for l in &self.layer {
             layers.push(parse_layer(l)?);
         }

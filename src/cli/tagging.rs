@@ -11,11 +11,16 @@ use kiln_engine::{Error, Result};
 
 #[derive(Args, Debug, Clone)]
 pub struct TagArgs {
-    /// Tag to publish (repeatable); may use {version}, {git_sha}, {git_short_sha}, {date}, {digest_short},
-    /// {env:NAME}
-    #[arg(long = "tag", short = 't')]
+    /// Tag to publish (repeatable), e.g. latest or {version}-{git_short_sha}
+    ///
+    /// Templates: {version}, {git_sha}, {git_short_sha}, {date}, {digest_short}, {env:NAME}.
+    #[arg(long = "tag", short = 't', value_name = "TAG")]
     pub tags: Vec<String>,
-    /// Version to publish: auto (next v<N>), semver:patch|minor|major, git, or an explicit VALUE
+    /// Version to publish: auto, semver:patch|minor|major, git, or a VALUE
+    ///
+    /// auto: the next v<N>; semver:*: bump the highest X.Y.Z; git: git describe; VALUE: exactly that tag. A VALUE
+    /// within two edits of a scheme name, or a bare patch|minor|major, is refused as a typo: write =VALUE to
+    /// publish it anyway.
     #[arg(long = "version", value_name = "SCHEME")]
     pub version_scheme: Option<String>,
     /// With --version semver:*: publish a pre-release X.Y.Z-NAME.N
@@ -33,6 +38,7 @@ pub struct TagArgs {
     /// Comma-separated tags treated as floating
     #[arg(
         long,
+        value_name = "LIST",
         value_delimiter = ',',
         default_value = "latest,stable,edge,main,master,head,canary,dev,nightly"
     )]

@@ -9,7 +9,8 @@ use kiln_engine::CompressionKind;
 use kiln_engine::{Error, Result};
 
 /// Load the build's file (`--config PATH`, else `./kiln.toml` if present) into `args`: each value the command
-/// line did not give (`given(flag id)` false) is taken from the file. No file and no DIR is a usage error.
+/// line did not give (`given(flag id)` false) is taken from the file. No DIR (nor `--layer`) anywhere is a usage
+/// error.
 pub fn load_into(args: &mut BuildArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     // A multi-platform build whose every --platform names its directory needs no DIR.
     let dirs_per_platform =
@@ -17,7 +18,7 @@ pub fn load_into(args: &mut BuildArgs, given: &dyn Fn(&str) -> bool) -> Result<(
     let path = match &args.config {
         Some(p) => p.clone(),
         None if Path::new(DEFAULT_FILE).is_file() => PathBuf::from(DEFAULT_FILE),
-        None if args.dir.is_none() && !dirs_per_platform => {
+        None if args.dir.is_none() && !dirs_per_platform && args.layer.is_empty() => {
             return Err(Error::Usage(format!(
                 "no build directory: give DIR (kiln build DIR) or write a {DEFAULT_FILE} with dir = \"…\" \
                  in the current directory (or pass --config PATH)"
@@ -26,18 +27,27 @@ pub fn load_into(args: &mut BuildArgs, given: &dyn Fn(&str) -> bool) -> Result<(
         None => return Ok(()),
     };
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+    let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::Usage(format!("--config {name}: no such file")),
         _ => Error::io(&path, e),
+    })?;
+    // A file that is not UTF-8 is a bad settings file (exit 2, like any other), not a failure to read it.
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = 1 + e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count();
+        Error::Usage(format!(
+            "{name}:{line}: not UTF-8 text (byte {at}): a TOML file must be UTF-8"
+        ))
     })?;
     let f = parse(&name, &text)?;
     apply(args, given, f);
     let dirs_per_platform =
         !args.platforms.is_empty() && args.platforms.iter().all(|p| p.contains('='));
-    if args.dir.is_none() && !dirs_per_platform {
+    // An image may be only `[[layer]]`s: no `dir` is needed then.
+    if args.dir.is_none() && !dirs_per_platform && args.layer.is_empty() {
         return Err(Error::Usage(format!(
-            "{name}:1: key \"dir\": missing: set dir = \"…\" (the build output directory, relative to the file) \
-             or give DIR on the command line"
+            "{name}:1: key \"dir\": missing: set dir = \"…\" (the build output directory, relative to the file), \
+             give DIR on the command line, or add [[layer]] tables"
         )));
     }
     Ok(())

@@ -12,6 +12,7 @@ mod engines;
 mod errors;
 mod exclude;
 mod experience;
+mod first_minutes;
 mod harness;
 mod integrity;
 mod layout;

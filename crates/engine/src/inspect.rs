@@ -1,12 +1,12 @@
 //! `kiln inspect`: find an image (or a multi-platform index) in a layout or a registry, for the CLI to show.
 
-use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
+use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 
 use crate::base;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image::{Json, PlatformSpec};
 use crate::registry::{Client, ClientOptions};
-use crate::store::{Layout, read_image};
+use crate::store::{Layout, read_manifest_bytes, resolve_ref};
 use crate::target::Target;
 
 /// What `kiln inspect` found.
@@ -34,16 +34,46 @@ pub fn inspect(
 ) -> Result<Inspected> {
     match target {
         Target::Layout(r) => {
+            // As for a registry: an index is listed, or resolved to `--platform`'s image.
             let layout = Layout::open(&r.path)?;
-            let (manifest, config) = read_image(&layout, r)?;
+            let md = resolve_ref(&layout, r)?;
+            let bytes = layout.read_blob(&md)?;
+            let name = r.to_string();
+            let (manifest, config) = if crate::image::is_index(None, &bytes) {
+                let index: Json<ImageIndex> = Json::decode(bytes, &format!("index {md} in {r}"))?;
+                let Some(want) = platform else {
+                    let media_type = index
+                        .value
+                        .media_type()
+                        .as_ref()
+                        .map_or_else(|| MediaType::ImageIndex.to_string(), ToString::to_string);
+                    return Ok(Inspected::Index {
+                        name,
+                        media_type,
+                        index: Box::new(index),
+                    });
+                };
+                let pd =
+                    base::select_platform(&index.value, &want).ok_or_else(|| Error::Image {
+                        what: name.clone(),
+                        reason: format!(
+                            "has no image for platform {want}; available: {}",
+                            base::platforms(&index.value).join(", ")
+                        ),
+                    })?;
+                read_manifest_bytes(&layout, layout.read_blob(&pd)?, &pd, r)?
+            } else {
+                read_manifest_bytes(&layout, bytes, &md, r)?
+            };
+            // The tags naming what the reference resolved to (the index, for one platform of it).
             let tags = layout
                 .entries()?
                 .into_iter()
-                .filter(|e| e.descriptor.digest().to_string() == manifest.digest.to_string())
+                .filter(|e| e.descriptor.digest().to_string() == md.to_string())
                 .filter_map(|e| e.tag)
                 .collect();
             Ok(Inspected::Image {
-                name: r.to_string(),
+                name,
                 manifest: Box::new(manifest),
                 config: Box::new(config),
                 tags,

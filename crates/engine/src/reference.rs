@@ -323,7 +323,17 @@ impl FromStr for Reference {
                 ));
             }
             if c.bytes().any(|b| b.is_ascii_uppercase()) {
-                return Err(invalid(s, "repository name must be lowercase"));
+                // Usually a CI variable with the owner's capitals (GitHub's `github.repository`): say what to
+                // write and how to get it.
+                return Err(invalid(
+                    s,
+                    format!(
+                        "repository name must be lowercase: use {:?}; in a CI script, lowercase the variable \
+                         first, e.g. REPO=$(echo \"$REPO\" | tr '[:upper:]' '[:lower:]') (GitHub Actions: \
+                         github.repository keeps the owner's capitals)",
+                        format!("{registry}/{}", repository.to_ascii_lowercase())
+                    ),
+                ));
             }
             if !valid_path_component(c) {
                 return Err(invalid(
@@ -506,6 +516,12 @@ mod tests {
         };
         assert!(why("").contains("empty"));
         assert!(why("host:5000/Repo").contains("lowercase"));
+        let upper = why("ghcr.io/MyOrg/App:v1");
+        assert!(
+            upper.contains("use \"ghcr.io/myorg/app\"")
+                && upper.contains("tr '[:upper:]' '[:lower:]'"),
+            "{upper}"
+        );
         assert!(why("repo:bad tag").contains("invalid tag"));
         assert!(why("repo:-x").contains("invalid tag"));
         assert!(why("repo@sha256:abc").contains("64"));

@@ -71,8 +71,8 @@ impl TagTarget for LayoutReader {
     }
 }
 
-/// The tag target a `kiln tags` / `kiln next-version` TARGET names. `allow_missing`: a layout that does not
-/// exist yet is an empty one (what a first build would see) instead of an error.
+/// The tag target a `kiln tags` / `kiln next-version` TARGET names. `allow_missing`: a layout or registry
+/// repository that does not exist yet is an empty one (what a first build would see) instead of an error.
 pub fn open_target(
     spec: &str,
     allow_missing: bool,
@@ -98,7 +98,12 @@ pub fn open_target(
                 ));
             }
             let repo = Client::new(registry.clone())?.repository(&reference);
-            Ok(Box::new(RemoteTags::new(repo, reference)))
+            let tags = RemoteTags::new(repo, reference);
+            Ok(Box::new(if allow_missing {
+                tags
+            } else {
+                tags.must_exist()
+            }))
         }
         Target::DockerArchive { .. } => Err(Target::archive_unsupported("kiln tags/next-version")),
     }

@@ -11,7 +11,8 @@
 //!   Build metadata (`+…`) cannot occur: `+` is not allowed in tags.
 //! * `git`: `git describe --tags --always --dirty` sanitized into the tag grammar; a dirty tree is refused
 //!   unless `--allow-dirty`.
-//! * explicit: the value itself, never changed or retried.
+//! * explicit: the value itself, never changed or retried. A value within two edits of a scheme name, or a bare
+//!   `patch`/`minor`/`major`, is refused as a probable typo (see [`near_miss`]); `=VALUE` is always literal.
 
 use std::cmp::Ordering;
 
@@ -46,9 +47,38 @@ pub enum Scheme {
 
 impl Scheme {
     /// Parse `--version auto|semver:patch|semver:minor|semver:major|git|VALUE` with `--pre` and `--allow-dirty`.
+    ///
+    /// A VALUE that looks like a mistyped scheme ([`near_miss`]: `atuo`, `Auto`, `patch`, `semver:ptach`) is a
+    /// usage error saying what was probably meant, since an explicit version is published as a permanent tag;
+    /// `=VALUE` always takes VALUE literally (`--version =patch` publishes the tag `patch`).
     pub fn parse(s: &str, pre: Option<&str>, allow_dirty: bool) -> Result<Scheme> {
-        const EXPECTED: &str =
-            "auto, semver:patch, semver:minor, semver:major, git, or a literal version tag";
+        const EXPECTED: &str = "auto, semver:patch, semver:minor, semver:major, git, or a literal version tag \
+             (=VALUE forces a literal)";
+        if let Some(literal) = s.strip_prefix('=') {
+            let scheme = Scheme::Explicit(
+                literal
+                    .parse()
+                    .map_err(|_| Error::invalid_arg("--version", s, EXPECTED))?,
+            );
+            if let Some(p) = pre {
+                return Err(Error::invalid_arg(
+                    "--pre",
+                    p,
+                    "--pre only applies to --version semver:*",
+                ));
+            }
+            return Ok(scheme);
+        }
+        if let Some(meant) = near_miss(s) {
+            return Err(Error::invalid_arg(
+                "--version",
+                s,
+                format!(
+                    "did you mean {meant:?}? (an explicit version that looks like a scheme name must be \
+                     written ={s} to be published as a tag)"
+                ),
+            ));
+        }
         let scheme = match s {
             "auto" => Scheme::Auto,
             "git" => Scheme::Git { allow_dirty },
@@ -90,6 +120,37 @@ impl Scheme {
         }
         Ok(scheme)
     }
+}
+
+/// The scheme names a `--version` value is checked against.
+const SCHEMES: &[&str] = &[
+    "auto",
+    "git",
+    "semver:patch",
+    "semver:minor",
+    "semver:major",
+];
+
+/// The scheme `s` probably meant when it is not one exactly: a scheme name in other case (`Auto`), or within two
+/// edits of one, case-insensitively (`atuo`, `semver:ptach`, `gti`), or of a bare bump word (`patch`, `majro` →
+/// `semver:patch`, `semver:major`). `None` for the schemes themselves and for everything else (an explicit
+/// version).
+pub fn near_miss(s: &str) -> Option<&'static str> {
+    if SCHEMES.contains(&s) {
+        return None;
+    }
+    // Edits: insertions, deletions, substitutions and swaps of neighbours (`atuo`, `majro`: one each).
+    let lower = s.to_ascii_lowercase();
+    let words = SCHEMES.iter().map(|c| (*c, *c)).chain([
+        ("patch", "semver:patch"),
+        ("minor", "semver:minor"),
+        ("major", "semver:major"),
+    ]);
+    words
+        .map(|(word, meant)| (strsim::osa_distance(&lower, word), meant))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, meant)| meant)
 }
 
 /// `v<N>` with a canonical decimal `N`.

@@ -11,5 +11,5 @@ mod read;
 mod record;
 mod tree;
 
-pub use load::{BaseSource, LoadedBase, fetch_image, load, platforms};
+pub use load::{BaseSource, LoadedBase, fetch_image, load, platforms, select_platform};
 pub use read::read_tree;

@@ -17,6 +17,8 @@ pub struct RemoteTags {
     pub repo: Repository,
     pub reference: Reference,
     listed: std::sync::OnceLock<Vec<String>>,
+    /// A repository the registry does not know is an error (`kiln tags`), not an empty one (a first build).
+    must_exist: bool,
 }
 
 impl RemoteTags {
@@ -25,7 +27,15 @@ impl RemoteTags {
             repo,
             reference,
             listed: std::sync::OnceLock::new(),
+            must_exist: false,
         }
+    }
+
+    /// Listing a repository that does not exist is an error naming it (as `crane ls` and `skopeo list-tags`
+    /// fail), instead of an empty list.
+    pub fn must_exist(mut self) -> Self {
+        self.must_exist = true;
+        self
     }
 
     /// Every tag of the repository, including those that are not versions (fetched on first use).
@@ -33,7 +43,20 @@ impl RemoteTags {
         if let Some(t) = self.listed.get() {
             return Ok(t);
         }
-        let t = self.repo.list_tags()?;
+        let t = if self.must_exist {
+            self.repo.list_existing_tags().map_err(|e| {
+                if e.not_found() {
+                    e.context(format!(
+                        "repository {} does not exist on its registry (check the name; a first push creates it)",
+                        self.reference.name()
+                    ))
+                } else {
+                    e
+                }
+            })?
+        } else {
+            self.repo.list_tags()?
+        };
         Ok(self.listed.get_or_init(|| t))
     }
 }

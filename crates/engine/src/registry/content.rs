@@ -339,6 +339,16 @@ impl Repository {
 
     /// All tags, following `Link` pagination; an unknown repository has none. Order as served, duplicates dropped.
     pub fn list_tags(&self) -> Result<Vec<String>> {
+        self.tag_list(true)
+    }
+
+    /// Like [`Repository::list_tags`], but a repository the registry does not know (404, `NAME_UNKNOWN`, on the
+    /// first page) is that error ([`Error::not_found`]) instead of an empty list: `kiln tags` says so.
+    pub fn list_existing_tags(&self) -> Result<Vec<String>> {
+        self.tag_list(false)
+    }
+
+    fn tag_list(&self, missing_is_empty: bool) -> Result<Vec<String>> {
         let ep = self.endpoint()?;
         let mut url = self.url(&ep, "tags/list?n=100");
         let mut tags: Vec<String> = Vec::new();
@@ -360,7 +370,7 @@ impl Repository {
                 self.send(Request::new(Method::GET, url.clone(), &self.pull_scope()))?;
             match resp.status().as_u16() {
                 200..=299 => {}
-                404 if tags.is_empty() => return Ok(tags),
+                404 if tags.is_empty() && missing_is_empty => return Ok(tags),
                 _ => return Err(fail("GET", &u, resp)),
             }
             let next = header(resp.headers(), LINK.as_str()).and_then(parse_next_link);

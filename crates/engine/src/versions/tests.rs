@@ -207,3 +207,59 @@ fn reuse_and_floating() {
     assert!(!is_floating("v1", DEFAULT_FLOATING));
     assert!(is_floating("prod", &["prod".to_string()]));
 }
+
+#[test]
+fn near_misses_of_a_scheme_are_refused_with_the_scheme_meant() {
+    for (typo, meant) in [
+        ("atuo", "auto"),
+        ("Auto", "auto"),
+        ("AUTO", "auto"),
+        ("aut", "auto"),
+        ("gti", "git"),
+        ("Git", "git"),
+        ("semver:ptach", "semver:patch"),
+        ("semver:Minor", "semver:minor"),
+        ("semver-major", "semver:major"),
+        ("patch", "semver:patch"),
+        ("Minor", "semver:minor"),
+        ("majro", "semver:major"),
+    ] {
+        assert_eq!(near_miss(typo), Some(meant), "{typo}");
+        let e = Scheme::parse(typo, None, false).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{typo}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("did you mean \"{meant}\"")) && msg.contains(&format!("={typo}")),
+            "{typo}: {msg}"
+        );
+    }
+    // Schemes themselves and ordinary versions are not near-misses.
+    for ok in [
+        "auto",
+        "git",
+        "semver:patch",
+        "v1",
+        "v12",
+        "1.2.3",
+        "v1.0.0",
+        "2024.06.1",
+        "prod",
+        "release",
+        "beta",
+    ] {
+        assert_eq!(near_miss(ok), None, "{ok}");
+        assert!(Scheme::parse(ok, None, false).is_ok(), "{ok}");
+    }
+    // `=VALUE` is always literal, even for a scheme name.
+    let lit = |s: &str| Scheme::Explicit(s.parse().unwrap());
+    assert_eq!(Scheme::parse("=atuo", None, false).unwrap(), lit("atuo"));
+    assert_eq!(Scheme::parse("=patch", None, false).unwrap(), lit("patch"));
+    assert_eq!(Scheme::parse("=auto", None, false).unwrap(), lit("auto"));
+    assert_eq!(Scheme::parse("=v1", None, false).unwrap(), lit("v1"));
+    assert_eq!(Scheme::parse("=", None, false).unwrap_err().exit_code(), 2);
+    assert_eq!(
+        Scheme::parse("=a/b", None, false).unwrap_err().exit_code(),
+        2
+    );
+    assert!(Scheme::parse("=patch", Some("rc"), false).is_err());
+}
