@@ -36,28 +36,6 @@ impl std::fmt::Debug for ReadProgress {
     }
 }
 
-/// A file body up to this size is read whole and sent as one frame. reqwest's blocking client pumps a reader
-/// through its runtime in 8 KiB frames, a hand-off between threads and a `write` each; the layers of a split
-/// directory are mostly a few hundred KiB, so a cold push of `small` (16 blobs) sent ~850 frames. A bigger
-/// file is still read as it is sent: memory stays at most this much per upload thread.
-const WHOLE_BODY: u64 = 1 << 20;
-
-/// A reader reporting its position to a [`ReadProgress`].
-struct CountingReader<R> {
-    inner: R,
-    pos: u64,
-    progress: ReadProgress,
-}
-
-impl<R: Read> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.pos += n as u64;
-        (self.progress.0)(self.pos);
-        Ok(n)
-    }
-}
-
 /// A body's bytes, as `bytes::Bytes` can own them.
 struct Shared(Arc<Vec<u8>>);
 
@@ -99,48 +77,15 @@ impl Body {
         }
     }
 
-    /// A fresh reqwest body for one attempt (`None`: no body).
-    pub fn make(&self) -> Result<Option<reqwest::blocking::Body>> {
-        Ok(match self {
-            Body::Empty => None,
+    /// A fresh reqwest body for one attempt through the blocking client (`None`: no body). A file body never
+    /// comes here: it goes through the async client frame by frame (`frames`, `http::Http::send_file`), so that
+    /// its wait is bounded by progress rather than by a whole-request deadline.
+    pub fn make(&self) -> Option<reqwest::blocking::Body> {
+        debug_assert!(!self.is_file(), "file bodies are sent by Http::send_file");
+        match self {
             Body::Bytes(b) => Some(bytes::Bytes::from_owner(Shared(b.clone())).into()),
-            Body::File {
-                path,
-                offset,
-                len,
-                progress,
-            } => {
-                let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-                f.seek(SeekFrom::Start(*offset))
-                    .map_err(|e| Error::io(path, e))?;
-                if *len <= WHOLE_BODY {
-                    let mut buf = Vec::with_capacity(*len as usize);
-                    (&mut f)
-                        .take(*len)
-                        .read_to_end(&mut buf)
-                        .map_err(|e| Error::io(path, e))?;
-                    if let Some(p) = progress {
-                        (p.0)(*offset + buf.len() as u64);
-                    }
-                    return Ok(Some(buf.into()));
-                }
-                let body = f.take(*len);
-                Some(match progress {
-                    Some(p) => {
-                        (p.0)(*offset);
-                        reqwest::blocking::Body::sized(
-                            CountingReader {
-                                inner: body,
-                                pos: *offset,
-                                progress: p.clone(),
-                            },
-                            *len,
-                        )
-                    }
-                    None => reqwest::blocking::Body::sized(body, *len),
-                })
-            }
-        })
+            Body::Empty | Body::File { .. } => None,
+        }
     }
 }
 

@@ -269,7 +269,7 @@ impl Http {
                 return self.send_file(site, req, &url, same_origin.then_some(auth).flatten());
             }
             rb = rb.timeout(self.opts.read_timeout);
-            if let Some(b) = req.body.make()? {
+            if let Some(b) = req.body.make() {
                 rb = rb.body(b);
             }
             let resp = self.execute(&req.method, &url, rb)?;
