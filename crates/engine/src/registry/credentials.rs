@@ -245,22 +245,8 @@ fn run_helper(
         code: None,
         message: format!("{program} ({configured_in}): {why}"),
     };
-    let mut cmd = Command::new(&program);
-    if let Some(p) = &env.path {
-        cmd.env("PATH", p);
-    }
-    let mut child = cmd
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(format!("cannot run it: {e}")))?;
     let server = config_key(registry);
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(server.as_bytes());
-    }
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+    let out = run_helper_verb(env, &program, "get", server.as_bytes()).map_err(fail)?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         let msg = format!(
@@ -382,30 +368,18 @@ fn store_in_helper(
             "{program} ({configured_in}) could not store the credentials for {server}: {why}; nothing was stored"
         ))
     };
-    let mut cmd = Command::new(&program);
-    if let Some(p) = &env.path {
-        cmd.env("PATH", p);
-    }
-    let mut child = cmd
-        .arg("store")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(format!("cannot run it: {e}")))?;
     let input =
         serde_json::json!({ "ServerURL": server, "Username": username, "Secret": password });
-    // A helper that stops reading early says why on stderr and in its exit status: that is the error to show.
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(input.to_string().as_bytes());
-    }
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+    let out =
+        run_helper_verb(env, &program, "store", input.to_string().as_bytes()).map_err(fail)?;
     if !out.status.success() {
         let said = format!(
             "{} {}",
             String::from_utf8_lossy(&out.stdout).trim(),
             String::from_utf8_lossy(&out.stderr).trim()
         );
+        // A helper that echoes its input when it fails must not get the secret printed.
+        let said = said.replace(password, "***");
         return Err(fail(format!(
             "it exited with {} ({})",
             out.status,
@@ -439,3 +413,29 @@ fn write_private_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 #[path = "credentials_tests.rs"]
 mod tests;
+
+/// Run `program VERB` (docker's credential helper protocol) with `input` on stdin and `env`'s `PATH`; its output.
+/// A helper that stops reading early says why on stderr and in its exit status, which the caller reports, so a
+/// failed write to its stdin is not the error. `Err` says why it could not be run at all.
+fn run_helper_verb(
+    env: &CredentialEnv,
+    program: &str,
+    verb: &str,
+    input: &[u8],
+) -> std::result::Result<std::process::Output, String> {
+    let mut cmd = Command::new(program);
+    if let Some(p) = &env.path {
+        cmd.env("PATH", p);
+    }
+    let mut child = cmd
+        .arg(verb)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run it: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input);
+    }
+    child.wait_with_output().map_err(|e| e.to_string())
+}
