@@ -198,7 +198,11 @@ fn store_goes_through_the_configured_helper() {
     .unwrap();
     std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
     let failing = bin.join("docker-credential-broken");
-    std::fs::write(&failing, "#!/bin/sh\necho 'keychain locked' >&2\ncat\nexit 3\n").unwrap();
+    std::fs::write(
+        &failing,
+        "#!/bin/sh\necho 'keychain locked' >&2\ncat\nexit 3\n",
+    )
+    .unwrap();
     std::fs::set_permissions(&failing, std::fs::Permissions::from_mode(0o755)).unwrap();
     let env = CredentialEnv {
         path: Some(format!("{}:/usr/bin:/bin", bin.display()).into()),
