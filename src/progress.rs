@@ -97,7 +97,7 @@ impl Terminal {
         if self.quiet {
             return;
         }
-        let layers = s.layers_built + s.layers_reused;
+        let layers = s.layers_built + s.layers_reused + s.layers_in_registry;
         if layers > 0 {
             let ratio = if s.tar_bytes > 0 {
                 format!(
@@ -107,8 +107,12 @@ impl Terminal {
             } else {
                 String::new()
             };
+            let registry = match s.layers_in_registry {
+                0 => String::new(),
+                n => format!(", {n} found in the registry"),
+            };
             self.line(format_args!(
-                "summary: {layers} layer{} ({} compressed, {} unchanged from the layer cache): {} of tar -> {} {}{ratio}",
+                "summary: {layers} layer{} ({} compressed, {} unchanged from the layer cache{registry}): {} of tar -> {} {}{ratio}",
                 if layers == 1 { "" } else { "s" },
                 s.layers_built,
                 s.layers_reused,

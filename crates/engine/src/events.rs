@@ -60,6 +60,8 @@ impl Events for Silent {
 pub struct Tally {
     pub layers_built: usize,
     pub layers_reused: usize,
+    /// Layers found in the target repository's recent images by diff_id (`publish::known_layers`).
+    pub layers_in_registry: usize,
     pub tar_bytes: u64,
     pub blob_bytes: u64,
     pub compression: Option<String>,

@@ -18,6 +18,9 @@ pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
 pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
 pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// On each layer kiln made: how its blob was compressed (`Compression::encoding`), so that a blob is reused for a
+/// tar with the same diff_id only when compressing that tar again would give the same bytes (issue 20).
+pub const ANNOTATION_LAYER_ENCODING: &str = "dev.kiln.layer.encoding";
 
 /// A parsed JSON document together with the exact bytes it was read from or written as, and their digest.
 #[derive(Debug, Clone)]
@@ -129,6 +132,8 @@ pub struct LayerRecord {
     pub diff_id: Digest,
     /// For the config's history (what made it).
     pub created_by: String,
+    /// `Compression::encoding` of the blob, recorded on its descriptor.
+    pub encoding: String,
 }
 
 /// What a tag points at: one platform's manifest, or an index of several; with its exact bytes.
@@ -344,11 +349,11 @@ pub fn build_manifest(
         .map(|b| b.manifest.value.layers().iter().map(oci_layer).collect())
         .unwrap_or_default();
     for l in layers {
-        all.push(descriptor(
-            l.media_type.clone(),
-            &l.digest,
-            l.size as usize,
-        )?);
+        let mut d = descriptor(l.media_type.clone(), &l.digest, l.size as usize)?;
+        d.set_annotations(Some(
+            [(ANNOTATION_LAYER_ENCODING.to_string(), l.encoding.clone())].into(),
+        ));
+        all.push(d);
     }
     let mut ann: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     ann.insert(ANNOTATION_CREATED.into(), rfc3339(spec.created));

@@ -9,6 +9,7 @@
 
 mod cache;
 mod faults;
+mod fresh_runner;
 mod hostile;
 mod mirrors;
 mod modes;

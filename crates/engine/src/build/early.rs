@@ -17,6 +17,8 @@ use crate::digest::Digest;
 use crate::error::Result;
 use crate::events::Report;
 use crate::publish::RemoteTags;
+use crate::publish::TagTarget;
+use crate::publish::known_layers::{self, KnownLayers};
 use crate::publish::tagging;
 use crate::publish::tagging::Prepared;
 use crate::reference::Reference;
@@ -31,23 +33,33 @@ pub(super) struct Early {
 }
 
 impl Early {
-    /// What the publish starts from (its one tag listing: `tagging::Prepared`), and whether blobs may be
-    /// pushed before the image is complete (`None`: a tag check may still refuse the publish). Reads only; the
-    /// one listing answers every question.
+    /// What the publish starts from (its one tag listing: `tagging::Prepared`), the repository's recent layers
+    /// (read in the background: [`KnownLayers`]), and whether blobs may be pushed before the image is complete
+    /// (`None`: a tag check may still refuse the publish). Reads only; the one listing answers every question.
     pub fn check(
         repo: &Repository,
         reference: &Reference,
         plan: &BuildPlan,
-    ) -> Result<(Prepared, Option<Early>)> {
+    ) -> Result<(Prepared, KnownLayers, Option<Early>)> {
         let mut req = plan.tagging.clone();
         req.add_target_tag(reference.tag.as_ref());
         let probe = RemoteTags::new(repo.clone(), reference.clone());
         let prepared = tagging::prepare(&probe, &req, &plan.layers[0].src)?;
+        let known = match probe.list_tags() {
+            // Only a runner that misses its layer cache waits for these reads.
+            Ok(listed) => KnownLayers::spawn(
+                repo.clone(),
+                known_layers::candidates(&listed, req.scheme.as_ref(), reference.tag.as_ref()),
+                plan.compression.media_type().to_string(),
+                plan.compression.encoding(),
+            ),
+            Err(_) => KnownLayers::none(),
+        };
         if !tagging::only_new_tags(&probe, &req, &prepared)? {
-            return Ok((prepared, None));
+            return Ok((prepared, known, None));
         }
         let empty = probe.raw_tags().is_ok_and(|t| t.is_empty());
-        Ok((prepared, Some(Early { empty })))
+        Ok((prepared, known, Some(Early { empty })))
     }
 }
 

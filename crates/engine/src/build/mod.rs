@@ -8,6 +8,7 @@ mod early;
 mod parts;
 mod plan;
 mod txn;
+mod walking;
 
 pub use plan::{BuildPlan, LayerSource, created_by};
 use txn::Txn;
@@ -16,14 +17,15 @@ use std::collections::HashSet;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
-use crate::base::{self, LoadedBase};
+use crate::base::LoadedBase;
 use crate::cache::{CacheLock, LayerCache};
 use crate::digest::Digest;
-use crate::error::{Error, Result, ResultExt};
+use crate::error::{Error, Result};
 use crate::events::Report;
 use crate::image::{self, Json, LayerRecord, PlatformSpec, Root};
 use crate::layer::LayerOptions;
 use crate::publish::Published;
+use crate::publish::known_layers::KnownLayers;
 use crate::publish::remote;
 use crate::publish::tagging::{self, LayoutTags};
 use crate::registry::{Client, LayerStreams};
@@ -33,13 +35,7 @@ use crate::target::{LayoutRef, Target};
 use crate::walk;
 use early::{Early, Finished};
 use parts::{Part, build_parts};
-
-/// One platform's share of a build: its plan (main layer from its own directory) and what was read for it.
-struct PlatformJob {
-    plan: BuildPlan,
-    base: Option<LoadedBase>,
-    walked: Vec<Vec<walk::Entry>>,
-}
+use walking::{PlatformJob, walk_all};
 
 /// One platform's build: the image (or why not) and the blobs it added.
 type JobResult = (
@@ -100,9 +96,9 @@ fn build_and_publish(plan: &BuildPlan, report: &Report) -> Result<Published> {
         (jobs, early)
     });
     let jobs = jobs?;
-    let (prepared, early) = match early.transpose()? {
-        Some((p, e)) => (Some(p), e),
-        None => (None, None),
+    let (prepared, known, early) = match early.transpose()? {
+        Some((p, k, e)) => (Some(p), k, e),
+        None => (None, KnownLayers::none(), None),
     };
     let layout_path = match &plan.target {
         Target::Layout(l) => l.path.clone(),
@@ -118,6 +114,7 @@ fn build_and_publish(plan: &BuildPlan, report: &Report) -> Result<Published> {
         new_blobs: Vec::new(),
         before: &before,
         streams: None,
+        known: &known,
     };
     // Blobs go up while the image is built when the publish cannot be refused (commands::early). A layer may
     // even be uploaded while it is compressed (registry::stream); its uploader waits for that upload and pushes
@@ -142,6 +139,9 @@ fn build_and_publish(plan: &BuildPlan, report: &Report) -> Result<Published> {
     let (built, pushed_early) = early::with_uploads(to, plan.registry.max_parallel, report, |f| {
         build_all(&mut txn, &jobs, f, report)
     });
+    for why in known.skipped() {
+        report.debug(format_args!("registry layers not read from {why}"));
+    }
     let result = built.and_then(|(root, images)| {
         let listed: Vec<(PlatformSpec, &Json<ImageManifest>)> =
             images.iter().map(|(p, m, _)| (p.clone(), m)).collect();
@@ -168,6 +168,7 @@ fn build_and_publish(plan: &BuildPlan, report: &Report) -> Result<Published> {
                     build_dir: &plan.layers[0].src,
                     pushed_early: &pushed_early,
                     prepared: prepared.as_ref(),
+                    known: &known.blobs(),
                 };
                 let with_bases: Vec<remote::PlatformImage<'_>> = images
                     .iter()
@@ -195,111 +196,6 @@ fn build_and_publish(plan: &BuildPlan, report: &Report) -> Result<Published> {
     }
 }
 
-/// Each platform's base and walked sources.
-fn walk_all(
-    plan: &BuildPlan,
-    client: &dyn Fn() -> Result<Client>,
-    report: &Report,
-) -> Result<Vec<PlatformJob>> {
-    let mut jobs = Vec::new();
-    for p in plan.per_platform() {
-        let mut base = p
-            .base
-            .as_ref()
-            .map(|b| base::load(b, client, p.config.platform.as_ref()))
-            .transpose()?;
-        // Which paths the base has, so that kiln's directories never replace the base's (see base/tree.rs).
-        let tree = match base.as_mut() {
-            Some(b) if !b.base.manifest.value.layers().is_empty() => {
-                Some(base::read_tree(b, &plan.cache, report)?)
-            }
-            _ => None,
-        };
-        let mut walked = Vec::with_capacity(p.layers.len());
-        let outputs = p.own_outputs();
-        for (i, l) in p.layers.iter().enumerate() {
-            let flag = if i == 0 { "--prefix" } else { "--layer" };
-            let dest = match &tree {
-                Some(t) => t.resolve(&l.dest, flag)?,
-                None => l.dest.clone(),
-            };
-            if dest != l.dest {
-                report.note(format_args!(
-                    "{flag} {}: a symlink in base image {} leads to {dest}; {} lands there",
-                    l.dest,
-                    tree.as_ref().map_or("", |t| t.name.as_str()),
-                    l.src.display()
-                ));
-            }
-            let spinner = report.spinner(|| format!("walking {}", l.src.display()));
-            let mut entries = walk_source(l, &dest, &p.exclude, &outputs, report)
-                .context(|| format!("reading build output {}", l.src.display()))?;
-            if let Some(t) = &tree {
-                t.adopt(&mut entries, &l.src)?;
-            }
-            spinner.finish();
-            report.step(format_args!(
-                "walked {} ({} entries, {})",
-                l.src.display(),
-                entries.len(),
-                crate::events::human_bytes(file_bytes(&entries))
-            ));
-            walked.push(entries);
-        }
-        jobs.push(PlatformJob {
-            plan: p,
-            base,
-            walked,
-        });
-    }
-    Ok(jobs)
-}
-
-/// Walk one source directory into `dest` (its destination, resolved through the base's symlinks), leaving out
-/// kiln's own outputs inside it and what its `.kilnignore` and the
-/// `--exclude` patterns exclude; says (as a note) what was left out.
-fn walk_source(
-    l: &LayerSource,
-    dest: &str,
-    exclude: &[String],
-    outputs: &[(std::path::PathBuf, &'static str)],
-    report: &Report,
-) -> Result<Vec<walk::Entry>> {
-    let own = walk::outputs_inside(&l.src, outputs);
-    let patterns = walk::patterns_for(&l.src, exclude)?;
-    let filter = walk::Exclude::new(own.iter().map(|(p, _)| p.clone()).collect(), patterns);
-    let walked = walk::walk_excluding(&l.src, dest, &filter)?;
-    let (mut by_patterns, mut own_left) = (Vec::new(), Vec::new());
-    for p in &walked.excluded {
-        let bytes = std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str());
-        match own.iter().find(|(o, _)| o == bytes) {
-            Some((_, label)) => own_left.push(format!("{} ({label})", p.display())),
-            None => by_patterns.push(p.display().to_string()),
-        }
-    }
-    if !own_left.is_empty() {
-        report.note(format_args!(
-            "left out of the layer from {}: {}, kiln's own output",
-            l.src.display(),
-            own_left.join(", ")
-        ));
-    }
-    if !by_patterns.is_empty() {
-        const SHOWN: usize = 5;
-        let more = match by_patterns.len().saturating_sub(SHOWN) {
-            0 => String::new(),
-            n => format!(" and {n} more"),
-        };
-        report.note(format_args!(
-            "left out of the layer from {} by {} / --exclude: {}{more}",
-            l.src.display(),
-            walk::IGNORE_FILE,
-            by_patterns[..by_patterns.len().min(SHOWN)].join(", ")
-        ));
-    }
-    Ok(walked.entries)
-}
-
 /// Build every platform's image (in parallel when there are several) and what tags will point at: the single
 /// manifest, or an index over all of them (stored in the layout too).
 fn build_all(
@@ -308,7 +204,7 @@ fn build_all(
     early: Option<&Finished>,
     report: &Report,
 ) -> Result<(Root, Vec<BuiltImage>)> {
-    let (layout, before, streams) = (txn.layout, txn.before, txn.streams);
+    let (layout, before, streams, known) = (txn.layout, txn.before, txn.streams, txn.known);
     // Each platform tracks the blobs it adds, merged below so a failure anywhere rolls all of them back.
     let build_one = |job: &PlatformJob| -> JobResult {
         let mut t = Txn {
@@ -316,6 +212,7 @@ fn build_all(
             new_blobs: Vec::new(),
             before,
             streams,
+            known,
         };
         let r = write_image(
             &mut t,
@@ -430,6 +327,7 @@ fn write_image(
             media_type: plan.compression.media_type(),
             diff_id: layer.diff_id,
             created_by: part.created_by.clone(),
+            encoding: plan.compression.encoding(),
         })
         .collect();
     let config = image::build_config(base.map(|b| &b.base.config.value), &plan.config, &records)?;
@@ -469,17 +367,6 @@ fn with_mode(entries: &[walk::Entry], mode: Option<u32>) -> std::borrow::Cow<'_,
         }
     }
     std::borrow::Cow::Owned(owned)
-}
-
-/// Bytes of regular files in a walk.
-fn file_bytes(entries: &[walk::Entry]) -> u64 {
-    entries
-        .iter()
-        .map(|e| match e.kind {
-            walk::EntryKind::File { size } => size,
-            _ => 0,
-        })
-        .sum()
 }
 
 /// Choose and write the tags (version first), all checked before any is written.

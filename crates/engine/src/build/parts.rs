@@ -37,7 +37,7 @@ pub(super) fn build_parts(
         let p = &parts[0];
         return Ok(vec![layer_for(txn, plan, cache, p, early, report)?]);
     }
-    let (layout, before, streams) = (txn.layout, txn.before, txn.streams);
+    let (layout, before, streams, known) = (txn.layout, txn.before, txn.streams, txn.known);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
     let results: std::sync::Mutex<Vec<Option<Result<CachedLayer>>>> =
@@ -49,6 +49,7 @@ pub(super) fn build_parts(
             new_blobs: Vec::new(),
             before,
             streams,
+            known,
         };
         use std::sync::atomic::Ordering::Relaxed;
         while !failed.load(Relaxed) {
@@ -104,6 +105,9 @@ fn layer_for(
         });
         return Ok(h);
     }
+    if let Some(l) = from_registry(txn, cache, part, report)? {
+        return Ok(l);
+    }
     if let Some(f) = early {
         f.compressing();
     }
@@ -142,6 +146,68 @@ fn layer_for(
         c.put_blocks(&s, &record);
     }
     Ok(l)
+}
+
+/// A layer this runner never built (no layer-cache entry for its slot: a fresh CI runner) that one of the target
+/// repository's recent images holds: its tar is hashed (no compression) and, when its diff_id is known with the
+/// same encoding, the registry's blob is the layer (`publish::known_layers`). Not for `--no-cache` (every layer is
+/// compressed again), and not for a slot this runner built before: that layer changed, and hashing it would only
+/// add a pass before its compression.
+fn from_registry(
+    txn: &Txn<'_>,
+    cache: Option<&LayerCache>,
+    part: &Part<'_>,
+    report: &Report,
+) -> Result<Option<CachedLayer>> {
+    let Some(c) = cache else { return Ok(None) };
+    let built_here =
+        LayerCache::slot(part.entries, &part.opts).is_some_and(|s| c.blocks(&s).is_some());
+    if built_here || txn.known.is_empty() {
+        return Ok(None);
+    }
+    let opts = LayerOptions {
+        compression: Compression::None,
+        ..part.opts.clone()
+    };
+    let bar = report.bytes(
+        || format!("hashing {}", part.label),
+        tar_estimate(part.entries),
+    );
+    let (info, _) = layer::write_layer_with_progress(
+        part.entries,
+        &opts,
+        std::io::sink(),
+        layer::Reuse::default(),
+        &mut |done| bar.set_position(done),
+    )
+    .context(|| format!("hashing the layer from {}", part.label))?;
+    bar.finish();
+    let Some(k) = txn.known.get(&info.diff_id) else {
+        report.debug(format_args!(
+            "layer from {}: diff_id {} is not in the registry's recent images, compressing",
+            part.label,
+            info.diff_id.short()
+        ));
+        return Ok(None);
+    };
+    report.step(format_args!(
+        "layer {} from {}: in the registry (image {}), not compressed",
+        k.digest.short(),
+        part.label,
+        k.from
+    ));
+    report.record(|s| {
+        s.compression = Some(compression_name(part.opts.compression));
+        s.layers_in_registry += 1;
+        s.tar_bytes += info.tar_size;
+        s.blob_bytes += k.size;
+    });
+    Ok(Some(CachedLayer {
+        digest: k.digest.clone(),
+        size: k.size,
+        diff_id: info.diff_id,
+        tar_size: info.tar_size,
+    }))
 }
 
 /// The blob of a slot's last build, opened for reading its blocks: in the layout being written, else in the

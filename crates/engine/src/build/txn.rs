@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use crate::digest::Digest;
+use crate::publish::known_layers::KnownLayers;
 use crate::registry::LayerStreams;
 use crate::store::Layout;
 
@@ -14,6 +15,8 @@ pub(crate) struct Txn<'a> {
     pub before: &'a HashSet<String>,
     /// Where big new layers are uploaded while they are written, when they may be pushed early.
     pub streams: Option<&'a LayerStreams>,
+    /// The target repository's recent layers, for a layer the layer cache misses (a registry build).
+    pub known: &'a KnownLayers,
 }
 
 impl Txn<'_> {

@@ -44,6 +44,11 @@ impl std::str::FromStr for CompressionKind {
     }
 }
 
+/// Revision of the bytes kiln's gzip encoders write (crates/pgzip: kiln's level 1 and zlib-rs's 2-9) and of the
+/// zstd parameters: bump it in the commit that changes any of them (the golden tests in crates/pgzip and
+/// testdata/golden.txt fail then). Registry blobs recorded with another revision are never reused.
+pub const ENCODER_REVISION: u32 = 1;
+
 /// gzip level when none is given: level 1 is kiln's own deflate (crates/pgzip), about twice as fast as zlib-rs at
 /// level 2 and smaller than `igzip -1` on build output; levels 2-9 are zlib-rs's.
 pub const DEFAULT_GZIP_LEVEL: i32 = 1;
@@ -83,6 +88,24 @@ impl Compression {
             Compression::Gzip { .. } => CompressionKind::Gzip,
             Compression::Zstd { .. } => CompressionKind::Zstd,
             Compression::None => CompressionKind::None,
+        }
+    }
+
+    /// How a blob of this compression is made, exactly enough that two blobs of the same tar with the same
+    /// encoding are the same bytes: the encoder, its level and the revision of kiln's encoders (libzstd's
+    /// version for zstd). Recorded on each layer of the manifest (`image::ANNOTATION_LAYER_ENCODING`) so a fresh
+    /// runner may reuse a registry's blob for a tar it hashed (`publish::known_layers`) only when compressing it
+    /// again would give the same bytes.
+    pub fn encoding(&self) -> String {
+        match *self {
+            Compression::Gzip { level } => {
+                format!("gzip;level={level};kiln-encoders={ENCODER_REVISION}")
+            }
+            Compression::Zstd { level } => format!(
+                "zstd;level={level};libzstd={};kiln-encoders={ENCODER_REVISION}",
+                zstd::zstd_safe::version_string()
+            ),
+            Compression::None => "tar".into(),
         }
     }
 

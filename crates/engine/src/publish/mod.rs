@@ -25,9 +25,10 @@
 //! * **No rollback.** Failing after the version was written (an extra tag taken meanwhile, a refused write)
 //!   leaves the version in place; the error says so.
 //!
-//! Files: `policy` (the rules above: plan, claim, write), `tagging` (from a build to its tags: versions, templates,
+//! Files: `known_layers` (the repository's recent layers by diff_id, for runners without a cache), `policy` (the rules above: plan, claim, write), `tagging` (from a build to its tags: versions, templates,
 //! a layout's tags), `remote` (publishing an image to a registry repository), `published` (the result).
 
+pub mod known_layers;
 mod policy;
 mod published;
 mod registry_tags;

@@ -42,7 +42,28 @@ pub struct Plan {
     pub force: bool,
     pub always_new: bool,
     pub max_race_retries: u32,
+    /// The least time a freshly written version is left before it is read back (see [`settle_time`]); zero: no
+    /// read-back wait at all (a layout, whose lock makes each tag write atomic).
     pub settle: Duration,
+}
+
+/// The default least settle time. It covers what a round trip cannot measure: another publisher's process being
+/// descheduled between its check and its write (16 publishers on 2 cores: `tests/it/registry/versions.rs`).
+pub const SETTLE_FLOOR: Duration = Duration::from_millis(100);
+/// How many times this publisher's own check-and-write time the settle lasts at least: a competing write that can
+/// still land is one whose check came before our write landed, so it lands within about one check-and-write of
+/// that publisher — which, against the same registry, takes about as long as ours. Three leaves room for a
+/// slower competitor.
+const SETTLE_FACTOR: u32 = 3;
+/// The most a settle lasts, however slow the registry answered (the fixed wait before issue 20 was 1 s).
+const SETTLE_CAP: Duration = Duration::from_secs(2);
+
+/// How long to wait before reading back a version written after `took` of checking and writing.
+pub fn settle_time(floor: Duration, took: Duration) -> Duration {
+    if floor.is_zero() {
+        return Duration::ZERO;
+    }
+    floor.max(took * SETTLE_FACTOR).min(SETTLE_CAP.max(floor))
 }
 
 impl Default for Plan {
@@ -57,7 +78,7 @@ impl Default for Plan {
             // Every lost race means another publisher won a version, so progress is guaranteed; the bound only
             // stops a pathological loop (N publishers in lockstep lose at most N-1 times each).
             max_race_retries: 32,
-            settle: Duration::from_secs(1),
+            settle: SETTLE_FLOOR,
         }
     }
 }
@@ -289,7 +310,7 @@ pub fn publish(
     Ok(out)
 }
 
-/// Write `tag` if absent (or anyway when `force`) and verify it after `settle`. `Ok(Ok(true))` written and verified, `Ok(Ok(false))`
+/// Write `tag` if absent (or anyway when `force`) and verify it after [`settle_time`]. `Ok(Ok(true))` written and verified, `Ok(Ok(false))`
 /// it already pointed at `digest`, `Ok(Err(current))` lost (points elsewhere, refused, or vanished).
 fn claim(
     target: &dyn TagTarget,
@@ -298,6 +319,7 @@ fn claim(
     force: bool,
     settle: Duration,
 ) -> Result<Result<bool, Option<Digest>>> {
+    let started = std::time::Instant::now();
     let seen = target.resolve(tag)?;
     match &seen {
         Some(d) if d == digest => return Ok(Ok(false)),
@@ -312,7 +334,7 @@ fn claim(
             other => Err(other),
         });
     }
-    std::thread::sleep(settle);
+    std::thread::sleep(settle_time(settle, started.elapsed()));
     Ok(match target.resolve(tag)? {
         Some(d) if d == *digest => Ok(true),
         other => Err(other),

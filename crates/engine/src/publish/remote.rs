@@ -131,7 +131,7 @@ pub fn push_image(
         if known.contains(&d) && !settled.contains(&d) {
             stats.lock().expect("stats").existing += 1;
             report.step(format_args!(
-                "blob {} exists (in the tag's image), skipped",
+                "blob {} exists (an image in the repository lists it), skipped",
                 d.short()
             ));
             settled.push(d);
@@ -230,6 +230,9 @@ pub struct PublishCtx<'a> {
     pub pushed_early: &'a [(Digest, u64)],
     /// What the publish starts from, when the build read it already (its one tag listing).
     pub prepared: Option<&'a Prepared>,
+    /// Blobs the repository's images list (`known_layers`): the layers a build took from the registry are among
+    /// them, and none of them is sent.
+    pub known: &'a [Digest],
 }
 
 /// Check every tag, push blobs and the manifest, then write the tags; print nothing, return the result.
@@ -275,7 +278,8 @@ pub fn publish_root(
         }
     };
     let tagged = tagging::publish_tags(&target, &root.digest, &req, prepared, &mut || {
-        let known = target.known_blobs();
+        let mut known = target.known_blobs();
+        known.extend(ctx.known.iter().cloned());
         for (_, manifest, base) in images {
             let (s, present) = push_image(
                 ctx.repo,

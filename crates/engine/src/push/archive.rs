@@ -51,6 +51,7 @@ pub fn push(
         build_dir: &cwd,
         pushed_early: &[],
         prepared: None,
+        known: &[],
     };
     remote::publish(&ctx, &manifest, &config, report)
 }

@@ -49,6 +49,7 @@ pub fn run(plan: &PushPlan, report: &Report) -> Result<Published> {
         build_dir: &cwd,
         pushed_early: &[],
         prepared: None,
+        known: &[],
     };
     remote::publish(&ctx, &manifest, &config, report)
 }
