@@ -10,6 +10,10 @@ STEPS = [  # scenario, label, [(command, shown as)]
                                  ("umoci+skopeo", "umoci+skopeo"), ("buildah", "buildah (vfs)")]),
     ("unchanged", "unchanged rebuild+push", [("kiln", "kiln (warm cache)"), ("umoci+skopeo", "umoci+skopeo")]),
     ("changed", "one file changed, rebuild+push", [("kiln", "kiln (warm cache)"), ("kiln-cold", "kiln cold, same layers")]),
+    ("fresh", "fresh runner (empty cache), --version auto",
+     [("tar-sha256", "tar + openssl dgst -sha256"), ("kiln-unchanged", "kiln, unchanged"),
+      ("kiln-changed", "kiln, one file changed"), ("kiln-cold", "kiln cold, same layers"),
+      ("kiln-auto", "kiln --version auto (warm, new version)"), ("kiln-tag", "kiln --tag NEW (warm)")]),
 ]
 
 def load(k, sc):
@@ -51,7 +55,18 @@ def vs(k, sc, cmd):
         x = r("unchanged", "umoci+skopeo", "unchanged", "kiln"); return x and f"kiln **{x:.1f}x** faster"
     if sc == "changed" and cmd == "kiln":
         x = r("changed", "kiln", "changed", "kiln-cold"); return x and f"**{100 * x:.1f}%** of kiln cold"
+    if sc == "fresh" and cmd == "kiln-unchanged":
+        x = r("fresh", cmd, "fresh", "tar-sha256"); return x and f"**{x:.2f}x** tar+sha256"
+    if sc == "fresh" and cmd == "kiln-changed":
+        x = r("fresh", cmd, "fresh", "kiln-cold"); return x and f"**{100 * x:.1f}%** of kiln cold"
+    if sc == "fresh" and cmd == "kiln-auto":
+        x = extra(k); return x is not None and f"**{x * 1000:+.0f} ms** vs --tag"
     return ""
+
+def extra(k):
+    """What --version auto costs over an explicit new --tag (seconds)."""
+    a, b = data[k]["fresh"].get("kiln-auto"), data[k]["fresh"].get("kiln-tag")
+    return a["wall"] - b["wall"] if a and b else None
 
 for k in fixtures:
     print(f"#### `{k}`\n")
@@ -83,6 +98,11 @@ TARGETS = [
      lambda k: ratio(k, "unchanged", "umoci+skopeo", "unchanged", "kiln"), lambda x: x >= 10, lambda x: f"{x:.1f}x"),
     ("one-file-changed ≤ 25% of cold", lambda k: ratio(k, "changed", "kiln", "changed", "kiln-cold"),
      lambda x: x <= 0.25, lambda x: f"{100 * x:.0f}%"),
+    ("fresh runner, unchanged ≤ 1.5x tar + openssl sha256", lambda k: ratio(k, "fresh", "kiln-unchanged", "fresh", "tar-sha256"),
+     lambda x: x <= 1.5, lambda x: f"{x:.2f}x"),
+    ("fresh runner, one-file-changed ≤ 30% of cold", lambda k: ratio(k, "fresh", "kiln-changed", "fresh", "kiln-cold"),
+     lambda x: x <= 0.30, lambda x: f"{100 * x:.0f}%"),
+    ("--version auto ≤ +0.15 s over --tag", extra, lambda x: x <= 0.15, lambda x: f"{x * 1000:+.0f} ms"),
     ("peak RSS < 64 MiB (kiln, every step)",
      lambda k: max((m["rss"] for sc in data[k].values() for c, m in sc.items() if c.startswith("kiln") and m["rss"]),
                    default=None), lambda x: x < 64, lambda x: f"{x:.0f} MiB"),

@@ -8,6 +8,10 @@
 #   changed    rebuild+push with one file changed: kiln (warm cache) vs kiln cold with the same layers
 #              (node: node_modules/ is its own --layer, the file changed is in dist/; small, big: one directory,
 #              split into layers by --split auto, the default)
+#   fresh      ephemeral CI runners (an empty cache every run), --version auto, the registry holding the last
+#              version: unchanged rebuild+push vs `tar | openssl dgst -sha256` of the same input; one file changed
+#              vs a cold build+push of the same layers; and the first publish of a new version with --version auto
+#              vs an explicit new --tag (both with a warm cache and one file changed)
 #   memory     (not run by default; big only) kiln's peak RSS for a 1 GiB layer (big's 200 MiB binary five
 #              times, ~1 GB written to BENCH_WORK while it runs): build to a layout, build+push gzip, and zstd
 # Prints hyperfine's progress on stderr and a markdown report on stdout (also written to $BENCH_WORK/report.md):
@@ -15,7 +19,7 @@
 # single process, /usr/bin/time %M), ratios, the compressed layer size beside igzip -1's, and the targets met.
 #
 # Usage: benches/run.sh [--quick] [--runs N] [--fixtures small,big,node]
-#                       [--scenarios build,push,unchanged,changed,memory]
+#                       [--scenarios build,push,unchanged,changed,fresh,memory]
 #                       [--skip umoci,buildah]
 # Env: BENCH_WORK (default /tmp/kiln-bench: fixtures are kept there), KILN (a kiln binary; default: cargo build
 #      --release --locked, found in cargo's target dir, so CARGO_TARGET_DIR is honoured).
@@ -26,7 +30,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 steps="$here/steps.sh"
 
-runs=5 warmup=1 fixtures=small,big,node scenarios=build,push,unchanged,changed skip=""
+runs=5 warmup=1 fixtures=small,big,node scenarios=build,push,unchanged,changed,fresh skip=""
 while (($#)); do
   case "$1" in
     --quick) runs=2 ;;
@@ -34,7 +38,7 @@ while (($#)); do
     --fixtures) fixtures="$2"; shift ;;
     --scenarios) scenarios="$2"; shift ;;
     --skip) skip="$2"; shift ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -141,7 +145,8 @@ for k in ${fixtures//,/ }; do
     echo "$(find "$d/L/blobs" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')" \
       "$(tar -C "$cold" --sort=name -cf - . | igzip -1 -c | wc -c)" >"$work/results/$k.sizes"
   fi
-  if has "$scenarios" push || has "$scenarios" unchanged || has "$scenarios" changed || has "$scenarios" memory
+  if has "$scenarios" push || has "$scenarios" unchanged || has "$scenarios" changed || has "$scenarios" memory ||
+    has "$scenarios" fresh
   then start_registry; fi
   # Every run pushes a new image under the same tag: kiln refuses to move a tag unless --force-tag (the peers
   # just overwrite it). The unchanged rebuild republishes the identical image: a no-op either way.
@@ -187,6 +192,43 @@ for k in ${fixtures//,/ }; do
     out=$($kiln build $(lay "$chg") --to "$host/bench/kiln-changed:t" --force-tag --cache "$d/cache-changed" 2>&1)
     grep -q '(1 compressed,' <<<"$out" ||
       { echo "run.sh: kiln's one-file-changed rebuild compressed more than one layer:" >&2; echo "$out" >&2; exit 1; }
+  fi
+  if has "$scenarios" fresh; then
+    if [[ $k == node ]]; then
+      lay() { echo "$1/dist --prefix /app/dist --layer $1/node_modules:/app/node_modules"; }
+    else
+      lay() { echo "$1 --prefix /app"; }
+    fi
+    fu="$d/fresh-unchanged"; fc="$d/fresh-changed"; fa="$d/fresh-auto"; ft="$d/fresh-tag"
+    for c in "$fu" "$fc" "$fa" "$ft"; do cp -al "$fx" "$c"; done
+    "$steps" fresh "$fu"
+    auto="--version auto -q"
+    # The registry holds the last version of each: the unchanged one once, the others each run's predecessor.
+    for c in "$fu" "$fc" "$fa"; do
+      # shellcheck disable=SC2046
+      "$kiln" build $(lay "$c") --to "$host/bench/$(basename "$c")" $auto --cache "$d/seed" >/dev/null
+    done
+    cmds=(tar-sha256 "true" "$steps tar-sha256 $fu"
+      kiln-unchanged "rm -rf $d/cf" "$kiln build $(lay "$fu") --to $host/bench/fresh-unchanged $auto --cache $d/cf"
+      kiln-changed "$steps change $fc/$changed_file $fx/$changed_file; rm -rf $d/cf"
+      "$kiln build $(lay "$fc") --to $host/bench/fresh-changed $auto --cache $d/cf"
+      kiln-cold "$fresh; rm -rf $d/cf" "$kiln build $(lay "$cold") --to $host/bench/fresh-cold-$id $auto --cache $d/cf"
+      kiln-auto "$steps change $fa/$changed_file $fx/$changed_file"
+      "$kiln build $(lay "$fa") --to $host/bench/fresh-auto $auto --cache $d/ca"
+      kiln-tag "$steps change $ft/$changed_file $fx/$changed_file"
+      "$kiln build $(lay "$ft") --to $host/bench/fresh-tag:\$(date +%s%N) -q --cache $d/ct")
+    bench "$k" fresh "${cmds[@]}"
+    # It must have taken every layer from the registry, and compressed only the changed one.
+    rm -rf "$d/cf"
+    # shellcheck disable=SC2046
+    out=$($kiln build $(lay "$fu") --to "$host/bench/fresh-unchanged" --version auto --cache "$d/cf" 2>&1)
+    grep -q '(0 compressed, 0 unchanged from the layer cache' <<<"$out" && grep -q ' 0 blobs uploaded' <<<"$out" ||
+      { echo "run.sh: kiln's fresh unchanged rebuild did not take everything from the registry:" >&2; echo "$out" >&2; exit 1; }
+    rm -rf "$d/cf"; "$steps" change "$fc/$changed_file" "$fx/$changed_file"
+    # shellcheck disable=SC2046
+    out=$($kiln build $(lay "$fc") --to "$host/bench/fresh-changed" --version auto --cache "$d/cf" 2>&1)
+    grep -q '(1 compressed, 0 unchanged from the layer cache' <<<"$out" ||
+      { echo "run.sh: kiln's fresh one-file-changed rebuild compressed more than one layer:" >&2; echo "$out" >&2; exit 1; }
   fi
   if has "$scenarios" memory && [[ $k == big ]]; then
     # Memory stays flat as a layer grows: one run of each step on a 1 GiB layer, fresh caches.

@@ -5,6 +5,8 @@
 #   steps.sh push-igzip1 DIR URL       the same pass streamed into a registry: POST uploads/, curl PATCH (chunked
 #                                      body = the igzip output), PUT ?digest= (the floor for a cold build+push;
 #                                      URL = http://HOST/v2/REPO; it pushes the layer blob only: no config, manifest)
+#   steps.sh tar-sha256 DIR            tar | openssl dgst -sha256: reading and hashing the input once (the floor for
+#                                      a rebuild that must look at every byte, e.g. on a runner without a cache)
 #   steps.sh umoci-build DIR LAYOUT    umoci init + new + insert DIR at /app (LAYOUT must not exist)
 #   steps.sh umoci-push DIR LAYOUT REF umoci-build, then skopeo copy oci:LAYOUT:app docker://REF
 #   steps.sh buildah-push DIR STORE REF buildah (vfs storage under STORE) from scratch, copy DIR to /app, commit, push
@@ -50,6 +52,7 @@ case "$step" in
     [[ "$loc" == http* ]] || loc="${url%%/v2/*}$loc"
     [[ "$loc" == *\?* ]] && sep='&' || sep='?'
     curl -fsS -X PUT -H 'Expect:' -o /dev/null "$loc${sep}digest=sha256:$(cat "$t/digest")" ;;
+  tar-sha256) tarc "$1" | sha >/dev/null ;;
   umoci-build) umoci_build "$1" "$2" ;;
   umoci-push)
     umoci_build "$1" "$2"

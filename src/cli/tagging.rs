@@ -46,6 +46,12 @@ pub struct TagArgs {
     /// Move a tag that already points at another image (never needed for new versions)
     #[arg(long)]
     pub force_tag: bool,
+    /// Least wait, in ms, before a new version is read back to catch a racing publisher
+    ///
+    /// kiln waits 3x its own check-and-write time, at least this long (default 100). Raise it for a registry
+    /// whose reads may lag its writes (replicated across regions).
+    #[arg(long, value_name = "MS", env = "KILN_SETTLE_MS", value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub settle_ms: Option<u64>,
     /// Also write the reference to deploy (first stdout line) to this file
     #[arg(long, value_name = "PATH")]
     pub ref_file: Option<PathBuf>,
@@ -77,6 +83,9 @@ impl TagArgs {
                 floating_list: self.floating_tags.clone(),
                 force: self.force_tag,
                 always_new: self.always_new,
+                settle: self
+                    .settle_ms
+                    .map_or(kiln_engine::SETTLE_FLOOR, std::time::Duration::from_millis),
                 ..TagPolicy::default()
             },
             epoch: epoch.map(|e| e as i64),

@@ -45,7 +45,7 @@ pub use error::{Error, Result};
 pub use image::{ConfigSpec, Json, PlatformSpec, history};
 pub use layer::{Compression, CompressionKind};
 pub use publish::tagging::TagRequest;
-pub use publish::{LayerOut, Plan as TagPolicy, Published};
+pub use publish::{LayerOut, Plan as TagPolicy, Published, SETTLE_FLOOR};
 pub use reference::{Reference, normalize_registry};
 pub use registry::{Client, ClientOptions, login};
 pub use split::Split;

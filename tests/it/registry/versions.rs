@@ -163,18 +163,23 @@ pub(crate) fn race_auto_versions(n: usize, reps: usize, faults: bool) -> usize {
                     &format!("in{rep}-{i}"),
                     &format!("racer {rep} {i}\n"),
                 );
-                let child = env
-                    .cmd()
-                    .args([
-                        "build",
-                        src.to_str().unwrap(),
-                        "--to",
-                        &format!("{host}/{repo}"),
-                        "--version",
-                        "auto",
-                        "--platform",
-                        PLATFORM,
-                    ])
+                let mut cmd = env.cmd();
+                cmd.args([
+                    "build",
+                    src.to_str().unwrap(),
+                    "--to",
+                    &format!("{host}/{repo}"),
+                    "--version",
+                    "auto",
+                    "--platform",
+                    PLATFORM,
+                ]);
+                // For measuring what the settle floor buys (benches/race.sh): `RACE_SETTLE_MS=0` leaves only the
+                // wait derived from the round trip.
+                if let Ok(ms) = std::env::var("RACE_SETTLE_MS") {
+                    cmd.args(["--settle-ms", &ms]);
+                }
+                let child = cmd
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .spawn()

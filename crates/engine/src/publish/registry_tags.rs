@@ -115,9 +115,10 @@ struct Resolved {
     requests: u64,
 }
 
-/// How long an answer stays as good as a new one if nothing was sent meanwhile: far longer than building a
-/// manifest, far shorter than anything that could let a check go stale unnoticed.
-const FRESH: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long an answer stays as good as a new one if nothing was sent meanwhile: longer than building a manifest,
+/// and short beside the settle floor (`policy::SETTLE_FLOOR`, 100 ms): a version is written at most this long after
+/// its check plus the write's own time, which is the window a competing publisher's read-back must cover.
+const FRESH: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl<'a> RegistryTags<'a> {
     pub fn new(repo: &'a Repository, reference: &'a Reference, root: &'a Root) -> Self {
