@@ -1,5 +1,6 @@
 //! The git state of the build context, read with the `git` CLI (no libgit2): commit, short commit,
-//! `git describe --tags --always --dirty=-dirty --abbrev=7`, and whether the tree is dirty.
+//! `git describe --tags --always --dirty=-dirty --abbrev=7`, and whether the tree is dirty; and, for provenance,
+//! [`GitSource`]: the commit, the branch and the remote URL with its credentials removed.
 
 use std::path::Path;
 use std::process::Command;
@@ -54,6 +55,104 @@ impl GitInfo {
             dirty,
         }))
     }
+}
+
+/// The source a build came from, as provenance records it (`resolvedDependencies`): never put in the image, so
+/// that an unchanged rebuild from another commit still has the same digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GitSource {
+    /// Full commit id of HEAD.
+    pub commit: String,
+    /// The fetch URL of the current branch's upstream remote, else of `origin`, else of the only remote; with
+    /// credentials, query and fragment removed ([`strip_credentials`]). `None` when the repository has no remote.
+    pub remote_url: Option<String>,
+    /// The symbolic ref HEAD points to (`refs/heads/main`); `None` when HEAD is detached (as in most CI checkouts,
+    /// where provenance takes the ref from the CI environment instead).
+    pub reference: Option<String>,
+    /// Same meaning as [`GitInfo::dirty`]: tracked changes or untracked, not ignored, files.
+    pub dirty: bool,
+}
+
+impl GitSource {
+    /// The source of the repository containing `dir`; `None` when it is not in a work tree, has no commit yet, or
+    /// git cannot be run or refuses (provenance then simply lists no git dependency; `--version git` is where a
+    /// broken repository is an error).
+    pub fn discover(dir: &Path) -> Option<GitSource> {
+        // One process for three answers: "true", the commit, and `refs/heads/<b>` (or "HEAD" when detached).
+        let out = git(
+            dir,
+            &[
+                "rev-parse",
+                "--is-inside-work-tree",
+                "HEAD",
+                "--symbolic-full-name",
+                "HEAD",
+            ],
+        )
+        .ok()?;
+        let mut lines = out.lines();
+        if lines.next() != Some("true") {
+            return None;
+        }
+        let commit = lines.next()?.to_string();
+        let reference = lines
+            .next()
+            .filter(|r| r.starts_with("refs/"))
+            .map(str::to_string);
+        let dirty = !git(dir, &["status", "--porcelain"]).ok()?.is_empty();
+        Some(GitSource {
+            commit,
+            remote_url: remote_url(dir, reference.as_deref()),
+            reference,
+            dirty,
+        })
+    }
+}
+
+/// The fetch URL of the branch's upstream remote, else `origin`, else the first remote (sorted): the one a
+/// reader of the provenance would clone. Credentials removed.
+fn remote_url(dir: &Path, reference: Option<&str>) -> Option<String> {
+    let upstream = reference
+        .and_then(|r| r.strip_prefix("refs/heads/"))
+        .and_then(|b| git(dir, &["config", "--get", &format!("branch.{b}.remote")]).ok())
+        .filter(|r| !r.is_empty() && r != "."); // "." is the local repository itself
+    let remotes = git(dir, &["remote"]).ok()?;
+    let mut names: Vec<&str> = remotes.lines().collect();
+    names.sort_unstable();
+    let name = upstream
+        .as_deref()
+        .filter(|u| names.contains(u))
+        .or_else(|| names.iter().copied().find(|n| *n == "origin"))
+        .or_else(|| names.first().copied())?;
+    // `remote get-url` applies `url.<base>.insteadOf`, as a fetch would.
+    let url = git(dir, &["remote", "get-url", name]).ok()?;
+    Some(strip_credentials(&url)).filter(|u| !u.is_empty())
+}
+
+/// A remote URL fit for a published document: `https://user:token@host/x?private_token=…` → `https://host/x`.
+/// Over HTTP(S) the user name goes too (GitHub and GitLab accept a token there); an SSH login name (`git@`) is
+/// kept, its password not. Scp-like `git@host:team/app.git` and local paths have no credential and stay as they are.
+pub fn strip_credentials(raw: &str) -> String {
+    let raw = raw.trim();
+    if !raw.contains("://") {
+        return raw.to_string();
+    }
+    let Ok(mut u) = url::Url::parse(raw) else {
+        // Not parseable as a URL but looks like one: keep only what cannot hold a secret.
+        let (scheme, rest) = raw.split_once("://").unwrap_or(("", raw));
+        let rest = rest.split(['?', '#']).next().unwrap_or("");
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        return format!("{scheme}://{host}{path}");
+    };
+    let ssh = matches!(u.scheme(), "ssh" | "git+ssh" | "ssh+git");
+    if !ssh {
+        let _ = u.set_username("");
+    }
+    let _ = u.set_password(None);
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
 }
 
 enum Failure {
@@ -121,6 +220,85 @@ mod tests {
         sh(
             dir,
             &["-c", "commit.gpgsign=false", "commit", "-q", "-m", file],
+        );
+    }
+
+    #[test]
+    fn credentials_are_stripped_from_remote_urls() {
+        for (raw, want) in [
+            ("https://user:tok@host/x", "https://host/x"),
+            (
+                "https://ghp_abc@github.com/o/r.git",
+                "https://github.com/o/r.git",
+            ),
+            (
+                "https://gitlab-ci-token:glcbt-xyz@gitlab.example/g/p.git?private_token=t#frag",
+                "https://gitlab.example/g/p.git",
+            ),
+            ("ssh://git:pw@host:2222/x.git", "ssh://git@host:2222/x.git"),
+            ("git@github.com:o/r.git", "git@github.com:o/r.git"),
+            ("/srv/git/app.git", "/srv/git/app.git"),
+            ("https://u:p@[bad/x?q", "https://[bad/x"),
+        ] {
+            assert_eq!(strip_credentials(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn source_has_commit_branch_clean_remote_and_dirt() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        assert_eq!(GitSource::discover(p), None, "not a repository");
+        sh(p, &["init", "-q", "-b", "main"]);
+        assert_eq!(GitSource::discover(p), None, "no commit yet");
+        commit(p, "a");
+        let s = GitSource::discover(p).unwrap();
+        assert_eq!(s.commit.len(), 40);
+        assert_eq!(s.reference.as_deref(), Some("refs/heads/main"));
+        assert_eq!(s.remote_url, None);
+        assert!(!s.dirty);
+
+        sh(
+            p,
+            &[
+                "remote",
+                "add",
+                "origin",
+                "https://kiln-bot:s3cr3t-t0ken@git.example.com/team/app.git?x=1",
+            ],
+        );
+        let s = GitSource::discover(p).unwrap();
+        assert_eq!(
+            s.remote_url.as_deref(),
+            Some("https://git.example.com/team/app.git")
+        );
+        assert!(!format!("{s:?}").contains("s3cr3t"));
+
+        // The branch's upstream remote wins over origin; scp-like URLs are kept as they are.
+        sh(
+            p,
+            &[
+                "remote",
+                "add",
+                "upstream",
+                "git@git.example.com:up/app.git",
+            ],
+        );
+        sh(p, &["config", "branch.main.remote", "upstream"]);
+        let s = GitSource::discover(p).unwrap();
+        assert_eq!(
+            s.remote_url.as_deref(),
+            Some("git@git.example.com:up/app.git")
+        );
+
+        // Detached HEAD (a CI checkout): no ref; untracked files make it dirty.
+        let head = s.commit.clone();
+        sh(p, &["checkout", "-q", "--detach"]);
+        std::fs::write(p.join("untracked"), "x").unwrap();
+        let s = GitSource::discover(p).unwrap();
+        assert_eq!(
+            (s.commit.as_str(), s.reference, s.dirty),
+            (head.as_str(), None, true)
         );
     }
 

@@ -15,6 +15,7 @@ pub mod events;
 pub mod fsx;
 pub mod inspect;
 pub mod pin;
+pub mod provenance;
 pub mod push;
 pub mod settings;
 pub mod tags;
