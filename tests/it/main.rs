@@ -18,5 +18,6 @@ mod integrity;
 mod layout;
 mod platforms;
 mod registry;
+mod sbom;
 mod toml_archive;
 mod versions;

@@ -16,6 +16,7 @@ pub mod fsx;
 pub mod inspect;
 pub mod pin;
 pub mod push;
+pub mod sbom;
 pub mod settings;
 pub mod tags;
 
