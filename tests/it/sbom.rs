@@ -263,7 +263,7 @@ fn spdx_document_is_valid_for_pyspdxtools() {
         &format!("docker.io/library/debian@{}", digest('c')),
         "pkg:golang/example.com/greet@v1.2.3",
         "\"MIT OR Apache-2.0\"",
-        "\"extractedText\": \"SEE LICENSE IN LICENSE.txt\"",
+        "\"extractedText\":\"SEE LICENSE IN LICENSE.txt\"",
     ] {
         assert!(text.contains(needle), "no {needle} in the SPDX document");
     }
@@ -385,7 +385,7 @@ fn same_input_same_bytes_and_ids_follow_the_image() {
     assert!(
         String::from_utf8(a)
             .unwrap()
-            .contains("\"created\": \"2023-11-14T22:13:20Z\"")
+            .contains("\"created\":\"2023-11-14T22:13:20Z\"")
     );
 }
 

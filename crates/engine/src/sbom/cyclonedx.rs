@@ -3,16 +3,67 @@
 //! library components with their purl, licenses and, as `evidence.occurrences`, the files they were found in;
 //! every file kiln added is a file component with SHA-1 and SHA-256.
 
+use serde::{Serialize, Serializer};
 use serde_json::{Value, json};
 
-use crate::sbom::model::{Ecosystem, Package, SbomInput};
+use crate::sbom::model::{Ecosystem, FileRecord, Package, SbomInput};
 use crate::sbom::purl;
-use crate::sbom::values::{self, License};
+use crate::sbom::values::{self, Hex, License};
 
 const IMAGE: &str = "image";
 const BASE: &str = "base-image";
 
-pub fn document(input: &SbomInput, packages: &[Package]) -> Value {
+/// A component: the few package and base-image ones as values, the many file ones typed and borrowing from the
+/// input (building 20 000 of them as values would cost more than detection).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Component<'a> {
+    Value(Value),
+    File(FileComponent<'a>),
+}
+
+#[derive(Serialize)]
+struct FileComponent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(rename = "bom-ref")]
+    bom_ref: FileRef<'a>,
+    name: &'a str,
+    hashes: [Hash<'a>; 2],
+}
+
+/// `file:PATH`, written without an intermediate string.
+struct FileRef<'a>(&'a str);
+
+impl Serialize for FileRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("file:{}", self.0))
+    }
+}
+
+#[derive(Serialize)]
+struct Hash<'a> {
+    alg: &'static str,
+    content: Hex<'a>,
+}
+
+#[derive(Serialize)]
+struct Document<'a> {
+    #[serde(rename = "bomFormat")]
+    bom_format: &'static str,
+    #[serde(rename = "specVersion")]
+    spec_version: &'static str,
+    #[serde(rename = "serialNumber")]
+    serial_number: String,
+    version: u32,
+    metadata: Value,
+    components: Vec<Component<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dependencies: Vec<Value>,
+}
+
+/// The document, to be serialized as it is.
+pub fn document<'a>(input: &SbomInput<'a>, packages: &[Package]) -> impl Serialize + 'a {
     let mut components = Vec::new();
     let mut dependencies = Vec::new();
     if let Some(base) = input.base {
@@ -33,32 +84,38 @@ pub fn document(input: &SbomInput, packages: &[Package]) -> Value {
                 "comment": "the base image's own SBOM, an OCI referrer manifest of the base image",
             }]);
         }
-        components.push(c);
+        components.push(Component::Value(c));
         dependencies.push(json!({"ref": IMAGE, "dependsOn": [BASE]}));
     }
-    components.extend(packages.iter().map(package));
+    components.extend(packages.iter().map(|p| Component::Value(package(p))));
 
-    let mut files = input.files.to_vec();
+    let mut files: Vec<&'a FileRecord> = input.files.iter().collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.dedup_by(|a, b| a.path == b.path);
-    components.extend(files.iter().map(|f| {
-        json!({
-            "type": "file",
-            "bom-ref": format!("file:{}", f.path),
-            "name": f.path,
-            "hashes": [
-                {"alg": "SHA-1", "content": hex::encode(f.sha1)},
-                {"alg": "SHA-256", "content": f.sha256.hex()},
+    components.extend(files.into_iter().map(|f| {
+        Component::File(FileComponent {
+            kind: "file",
+            bom_ref: FileRef(&f.path),
+            name: &f.path,
+            hashes: [
+                Hash {
+                    alg: "SHA-1",
+                    content: Hex::Sha1(&f.sha1),
+                },
+                Hash {
+                    alg: "SHA-256",
+                    content: Hex::Str(f.sha256.hex()),
+                },
             ],
         })
     }));
 
-    let mut doc = json!({
-        "bomFormat": "CycloneDX",
-        "specVersion": "1.6",
-        "serialNumber": format!("urn:uuid:{}", values::uuid(input.subject, "cyclonedx")),
-        "version": 1,
-        "metadata": {
+    Document {
+        bom_format: "CycloneDX",
+        spec_version: "1.6",
+        serial_number: format!("urn:uuid:{}", values::uuid(input.subject, "cyclonedx")),
+        version: 1,
+        metadata: json!({
             "timestamp": values::rfc3339(input.created),
             "tools": {"components": [{"type": "application", "name": "kiln", "version": input.tool_version}]},
             "component": {
@@ -69,13 +126,10 @@ pub fn document(input: &SbomInput, packages: &[Package]) -> Value {
                 "purl": purl::oci(input.name, &input.subject.to_string()),
                 "hashes": [{"alg": "SHA-256", "content": input.subject.hex()}],
             },
-        },
-        "components": components,
-    });
-    if !dependencies.is_empty() {
-        doc["dependencies"] = Value::Array(dependencies);
+        }),
+        components,
+        dependencies,
     }
-    doc
 }
 
 fn package(p: &Package) -> Value {

@@ -57,11 +57,15 @@ pub fn generate(format: SbomFormat, input: &SbomInput) -> Result<Vec<u8>> {
 /// The document's JSON bytes, with what detection skipped and why (for the caller to show as warnings).
 pub fn generate_report(format: SbomFormat, input: &SbomInput) -> Result<Generated> {
     let detection = detect::detect(input.files);
-    let doc = match format {
-        SbomFormat::Spdx => spdx::document(input, &detection.packages),
-        SbomFormat::CycloneDx => cyclonedx::document(input, &detection.packages),
+    // Compact JSON: the document is for machines (a 20 000-file image's is a third smaller than pretty-printed),
+    // and `kiln sbom` can indent it for people.
+    let written = match format {
+        SbomFormat::Spdx => serde_json::to_vec(&spdx::document(input, &detection.packages)),
+        SbomFormat::CycloneDx => {
+            serde_json::to_vec(&cyclonedx::document(input, &detection.packages))
+        }
     };
-    let mut bytes = serde_json::to_vec_pretty(&doc).map_err(|e| Error::Image {
+    let mut bytes = written.map_err(|e| Error::Image {
         what: format!("SBOM of {}@{}", input.name, input.subject),
         reason: e.to_string(),
     })?;

@@ -1,5 +1,6 @@
 //! Values both documents write: the creation time, licenses as SPDX expressions (or not), name-based ids.
 
+use serde::{Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
@@ -66,6 +67,27 @@ pub fn uuid(subject: &Digest, purpose: &str) -> String {
         &x[16..20],
         &x[20..]
     )
+}
+
+/// A checksum in lower-case hex, serialized without an intermediate string: a file's SHA-1 bytes, or the hex a
+/// `Digest` already holds.
+pub enum Hex<'a> {
+    Sha1(&'a [u8; 20]),
+    Str(&'a str),
+}
+
+impl Serialize for Hex<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Hex::Sha1(b) => {
+                let mut buf = [0u8; 40];
+                // 20 bytes always encode into 40.
+                hex::encode_to_slice(b, &mut buf).expect("40 hex digits");
+                s.serialize_str(std::str::from_utf8(&buf).expect("hex is ASCII"))
+            }
+            Hex::Str(h) => s.serialize_str(h),
+        }
+    }
 }
 
 #[cfg(test)]
