@@ -19,5 +19,6 @@ mod layout;
 mod platforms;
 mod provenance;
 mod registry;
+mod sbom;
 mod toml_archive;
 mod versions;

@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod pin;
 pub mod provenance;
 pub mod push;
+pub mod sbom;
 pub mod settings;
 pub mod tags;
 

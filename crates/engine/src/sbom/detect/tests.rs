@@ -1,0 +1,194 @@
+//! The detectors on the small fixtures in testdata/sbom (the Go and cargo-auditable binaries are built by
+//! tests/it/sbom.rs, which has the toolchains checked).
+
+use std::io::Write;
+use std::path::Path;
+
+use super::detect;
+use crate::digest::Digest;
+use crate::sbom::model::{Detection, FileRecord};
+
+fn testdata(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/sbom")
+        .join(rel)
+}
+
+/// The files under `root` as kiln would record them under `prefix` in the image (SHA-1 left zero: the detectors
+/// do not read it).
+fn records(root: &Path, prefix: &str) -> Vec<FileRecord> {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out)
+            } else {
+                out.push(p)
+            }
+        }
+    }
+    let mut paths = Vec::new();
+    walk(root, &mut paths);
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
+            FileRecord {
+                path: format!("{prefix}/{rel}"),
+                size: bytes.len() as u64,
+                sha256: Digest::of(&bytes),
+                sha1: [0; 20],
+                source: p,
+            }
+        })
+        .collect()
+}
+
+/// `purl license` per package, and the evidence as `kind path`.
+fn summary(d: &Detection) -> Vec<String> {
+    d.packages
+        .iter()
+        .map(|p| {
+            let ev: Vec<String> = p
+                .evidence
+                .iter()
+                .map(|e| format!("{:?} {}", e.kind, e.path))
+                .collect();
+            format!(
+                "{} [{}] {}",
+                p.purl,
+                p.license.as_deref().unwrap_or("-"),
+                ev.join(", ")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn npm_packages_and_lock_file() {
+    let d = detect(&records(&testdata("npm/app"), "/app"));
+    assert_eq!(
+        summary(&d),
+        [
+            "pkg:npm/%40types/node@20.8.10 [MIT] Member /app/node_modules/@types/node/package.json, Lockfile /app/package-lock.json",
+            "pkg:npm/debug@4.3.4 [MIT] Member /app/node_modules/debug/package.json, Lockfile /app/package-lock.json",
+            "pkg:npm/left-pad@1.3.0 [WTFPL] Member /app/node_modules/left-pad/package.json, Lockfile /app/package-lock.json",
+            "pkg:npm/ms@2.1.2 [MIT OR Apache-2.0] Member /app/node_modules/debug/node_modules/ms/package.json, Lockfile /app/package-lock.json",
+            "pkg:npm/only-in-lock@0.1.0 [SEE LICENSE IN LICENSE.txt] Lockfile /app/package-lock.json",
+        ]
+    );
+    assert_eq!(d.warnings.len(), 1, "{:?}", d.warnings);
+    assert!(
+        d.warnings[0].starts_with("/app/node_modules/broken/package.json: not valid JSON"),
+        "{:?}",
+        d.warnings
+    );
+}
+
+#[test]
+fn python_dist_info_with_record() {
+    let d = detect(&records(&testdata("python"), "/usr/lib/python3"));
+    let sp = "/usr/lib/python3/site-packages";
+    assert_eq!(
+        summary(&d),
+        [
+            format!("pkg:pypi/attrs@23.1.0 [MIT] Member {sp}/attrs-23.1.0.dist-info/METADATA"),
+            format!(
+                "pkg:pypi/requests@2.31.0 [Apache 2.0] Member /usr/lib/python3/bin/requests-cli, \
+                 Member {sp}/requests-2.31.0.dist-info/METADATA, Member {sp}/requests-2.31.0.dist-info/RECORD, \
+                 Member {sp}/requests/__init__.py, Member {sp}/requests/odd,name.py"
+            ),
+            format!(
+                "pkg:pypi/typing-extensions@4.8.0 [-] Member {sp}/Typing_Extensions-4.8.0.dist-info/METADATA"
+            ),
+        ]
+    );
+    assert_eq!(d.packages[2].name, "Typing_Extensions");
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+}
+
+#[test]
+fn cargo_lock_without_the_workspace_crates() {
+    let d = detect(&records(&testdata("cargo"), "/src"));
+    assert_eq!(
+        summary(&d),
+        [
+            "pkg:cargo/itoa@1.0.11 [-] Lockfile /src/Cargo.lock",
+            "pkg:cargo/serde@1.0.210 [-] Lockfile /src/Cargo.lock",
+        ]
+    );
+}
+
+/// A jar as Maven's shade plugin leaves it: its own pom.properties and a bundled library's, plus one that lacks
+/// a version (skipped with a warning). Written here with the zip crate; `jar` would store the same entries.
+fn write_jar(path: &Path) {
+    let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    let entries: [(&str, &str); 5] = [
+        ("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n"),
+        (
+            "META-INF/maven/com.example/app/pom.properties",
+            "#Generated by Maven\ngroupId=com.example\nartifactId=app\nversion=1.0.0\n",
+        ),
+        (
+            "META-INF/maven/org.slf4j/slf4j-api/pom.properties",
+            "artifactId=slf4j-api\ngroupId=org.slf4j\nversion=2.0.9\n",
+        ),
+        ("META-INF/maven/bad/bad/pom.properties", "groupId=bad\n"),
+        ("com/example/App.class", "\u{00ca}\u{00fe}"),
+    ];
+    for (name, body) in entries {
+        z.start_file(name, opts).unwrap();
+        z.write_all(body.as_bytes()).unwrap();
+    }
+    z.finish().unwrap();
+}
+
+#[test]
+fn jar_pom_properties() {
+    let dir = tempfile::tempdir().unwrap();
+    write_jar(&dir.path().join("app.jar"));
+    // Not a jar at all: a warning, not an error.
+    std::fs::write(dir.path().join("fake.jar"), b"not a zip").unwrap();
+    let d = detect(&records(dir.path(), "/opt"));
+    assert_eq!(
+        summary(&d),
+        [
+            "pkg:maven/com.example/app@1.0.0 [-] Embedded /opt/app.jar",
+            "pkg:maven/org.slf4j/slf4j-api@2.0.9 [-] Embedded /opt/app.jar",
+        ]
+    );
+    assert_eq!(d.warnings.len(), 2, "{:?}", d.warnings);
+    assert!(
+        d.warnings
+            .iter()
+            .any(|w| w.contains("META-INF/maven/bad/bad/pom.properties"))
+    );
+    assert!(
+        d.warnings
+            .iter()
+            .any(|w| w.starts_with("/opt/fake.jar: not a readable jar"))
+    );
+}
+
+#[test]
+fn damaged_binaries_are_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    // ELF magic, then garbage: a truncated header.
+    let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
+    elf.resize(300, 0xff);
+    std::fs::write(dir.path().join("truncated"), &elf).unwrap();
+    // Not ELF: read for 4 bytes, nothing found, nothing said.
+    std::fs::write(dir.path().join("script"), vec![b'#'; 300]).unwrap();
+    let d = detect(&records(dir.path(), "/bin"));
+    assert!(d.packages.is_empty());
+    assert_eq!(d.warnings.len(), 1, "{:?}", d.warnings);
+    assert!(
+        d.warnings[0].starts_with("/bin/truncated: ELF:"),
+        "{:?}",
+        d.warnings
+    );
+}
