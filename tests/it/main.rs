@@ -17,6 +17,7 @@ mod harness;
 mod integrity;
 mod layout;
 mod platforms;
+mod referrers;
 mod registry;
 mod toml_archive;
 mod versions;

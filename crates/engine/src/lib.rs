@@ -16,6 +16,7 @@ pub mod fsx;
 pub mod inspect;
 pub mod pin;
 pub mod push;
+pub mod referrers;
 pub mod settings;
 pub mod tags;
 
@@ -47,8 +48,9 @@ pub use layer::{Compression, CompressionKind};
 pub use publish::tagging::TagRequest;
 pub use publish::{LayerOut, Plan as TagPolicy, Published};
 pub use reference::{Reference, normalize_registry};
-pub use registry::{Client, ClientOptions, login};
+pub use registry::{Client, ClientOptions, Repository, login};
 pub use split::Split;
+pub use store::Layout;
 pub use target::Target;
 pub use versions::Scheme;
 pub use walk::normalize_dest;
