@@ -149,7 +149,7 @@ pub enum Command {
     /// Store registry credentials in docker's config.json (verified first)
     #[command(after_help = LOGIN_EXAMPLES, help_template = with_examples(LOGIN_EXAMPLES))]
     Login(LoginArgs),
-    /// Show an image's manifest, config and layers
+    /// Show an image's manifest, config, layers and referrers
     #[command(after_help = INSPECT_EXAMPLES, help_template = with_examples(INSPECT_EXAMPLES))]
     Inspect(InspectArgs),
     /// Print the SBOM attached to an image (an SPDX or CycloneDX referrer)

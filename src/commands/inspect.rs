@@ -1,4 +1,4 @@
-//! `kiln inspect`: an image's manifest, config and layers, for people (text) or scripts (`--output json`).
+//! `kiln inspect`: an image's manifest, config, layers and referrers, for people (text) or scripts (`--output json`).
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 

@@ -268,8 +268,10 @@ fn referrers_api_through_a_proxy_writes_no_tag() {
 #[test]
 fn concurrent_attachers_through_the_fallback_tag_all_end_up_listed() {
     let reg = Registry::start(Mode::open());
+    // Through the proxy only to count the writes of the referrers tag.
+    let proxy = Proxy::start(&reg);
     let env = KilnEnv::new();
-    let image = format!("{}/app:v1", reg.host());
+    let image = format!("{}/app:v1", proxy.host());
     let digest = build(&env, env.dir.path(), "race\n", &image);
     const N: usize = 6;
     let results: Vec<_> = std::thread::scope(|s| {
@@ -300,6 +302,13 @@ fn concurrent_attachers_through_the_fallback_tag_all_end_up_listed() {
     listed.sort();
     ours.sort();
     assert_eq!(listed, ours, "every attacher is listed exactly once");
+    // Each attacher wrote at least once; more writes are the merges after a lost write.
+    let writes = proxy.count(
+        "PUT",
+        &format!("/v2/app/manifests/{}", digest.replace(':', "-")),
+    );
+    eprintln!("{N} concurrent attachers: {writes} writes of the referrers tag");
+    assert!(writes >= N, "{writes}");
 }
 
 #[test]
@@ -333,6 +342,21 @@ fn an_immutable_repository_is_reported_clearly() {
         vec![SPDX]
     );
     assert_eq!(registry_digest(&reg, "app:v1"), digest);
+
+    // A registry that refuses to list referrers: inspect still shows the image, and says so.
+    proxy.inject(Fault::Status {
+        status: 403,
+        matching: Matcher::new("GET", "/referrers/"),
+        times: usize::MAX,
+    });
+    let out = env.run(&["inspect", &image]);
+    let (so, se) = texts(&out);
+    assert_eq!(code(&out), 0, "{se}");
+    assert!(so.contains(&format!("Digest:     {digest}")), "{so}");
+    assert!(!so.contains("Referrers:"), "{so}");
+    assert!(se.contains("its referrers could not be listed"), "{se}");
+    let out = env.run(&["sbom", &image]);
+    assert_eq!(code(&out), 1, "{:?}", texts(&out));
 }
 
 fn layout_index(layout: &Path) -> serde_json::Value {

@@ -87,8 +87,19 @@ pub fn inspect(
             })
         }
         Target::Registry(reference) => {
+            let report = registry.report.clone();
             let client = Client::new(registry)?;
             let repo = client.repository(reference);
+            // What is attached is an addition to what inspect shows: a registry that will not list it (a proxy
+            // refusing unknown routes, say) still gets its image shown, with a warning.
+            let referrers = |subject: &crate::Digest| {
+                list_registry(&repo, subject, &[]).unwrap_or_else(|e| {
+                    report.warn(format_args!(
+                        "{reference}: its referrers could not be listed: {e}"
+                    ));
+                    Vec::new()
+                })
+            };
             let raw = repo.get_manifest(&reference.manifest_reference())?;
             let is_index = crate::image::is_index(Some(&raw.media_type), &raw.bytes);
             let name = reference.to_string();
@@ -97,7 +108,7 @@ pub fn inspect(
                 return Ok(Inspected::Index {
                     name,
                     media_type: raw.media_type,
-                    referrers: list_registry(&repo, &raw.digest, &[])?,
+                    referrers: referrers(&raw.digest),
                     index,
                 });
             }
@@ -115,7 +126,7 @@ pub fn inspect(
             let tags = reference.tag.iter().map(|t| t.to_string()).collect();
             Ok(Inspected::Image {
                 name,
-                referrers: list_registry(&repo, &manifest.digest, &[])?,
+                referrers: referrers(&manifest.digest),
                 manifest: Box::new(manifest),
                 config: Box::new(config),
                 tags,

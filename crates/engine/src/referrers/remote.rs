@@ -31,6 +31,7 @@ pub fn attach_registry(
     let planned = plan(artifacts, subject, &existing, opts.skip_types_present)?;
     let mut out: Vec<Option<Attached>> = Vec::with_capacity(planned.len());
     let mut fallback: Vec<(usize, Built)> = Vec::new();
+    let mut empty_pushed = false;
     for (i, p) in planned.into_iter().enumerate() {
         let b = match p {
             Err(already) => {
@@ -45,7 +46,10 @@ pub fn attach_registry(
             }
             Ok(b) => b,
         };
-        push_blob(repo, &Digest::of(EMPTY_BYTES), EMPTY_BYTES)?;
+        if !empty_pushed {
+            push_blob(repo, &Digest::of(EMPTY_BYTES), EMPTY_BYTES)?;
+            empty_pushed = true;
+        }
         let a = &artifacts[i];
         push_blob(repo, &b.blob, &a.bytes)?;
         let api = repo
@@ -207,7 +211,7 @@ fn immutable(repo: &Repository, tag: &Tag, subject: &Digest, existed: bool, e: E
         _ => "an error".into(),
     };
     let state = if existed {
-        "the tag already exists and the repository does not let it be overwritten (immutable tags?)"
+        "the tag exists and the repository does not let it be overwritten"
     } else {
         "the repository does not let kiln create it"
     };

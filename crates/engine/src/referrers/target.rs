@@ -69,7 +69,7 @@ fn open(target: &Target, registry: ClientOptions) -> Result<(Opened, Descriptor)
             let desc = descriptor(MediaType::from(mt.as_str()), &d, size as usize)?;
             Ok((Opened::Registry(repo), desc))
         }
-        Target::DockerArchive { .. } => Err(Target::archive_unsupported("reading referrers")),
+        Target::DockerArchive { .. } => Err(Target::archive_unsupported("kiln sbom/provenance")),
     }
 }
 
