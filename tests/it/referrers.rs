@@ -334,7 +334,10 @@ fn an_immutable_repository_is_reported_clearly() {
     assert!(msg.contains(&tag), "{msg}");
     assert!(msg.contains("TAG_INVALID (HTTP 400)"), "{msg}");
     assert!(msg.contains("The image itself was published"), "{msg}");
-    assert!(msg.contains("already exists"), "{msg}");
+    assert!(
+        msg.contains("the tag exists and the repository does not let it be overwritten"),
+        "{msg}"
+    );
     assert_eq!(e.exit_code(), 1);
     // The first SBOM is still listed, the image untouched.
     assert_eq!(
@@ -468,4 +471,90 @@ fn layout_holds_referrers_untagged_and_stays_usable() {
         let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&blob).unwrap()).unwrap();
         assert_eq!(m["subject"]["digest"], digest);
     }
+}
+
+/// A multi-platform image: documents attached to its index (what its tag names) and to one platform's manifest
+/// are each listed under their own subject, in a registry without the referrers API as in a layout.
+#[test]
+fn multi_platform_index_and_platform_manifests_as_subjects() {
+    let reg = Registry::start(Mode::open());
+    let env = KilnEnv::new();
+    for arch in ["amd64", "arm64"] {
+        let d = env.path(arch);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("arch.txt"), arch).unwrap();
+    }
+    let layout = env.path("layout").display().to_string();
+    for to in [
+        format!("{}/multi:v1", reg.host()),
+        format!("oci:{layout}:v1"),
+    ] {
+        let p = |a: &str| format!("linux/{a}={}", env.path(a).display());
+        let (so, _) = env.ok(&[
+            "build",
+            "--platform",
+            &p("amd64"),
+            "--platform",
+            &p("arm64"),
+            "--to",
+            &to,
+        ]);
+        let index_digest = so
+            .lines()
+            .next()
+            .unwrap()
+            .rsplit_once('@')
+            .unwrap()
+            .1
+            .to_string();
+        let attached = attach(&to, &[sbom()], &fast()).unwrap();
+        let (json, _) = env.ok(&["inspect", &to, "--output", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["digest"], index_digest);
+        assert_eq!(
+            v["referrers"][0]["digest"],
+            attached[0].manifest.to_string()
+        );
+        // The index's own SBOM is not the arm64 image's: that one gets its own.
+        let arm = v["index"]["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["platform"]["architecture"] == "arm64")
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let arm_ref = match to.strip_suffix(":v1") {
+            Some(base) => format!("{base}@{arm}"),
+            None => unreachable!(),
+        };
+        let out = env.run(&["sbom", &arm_ref]);
+        assert_eq!(code(&out), 1, "{:?}", texts(&out));
+        let arm_doc = artifact(SPDX, r#"{"arch":"arm64"}"#, "2023-11-14T22:13:20Z");
+        attach(&arm_ref, &[arm_doc], &fast()).unwrap();
+        assert_eq!(env.ok(&["sbom", &arm_ref]).0, r#"{"arch":"arm64"}"#);
+        assert_eq!(
+            env.ok(&["sbom", &to]).0,
+            String::from_utf8(sbom().bytes).unwrap()
+        );
+        let (text, _) = env.ok(&["inspect", &to, "--platform", "linux/arm64"]);
+        assert!(text.contains(&format!("Digest:     {arm}")), "{text}");
+        assert!(text.contains("Referrers:"), "{text}");
+        // The subject of the index's SBOM is the index, with its media type.
+        let referrers = referrers::list(&to.parse().unwrap(), ClientOptions::default()).unwrap();
+        assert_eq!(referrers.subject.to_string(), index_digest);
+        assert_eq!(referrers.referrers.len(), 1);
+    }
+    // The registry's copy, read by skopeo: the index's SBOM names the index as an index.
+    let digest = registry_digest(&reg, "multi:v1");
+    let index = fallback_index(&reg, "multi", &digest).unwrap();
+    let sbom_digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let m: serde_json::Value =
+        serde_json::from_str(&skopeo_inspect_raw(&reg, &format!("multi@{sbom_digest}"))).unwrap();
+    assert_eq!(m["subject"]["digest"], digest);
+    assert_eq!(
+        m["subject"]["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
 }
