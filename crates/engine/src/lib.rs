@@ -51,6 +51,7 @@ pub use reference::{Reference, normalize_registry};
 pub use registry::{Client, ClientOptions, Repository, login};
 pub use split::Split;
 pub use store::Layout;
+pub use tag::Tag;
 pub use target::Target;
 pub use versions::Scheme;
 pub use walk::normalize_dest;

@@ -123,7 +123,7 @@ pub(crate) fn build(a: &Artifact, subject: &Descriptor) -> Result<Built> {
         subject.size() as usize,
     )?;
     let annotations: HashMap<String, String> = a.annotations.clone().into_iter().collect();
-    let m = ImageManifestBuilder::default()
+    let mut m = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
         .artifact_type(MediaType::from(a.artifact_type.as_str()))
@@ -136,7 +136,7 @@ pub(crate) fn build(a: &Artifact, subject: &Descriptor) -> Result<Built> {
             what: format!("the {} artifact manifest", a.artifact_type),
             reason: e.to_string(),
         })?;
-    let mut m = m;
+    // No annotations: no empty object in the bytes either.
     if a.annotations.is_empty() {
         m.set_annotations(None);
     }
