@@ -102,6 +102,14 @@ const INSPECT_EXAMPLES: &str = "Examples:
   kiln inspect registry.example.com/team/app:v3 --platform linux/arm64
   kiln inspect oci:./images:v1 --output json";
 
+const SBOM_EXAMPLES: &str = "Examples:
+  kiln sbom registry.example.com/team/app:v3 > sbom.spdx.json
+  kiln sbom oci:./images:v1 | jq '.packages | length'";
+
+const PROVENANCE_EXAMPLES: &str = "Examples:
+  kiln provenance registry.example.com/team/app:v3 | jq .predicate
+  kiln provenance oci:./images:v1 > provenance.intoto.json";
+
 const TAGS_EXAMPLES: &str = "Examples:
   kiln tags oci:./images
   kiln tags registry.example.com/team/app --output json";
@@ -141,9 +149,15 @@ pub enum Command {
     /// Store registry credentials in docker's config.json (verified first)
     #[command(after_help = LOGIN_EXAMPLES, help_template = with_examples(LOGIN_EXAMPLES))]
     Login(LoginArgs),
-    /// Show an image's manifest, config and layers
+    /// Show an image's manifest, config, layers and referrers
     #[command(after_help = INSPECT_EXAMPLES, help_template = with_examples(INSPECT_EXAMPLES))]
     Inspect(InspectArgs),
+    /// Print the SBOM attached to an image (an SPDX or CycloneDX referrer)
+    #[command(after_help = SBOM_EXAMPLES, help_template = with_examples(SBOM_EXAMPLES))]
+    Sbom(ReferrerArgs),
+    /// Print the build provenance attached to an image (an in-toto referrer)
+    #[command(after_help = PROVENANCE_EXAMPLES, help_template = with_examples(PROVENANCE_EXAMPLES))]
+    Provenance(ReferrerArgs),
     /// List a target's tags in version order, with the digest each points at
     #[command(after_help = TAGS_EXAMPLES, help_template = with_examples(TAGS_EXAMPLES))]
     Tags(TagsArgs),
@@ -342,6 +356,14 @@ pub struct InspectArgs {
     /// For a multi-platform image: the platform to show (default: list them)
     #[arg(long)]
     pub platform: Option<String>,
+    #[command(flatten, next_help_heading = REGISTRY)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ReferrerArgs {
+    /// oci:PATH[:TAG|@DIGEST] or REGISTRY/REPO[:TAG|@DIGEST]
+    pub target: String,
     #[command(flatten, next_help_heading = REGISTRY)]
     pub registry: RegistryArgs,
 }

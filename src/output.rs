@@ -20,8 +20,13 @@ pub struct Stdout;
 
 impl Stdout {
     pub fn print(text: &str) -> Result<()> {
+        Self::write(text.as_bytes())
+    }
+
+    /// Bytes as they are (a document kiln read, e.g. an SBOM): no escaping, no newline added.
+    pub fn write(bytes: &[u8]) -> Result<()> {
         let mut out = std::io::stdout().lock();
-        out.write_all(text.as_bytes())
+        out.write_all(bytes)
             .and_then(|()| out.flush())
             .map_err(|e| Error::io(STDOUT, e))
     }

@@ -1,6 +1,6 @@
-//! `kiln inspect`: an image's manifest, config and layers, for people (text) or scripts (`--output json`).
+//! `kiln inspect`: an image's manifest, config, layers and referrers, for people (text) or scripts (`--output json`).
 
-use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 
 use crate::cli::{InspectArgs, OutputFormat};
 use crate::output::{Stdout, escape_controls};
@@ -31,12 +31,14 @@ pub fn run(args: &InspectArgs, format: OutputFormat, registry: ClientOptions) ->
             manifest,
             config,
             tags,
-        } => show(&name, &manifest, &config, tags, format),
+            referrers,
+        } => show(&name, &manifest, &config, tags, format, &referrers),
         Inspected::Index {
             name,
             media_type,
             index,
-        } => show_index(&name, &media_type, &index, format),
+            referrers,
+        } => show_index(&name, &media_type, &index, format, &referrers),
     };
     Stdout::print(&text)
 }
@@ -47,6 +49,7 @@ fn show_index(
     media_type: &str,
     index: &Json<ImageIndex>,
     format: OutputFormat,
+    referrers: &[Descriptor],
 ) -> String {
     match format {
         OutputFormat::Json => format!(
@@ -57,6 +60,7 @@ fn show_index(
                 "mediaType": media_type,
                 "size": index.bytes.len(),
                 "platforms": platforms(&index.value),
+                "referrers": referrers_json(referrers),
                 "index": serde_json::from_slice::<serde_json::Value>(&index.bytes).unwrap_or_default(),
             })
         ),
@@ -77,6 +81,7 @@ fn show_index(
                 put!(s, "  {p:<16} {}", d.digest());
             }
             s.push_str("(show one with --platform os/arch)\n");
+            referrers_text(&mut s, referrers);
             s
         }
     }
@@ -88,6 +93,7 @@ fn show(
     config: &Json<ImageConfiguration>,
     tags: Vec<String>,
     format: OutputFormat,
+    referrers: &[Descriptor],
 ) -> String {
     let r = name;
     match format {
@@ -99,6 +105,7 @@ fn show(
                 "size": manifest.bytes.len(),
                 "platform": PlatformSpec::of_config(&config.value).to_string(),
                 "tags": tags,
+                "referrers": referrers_json(referrers),
                 "manifest": serde_json::from_slice::<serde_json::Value>(&manifest.bytes).unwrap_or_default(),
                 "config": serde_json::from_slice::<serde_json::Value>(&config.bytes).unwrap_or_default(),
             });
@@ -177,7 +184,57 @@ fn show(
                     by
                 );
             }
+            referrers_text(&mut s, referrers);
             s
+        }
+    }
+}
+
+/// The referrers as `--output json` shows them: descriptors as the referrers API lists them.
+fn referrers_json(referrers: &[Descriptor]) -> serde_json::Value {
+    serde_json::Value::Array(
+        referrers
+            .iter()
+            .map(|d| {
+                let ann: std::collections::BTreeMap<String, String> = d
+                    .annotations()
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
+                serde_json::json!({
+                    "artifactType": d.artifact_type().as_ref().map(ToString::to_string),
+                    "mediaType": d.media_type().to_string(),
+                    "digest": d.digest().to_string(),
+                    "size": d.size(),
+                    "annotations": ann,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// `Referrers:` lines: artifact type, digest, then each annotation.
+fn referrers_text(s: &mut String, referrers: &[Descriptor]) {
+    if referrers.is_empty() {
+        return;
+    }
+    put!(s, "Referrers:");
+    for d in referrers {
+        let t = d
+            .artifact_type()
+            .as_ref()
+            .map_or_else(|| "-".to_string(), ToString::to_string);
+        put!(s, "  {t:<32} {}", d.digest());
+        let mut ann: Vec<_> = d
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        ann.sort();
+        for (k, v) in ann {
+            put!(s, "    {k}={v}");
         }
     }
 }

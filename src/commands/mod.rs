@@ -6,6 +6,7 @@ mod completions;
 mod inspect;
 mod login;
 mod pin;
+mod referrers;
 mod tags;
 
 use std::sync::Arc;
@@ -42,6 +43,18 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
                 .registry
                 .options(&report, target_registry(&args.target).as_deref());
             inspect::run(&args, cli.output, registry)
+        }
+        Command::Sbom(args) => {
+            let registry = args
+                .registry
+                .options(&report, target_registry(&args.target).as_deref());
+            referrers::sbom(&args, &registry)
+        }
+        Command::Provenance(args) => {
+            let registry = args
+                .registry
+                .options(&report, target_registry(&args.target).as_deref());
+            referrers::provenance(&args, &registry)
         }
         Command::Tags(args) => {
             let registry = args

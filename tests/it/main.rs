@@ -18,6 +18,7 @@ mod integrity;
 mod layout;
 mod platforms;
 mod provenance;
+mod referrers;
 mod registry;
 mod sbom;
 mod toml_archive;

@@ -1,10 +1,11 @@
 //! `kiln inspect`: find an image (or a multi-platform index) in a layout or a registry, for the CLI to show.
 
-use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest, MediaType};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 
 use crate::base;
 use crate::error::{Error, Result};
 use crate::image::{Json, PlatformSpec};
+use crate::referrers::{list_layout, list_registry};
 use crate::registry::{Client, ClientOptions};
 use crate::store::{Layout, read_manifest_bytes, resolve_ref};
 use crate::target::Target;
@@ -17,12 +18,16 @@ pub enum Inspected {
         manifest: Box<Json<ImageManifest>>,
         config: Box<Json<ImageConfiguration>>,
         tags: Vec<String>,
+        /// What is attached to the manifest (OCI 1.1 referrers: SBOM, provenance…).
+        referrers: Vec<Descriptor>,
     },
     /// A multi-platform index, shown when no platform was asked for.
     Index {
         name: String,
         media_type: String,
         index: Box<Json<ImageIndex>>,
+        /// What is attached to the index.
+        referrers: Vec<Descriptor>,
     },
 }
 
@@ -50,6 +55,7 @@ pub fn inspect(
                     return Ok(Inspected::Index {
                         name,
                         media_type,
+                        referrers: list_layout(&layout, &md, &[])?,
                         index: Box::new(index),
                     });
                 };
@@ -74,14 +80,26 @@ pub fn inspect(
                 .collect();
             Ok(Inspected::Image {
                 name,
+                referrers: list_layout(&layout, &manifest.digest, &[])?,
                 manifest: Box::new(manifest),
                 config: Box::new(config),
                 tags,
             })
         }
         Target::Registry(reference) => {
+            let report = registry.report.clone();
             let client = Client::new(registry)?;
             let repo = client.repository(reference);
+            // What is attached is an addition to what inspect shows: a registry that will not list it (a proxy
+            // refusing unknown routes, say) still gets its image shown, with a warning.
+            let referrers = |subject: &crate::Digest| {
+                list_registry(&repo, subject, &[]).unwrap_or_else(|e| {
+                    report.warn(format_args!(
+                        "{reference}: its referrers could not be listed: {e}"
+                    ));
+                    Vec::new()
+                })
+            };
             let raw = repo.get_manifest(&reference.manifest_reference())?;
             let is_index = crate::image::is_index(Some(&raw.media_type), &raw.bytes);
             let name = reference.to_string();
@@ -90,6 +108,7 @@ pub fn inspect(
                 return Ok(Inspected::Index {
                     name,
                     media_type: raw.media_type,
+                    referrers: referrers(&raw.digest),
                     index,
                 });
             }
@@ -107,6 +126,7 @@ pub fn inspect(
             let tags = reference.tag.iter().map(|t| t.to_string()).collect();
             Ok(Inspected::Image {
                 name,
+                referrers: referrers(&manifest.digest),
                 manifest: Box::new(manifest),
                 config: Box::new(config),
                 tags,

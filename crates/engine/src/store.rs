@@ -35,6 +35,15 @@ pub struct IndexEntry {
     pub descriptor: Descriptor,
 }
 
+impl IndexEntry {
+    /// An untagged entry with an `artifactType`: an artifact (SBOM, provenance…) attached to an image as a
+    /// referrer, which `index.json` holds only so the layout keeps it. It is no image of its own: never "the"
+    /// image of a layout, and no reason to keep a layout.
+    pub fn is_referrer(&self) -> bool {
+        self.tag.is_none() && self.descriptor.artifact_type().is_some()
+    }
+}
+
 impl Layout {
     /// Open an existing layout; a missing or invalid one is an error naming the path.
     pub fn open(path: &Path) -> Result<Self> {
@@ -280,6 +289,21 @@ impl Layout {
         self.write_index(&index)
     }
 
+    /// Add an untagged entry for a manifest already stored (a referrer); an entry with its digest already there
+    /// is kept as it is. Caller holds the lock. Returns whether it was added.
+    pub fn add_entry(&self, _lock: &LayoutLock, desc: Descriptor) -> Result<bool> {
+        let mut index = self.read_index()?;
+        let mut manifests = index.manifests().clone();
+        if manifests.iter().any(|d| d.digest() == desc.digest()) {
+            return Ok(false);
+        }
+        manifests.push(desc);
+        index.set_manifests(manifests);
+        index.set_media_type(Some(MediaType::ImageIndex));
+        self.write_index(&index)?;
+        Ok(true)
+    }
+
     fn write_index(&self, index: &ImageIndex) -> Result<()> {
         // Synced: index.json is what makes the blobs an image; other tools read the layout after kiln exits.
         let opts = WriteOptions::new().sync(true);
@@ -290,7 +314,10 @@ impl Layout {
     /// published into it meanwhile (concurrent first builds into one new layout). Best effort.
     pub fn remove_if_unused(&self) {
         let Ok(_lock) = self.lock() else { return };
-        if self.entries().is_ok_and(|e| e.is_empty()) {
+        if self
+            .entries()
+            .is_ok_and(|e| e.iter().all(IndexEntry::is_referrer))
+        {
             let _ = fs::remove_dir_all(&self.path);
         }
     }
@@ -366,7 +393,9 @@ pub fn read_manifest_bytes(
 
 /// The digest `r` names in the layout: its digest, its tag's entry, or the layout's only entry.
 pub fn resolve_ref(layout: &Layout, r: &LayoutRef) -> Result<Digest> {
-    let entries = layout.entries()?;
+    let mut entries = layout.entries()?;
+    // Referrers (untagged artifacts) are not images a reference can name by tag or by "the only one".
+    entries.retain(|e| !e.is_referrer());
     let found: Option<Digest> = if let Some(d) = &r.digest {
         layout.has_blob(d).then(|| d.clone())
     } else if let Some(t) = &r.tag {

@@ -31,6 +31,7 @@ pub mod http;
 pub mod kiln_registry;
 pub mod oci;
 pub mod proxy;
+pub mod referrers_api;
 pub mod registry;
 pub mod token;
 

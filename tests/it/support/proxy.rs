@@ -26,6 +26,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::http::{self, BodyKind, Head};
+use super::referrers_api::{ReferrersApi, is_manifest_put, referrers_target};
 use super::registry::Registry;
 
 /// Which request a fault applies to: an optional method (exact, e.g. `"PUT"`) and a substring of
@@ -199,6 +200,8 @@ struct Shared {
     secondary_auth: Mutex<Option<String>>,
     log: Mutex<Vec<ProxyRequest>>,
     stop: AtomicBool,
+    /// Set by `enable_referrers_api`: the proxy plays a registry with the referrers API.
+    referrers: Mutex<Option<Arc<ReferrersApi>>>,
 }
 
 /// See the module docs. Stops accepting on drop (open client connections end when the client closes).
@@ -235,6 +238,7 @@ impl Proxy {
             secondary_auth: Mutex::new(None),
             log: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            referrers: Mutex::new(None),
         });
         let threads = [(l1, Listener::Primary), (l2, Listener::Secondary)]
             .into_iter()
@@ -286,6 +290,17 @@ impl Proxy {
     /// registry. E.g. `Some(reg.basic_auth())` or `Some(format!("Bearer {}", reg.mint_token(…)))`.
     pub fn set_secondary_auth(&self, auth: Option<String>) {
         *self.shared.secondary_auth.lock().unwrap() = auth;
+    }
+
+    /// From now on, answer as a registry with the referrers API does (`support::referrers_api`); returns its
+    /// state, to see what it recorded.
+    pub fn enable_referrers_api(&self) -> Arc<ReferrersApi> {
+        self.shared
+            .referrers
+            .lock()
+            .unwrap()
+            .get_or_insert_with(Default::default)
+            .clone()
     }
 
     /// All requests on both listeners, in arrival order of completion of their heads.
@@ -464,6 +479,28 @@ fn serve_conn(s: &Shared, conn: TcpStream, via: Listener) -> io::Result<()> {
                 expect_continue,
                 client_close,
             )?,
+            None if s.referrers.lock().unwrap().is_some()
+                && (is_manifest_put(&method, &target)
+                    || referrers_target(&method, &target).is_some()) =>
+            {
+                let api = s.referrers.lock().unwrap().clone().unwrap();
+                if let Some((name, digest)) = referrers_target(&method, &target) {
+                    let (status, headers, bytes) = api.list(&name, &digest, &target);
+                    local(status, headers, bytes, rec)?
+                } else {
+                    if expect_continue && body != BodyKind::None {
+                        writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+                    }
+                    let mut bytes = Vec::new();
+                    http::copy_body(&mut reader, &mut bytes, body, None)?;
+                    let (status, headers, resp) = api.put_manifest(&s.upstream, &head, &bytes)?;
+                    let mut rec = rec;
+                    rec.status = Some(status);
+                    s.log.lock().unwrap().push(rec);
+                    http::write_response(&mut writer, status, &headers, &resp, client_close)?;
+                    !client_close
+                }
+            }
             None => {
                 let paging = *s.tag_paging.lock().unwrap();
                 match paging {

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
      application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 /// Manifests bigger than this are refused (the spec's suggested limit is 4 MiB).
-const MAX_MANIFEST: u64 = 4 << 20;
+pub(super) const MAX_MANIFEST: u64 = 4 << 20;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawManifest {
@@ -48,7 +48,7 @@ pub fn parse_next_link(value: &str) -> Option<String> {
     })
 }
 
-fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -69,7 +69,12 @@ fn media_type_of(h: &HeaderMap, bytes: &[u8]) -> String {
 }
 
 /// A `Docker-Content-Digest` that contradicts what we computed is an error; other algorithms are not checked.
-fn check_digest_header(h: &HeaderMap, method: &str, url: &Url, expected: &Digest) -> Result<()> {
+pub(super) fn check_digest_header(
+    h: &HeaderMap,
+    method: &str,
+    url: &Url,
+    expected: &Digest,
+) -> Result<()> {
     if let Some(d) = header(h, "docker-content-digest")
         && d.starts_with("sha256:")
         && d != expected.to_string()
@@ -84,13 +89,13 @@ fn check_digest_header(h: &HeaderMap, method: &str, url: &Url, expected: &Digest
     Ok(())
 }
 
-fn fail(method: &str, url: &Url, resp: Response) -> Error {
+pub(super) fn fail(method: &str, url: &Url, resp: Response) -> Error {
     let s = resp.status().as_u16();
     status_error(method, url, s, &read_limited(resp, 64 * 1024))
 }
 
 impl Repository {
-    fn send(&self, req: Request) -> Result<(Response, Url)> {
+    pub(super) fn send(&self, req: Request) -> Result<(Response, Url)> {
         let ep = self.endpoint()?;
         let url = req.url.clone();
         Ok((self.transport().send(&ep, &req)?, url))

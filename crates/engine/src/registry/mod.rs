@@ -14,7 +14,8 @@
 //! - `transport`: endpoints cached, `Authorization`, re-authentication and retries;
 //! - `streaming`: one request whose body is produced while it is sent (on `auth` and `http`);
 //! - `client`: [`Client`], [`Repository`], [`login`];
-//! - `content` (blobs, manifests, tags) and `upload` (blob uploads) on a [`Repository`];
+//! - `content` (blobs, manifests, tags), `referrers` (the referrers API, `OCI-Subject`) and `upload` (blob uploads)
+//!   on a [`Repository`];
 //! - `stream`: layers uploaded while they are compressed (on `upload` and `streaming`).
 
 pub mod auth;
@@ -28,6 +29,7 @@ mod http;
 mod options;
 mod ping;
 pub mod redact;
+mod referrers;
 mod request;
 pub mod retry;
 mod stream;
