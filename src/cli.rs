@@ -199,6 +199,7 @@ pub struct CompletionsArgs {
 const TARGET: &str = "Target and tags";
 const IMAGE: &str = "Image config";
 const LAYERS: &str = "Layers";
+const SUPPLY_CHAIN: &str = "Supply chain";
 const REGISTRY: &str = "Registry";
 const OUTPUT: &str = "Output";
 
@@ -297,6 +298,19 @@ pub struct BuildArgs {
     /// A local layout of built blobs for registry targets, and the layer cache.
     #[arg(long, value_name = "DIR", env = "KILN_CACHE", help_heading = LAYERS)]
     pub cache: Option<PathBuf>,
+    /// SBOM attached to the image: spdx, cyclonedx or none
+    ///
+    /// Every file kiln adds (path, sha256, sha1) and the npm, Python, Go, Rust (cargo auditable, Cargo.lock) and
+    /// Maven packages found among them, with the base image as one dependency; attached as an OCI 1.1 referrer,
+    /// never inside the image.
+    #[arg(long, value_name = "FORMAT", default_value = "spdx", env = "KILN_SBOM", help_heading = SUPPLY_CHAIN)]
+    pub sbom: String,
+    /// Also write the SBOM to this file (PATH.<os>-<arch> per platform for several)
+    #[arg(long, value_name = "PATH", help_heading = SUPPLY_CHAIN)]
+    pub sbom_file: Option<PathBuf>,
+    /// SLSA v1 provenance attached to the image: slsa or none
+    #[arg(long, value_name = "MODE", default_value = "slsa", env = "KILN_PROVENANCE", help_heading = SUPPLY_CHAIN)]
+    pub provenance: String,
     /// Compress every layer again instead of reusing an unchanged layer's blob from the cache
     #[arg(long, help_heading = LAYERS)]
     pub no_cache: bool,

@@ -170,7 +170,19 @@ impl BuildArgs {
                 .iter()
                 .map(|p| parse_exclude(p))
                 .collect::<Result<_>>()?,
-            outputs: self.tagging.ref_file.iter().cloned().collect(),
+            outputs: self
+                .tagging
+                .ref_file
+                .iter()
+                .chain(&self.sbom_file)
+                .cloned()
+                .collect(),
+            attest: kiln_engine::AttestRequest {
+                sbom: kiln_engine::sbom::SbomFormat::parse_setting(&self.sbom)?,
+                sbom_file: self.sbom_file.clone(),
+                provenance: kiln_engine::AttestRequest::parse_provenance(&self.provenance)?,
+                started: std::time::SystemTime::now(),
+            },
         })
     }
 }

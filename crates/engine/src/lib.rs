@@ -22,6 +22,7 @@ pub mod sbom;
 pub mod settings;
 pub mod tags;
 
+mod attest;
 mod base;
 mod cache;
 mod digest;
@@ -42,6 +43,7 @@ mod template;
 mod versions;
 mod walk;
 
+pub use attest::AttestRequest;
 pub use base::platforms;
 pub use digest::Digest;
 pub use error::{Error, Result};

@@ -156,6 +156,23 @@ impl Target {
     }
 }
 
+/// As the user would write it again (for the provenance's parameters, messages).
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Layout(l) => l.fmt(f),
+            Target::Registry(r) => r.fmt(f),
+            Target::DockerArchive { path, reference } => {
+                write!(f, "docker-archive:{}", path.display())?;
+                match reference {
+                    Some((repo, tag)) => write!(f, ":{repo}:{tag}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
 impl fmt::Display for LayoutRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "oci:{}", self.path.display())?;

@@ -99,6 +99,9 @@ pub fn isolate_env(cmd: &mut Command, home: &Path) {
             cmd.env_remove(k.as_ref());
         }
     }
+    // The SBOM and provenance referrers are tested where they are the subject (tests/it/supply_chain.rs, which
+    // turns them back on); elsewhere they would only add requests and blobs to every count.
+    cmd.env("KILN_SBOM", "none").env("KILN_PROVENANCE", "none");
     cmd.env("HOME", home)
         .env("DOCKER_CONFIG", home.join(".docker"))
         .env("XDG_CONFIG_HOME", home.join(".config"))

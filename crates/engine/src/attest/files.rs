@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha1::Digest as _;
 use sha2::Sha256;
@@ -30,7 +30,13 @@ struct Wanted<'a> {
 
 /// Every regular file (and hard link, with its target's digests) of `sources`, in order, with its digests.
 /// `cache` remembers digests by file identity between builds (`None`: `--no-cache`).
-pub fn file_records(sources: &[&[Entry]], cache: Option<&LayerCache>) -> Result<Vec<FileRecord>> {
+/// `scope` names the build (image and platform): each keeps its own record.
+pub fn file_records(
+    sources: &[&[Entry]],
+    cache: Option<&LayerCache>,
+    scope: &str,
+) -> Result<Vec<FileRecord>> {
+    let record = format!("{RECORD}-{}", &Digest::of(scope.as_bytes()).hex()[..16]);
     let mut wanted = Vec::new();
     let mut links = Vec::new();
     for entries in sources {
@@ -53,7 +59,7 @@ pub fn file_records(sources: &[&[Entry]], cache: Option<&LayerCache>) -> Result<
             }
         }
     }
-    let remembered = cache.map(load).unwrap_or_default();
+    let remembered = cache.map(|c| load(c, &record)).unwrap_or_default();
     let missing: Vec<usize> = (0..wanted.len())
         .filter(|i| !remembered.contains_key(&wanted[*i].identity))
         .collect();
@@ -85,16 +91,21 @@ pub fn file_records(sources: &[&[Entry]], cache: Option<&LayerCache>) -> Result<
             .iter()
             .map(|w| (w.identity.as_str(), &by_identity[&w.identity]))
             .collect();
-        store(c, &keep);
+        store(c, &record, &keep);
     }
     Ok(out)
 }
 
+/// A file's sha256 and sha1.
+type Digests = (Digest, [u8; 20]);
+
 /// The digests of `wanted[i]` for each i in `which`, in that order, hashed on every core.
 fn hash_all(wanted: &[Wanted<'_>], which: &[usize]) -> Result<Vec<(Digest, [u8; 20])>> {
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(8);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: std::sync::Mutex<Vec<Option<Result<(Digest, [u8; 20])>>>> =
+    let results: std::sync::Mutex<Vec<Option<Result<Digests>>>> =
         std::sync::Mutex::new((0..which.len()).map(|_| None).collect());
     std::thread::scope(|s| {
         for _ in 0..workers.min(which.len().max(1)) {
@@ -139,8 +150,8 @@ fn hash_file(path: &Path, buf: &mut [u8]) -> Result<(Digest, [u8; 20])> {
 /// a path with a newline is simply not remembered).
 const RECORD: &str = "sbom-file-digests";
 
-fn load(c: &LayerCache) -> HashMap<String, (Digest, [u8; 20])> {
-    let Some(raw) = c.get_raw(RECORD) else {
+fn load(c: &LayerCache, record: &str) -> HashMap<String, (Digest, [u8; 20])> {
+    let Some(raw) = c.get_raw(record) else {
         return HashMap::new();
     };
     let text = String::from_utf8_lossy(&raw);
@@ -156,7 +167,7 @@ fn load(c: &LayerCache) -> HashMap<String, (Digest, [u8; 20])> {
 }
 
 /// Replace the record with this build's files (a record of every file ever seen would only grow).
-fn store(c: &LayerCache, files: &HashMap<&str, &(Digest, [u8; 20])>) {
+fn store(c: &LayerCache, record: &str, files: &HashMap<&str, &(Digest, [u8; 20])>) {
     let mut out = String::new();
     for (id, (sha256, sha1)) in files {
         if id.contains('\n') {
@@ -169,11 +180,5 @@ fn store(c: &LayerCache, files: &HashMap<&str, &(Digest, [u8; 20])>) {
         out.push_str(id);
         out.push('\n');
     }
-    c.put_raw(RECORD, out.as_bytes());
-}
-
-/// For tests: the digests of one file.
-#[cfg(test)]
-pub(crate) fn digests_of(path: &PathBuf) -> (Digest, [u8; 20]) {
-    hash_file(path, &mut vec![0u8; 4096]).unwrap()
+    c.put_raw(record, out.as_bytes());
 }

@@ -17,6 +17,7 @@ use std::collections::HashSet;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
+use crate::attest;
 use crate::base::LoadedBase;
 use crate::cache::{CacheLock, LayerCache};
 use crate::digest::Digest;
@@ -145,13 +146,29 @@ fn build_and_publish(plan: &BuildPlan, report: &Report) -> Result<Published> {
     let result = built.and_then(|(root, images)| {
         let listed: Vec<(PlatformSpec, &Json<ImageManifest>)> =
             images.iter().map(|(p, m, _)| (p.clone(), m)).collect();
+        let attest = attest_for(plan, &images, &jobs);
+        let attach = |root: &Root| -> Result<()> {
+            let dest = match (&plan.target, &repo) {
+                (Target::Registry(_), Some(repo)) => attest::Dest::Registry(repo),
+                (Target::Layout(_), _) => attest::Dest::Layout(&layout),
+                _ => attest::Dest::None,
+            };
+            match &attest {
+                Some(a) => a.run(root, dest, report).map(|_| ()),
+                None => Ok(()),
+            }
+        };
+        // Published is published: documents that fail to attach are an error of their own, after the match
+        // below, never a reason to roll the layout back.
+        let after = |p: Published| Ok((attach(&root).err(), p));
         match (&plan.target, &reference) {
             (Target::Layout(dest), _) => {
-                publish_layout(&layout, dest, &root, &listed, plan, report)
+                publish_layout(&layout, dest, &root, &listed, plan, report).and_then(after)
             }
             (Target::DockerArchive { .. }, _) => match (images.as_slice(), jobs.as_slice()) {
                 ([(_, manifest, config)], [job]) => {
                     archive::publish(&layout, job.base.as_ref(), manifest, config, plan, report)
+                        .and_then(after)
                 }
                 _ => Err(Error::Usage(
                     "a docker-archive holds one platform's image: give a single --platform".into(),
@@ -169,19 +186,21 @@ fn build_and_publish(plan: &BuildPlan, report: &Report) -> Result<Published> {
                     pushed_early: &pushed_early,
                     prepared: prepared.as_ref(),
                     known: &known.blobs(),
+                    attach: attest.is_some().then_some(&attach as _),
                 };
                 let with_bases: Vec<remote::PlatformImage<'_>> = images
                     .iter()
                     .zip(&jobs)
                     .map(|((p, m, _), j)| (p.clone(), m, j.base.as_ref()))
                     .collect();
-                remote::publish_root(&ctx, &root, &with_bases, report)
+                remote::publish_root(&ctx, &root, &with_bases, report).map(|p| (None, p))
             }
             _ => unreachable!("a registry target always has a reference"),
         }
     });
     match result {
-        Ok(p) => Ok(p),
+        Ok((None, p)) => Ok(p),
+        Ok((Some(e), p)) => Err(attest::attach_failed(p.deploy_reference(), e)),
         Err(e) => {
             // The cache layout keeps what was built (it is only a cache); a target layout is restored, and one
             // this build created is removed unless another publisher has meanwhile published into it.
@@ -346,6 +365,42 @@ fn write_image(
         tx.config(&config.digest, config.bytes.len() as u64);
     }
     Ok((manifest, config))
+}
+
+/// What writes and attaches the image's SBOM and provenance, unless neither is asked for.
+fn attest_for<'a>(
+    plan: &'a BuildPlan,
+    images: &'a [BuiltImage],
+    jobs: &'a [PlatformJob],
+) -> Option<attest::Attest<'a>> {
+    let req = &plan.attest;
+    if !req.any() && req.sbom_file.is_none() {
+        return None;
+    }
+    let name = match &plan.target {
+        Target::Registry(r) => r.name(),
+        Target::Layout(l) => format!("oci:{}", l.path.display()),
+        Target::DockerArchive { path, .. } => path.display().to_string(),
+    };
+    Some(attest::Attest {
+        request: req,
+        name,
+        images: images
+            .iter()
+            .zip(jobs)
+            .map(|((p, m, _), j)| attest::PlatformInputs {
+                platform: p.clone(),
+                manifest: m,
+                sources: j.walked.iter().map(Vec::as_slice).collect(),
+                base: j.base.as_ref(),
+            })
+            .collect(),
+        created: plan.config.created,
+        cache: (!plan.no_cache).then(|| plan.cache.join(LAYER_CACHE_DIR)),
+        settle: plan.tagging.policy.settle,
+        build_dir: &plan.layers[0].src,
+        parameters: plan.parameters(),
+    })
 }
 
 /// Where layer-cache records live in the cache directory (beside `layout/`, the cache layout).

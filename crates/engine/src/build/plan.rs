@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::attest::AttestRequest;
 use crate::image::{ConfigSpec, PlatformSpec};
 use crate::layer::Compression;
 use crate::publish::tagging::TagRequest;
@@ -42,6 +43,8 @@ pub struct BuildPlan {
     /// Files kiln writes besides the target (the `--ref-file`): like the target and the cache directory, left
     /// out of any source directory they are in.
     pub outputs: Vec<PathBuf>,
+    /// The SBOM and provenance to attach (`attest`).
+    pub attest: AttestRequest,
 }
 
 impl BuildPlan {
@@ -58,6 +61,42 @@ impl BuildPlan {
         out.push((self.cache.clone(), "the cache directory"));
         out.extend(self.outputs.iter().map(|p| (p.clone(), "the --ref-file")));
         out
+    }
+
+    /// The settings this build ran with, as the provenance records them (`externalParameters.settings`): what
+    /// decides the image's bytes and where it went, never credentials. Source directories are named relative to
+    /// the build directory: where a runner checks out is not a parameter.
+    pub(crate) fn parameters(&self) -> serde_json::Value {
+        let root = &self.layers[0].src;
+        let rel = |p: &std::path::Path| {
+            p.strip_prefix(root).map_or_else(
+                |_| p.display().to_string(),
+                |r| format!("./{}", r.display()),
+            )
+        };
+        let c = &self.config;
+        serde_json::json!({
+            "target": self.target.to_string(),
+            "base": self.base.as_ref().map(|b| b.to_string()),
+            "version": self.tagging.scheme.as_ref().map(|s| format!("{s:?}")),
+            "tags": self.tagging.templates,
+            "layers": self.layers.iter().map(|l| serde_json::json!({
+                "src": rel(&l.src), "dest": l.dest, "chown": l.chown.map(|(u, g)| format!("{u}:{g}")),
+                "mode": l.mode.map(|m| format!("{m:o}")),
+            })).collect::<Vec<_>>(),
+            "platforms": self.platforms.iter().map(|(p, _)| p.to_string()).collect::<Vec<_>>(),
+            "platform": c.platform.as_ref().map(|p| p.to_string()),
+            "entrypoint": c.entrypoint, "cmd": c.cmd, "workdir": c.workdir, "user": c.user,
+            "env": c.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            "labels": c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            "annotations": c.annotations.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            "expose": c.expose,
+            "compression": self.compression.encoding(),
+            "chown": format!("{}:{}", self.uid, self.gid),
+            "split": format!("{:?}", self.split),
+            "exclude": self.exclude,
+            "source_date_epoch": c.created,
+        })
     }
 
     /// One plan per platform: a single-platform build is itself; a multi-platform one gets each platform's

@@ -101,6 +101,6 @@ impl BuildMetadata {
 }
 
 /// A DigestSet with one sha256 entry.
-pub fn sha256(digest: &crate::Digest) -> BTreeMap<String, String> {
+pub fn sha256(digest: &crate::digest::Digest) -> BTreeMap<String, String> {
     [("sha256".to_string(), digest.hex().to_string())].into()
 }

@@ -216,6 +216,9 @@ fn put_by_digest(repo: &Repository, bytes: &[u8], digest: &Digest, media_type: &
     Ok(())
 }
 
+/// Attaches a published root's referrers (`attest`).
+pub type Attach<'a> = dyn Fn(&Root) -> Result<()> + Sync + 'a;
+
 /// What publishing one image to a registry needs.
 pub struct PublishCtx<'a> {
     pub repo: &'a Repository,
@@ -233,6 +236,9 @@ pub struct PublishCtx<'a> {
     /// Blobs the repository's images list (`known_layers`): the layers a build took from the registry are among
     /// them, and none of them is sent.
     pub known: &'a [Digest],
+    /// Attach the image's SBOM and provenance (`attest`). Run once the image's blobs and manifests are pushed,
+    /// beside the tag writes: a new version's read-back wait (`policy::settle_time`) covers it.
+    pub attach: Option<&'a Attach<'a>>,
 }
 
 /// Check every tag, push blobs and the manifest, then write the tags; print nothing, return the result.
@@ -277,35 +283,46 @@ pub fn publish_root(
             &own
         }
     };
-    let tagged = tagging::publish_tags(&target, &root.digest, &req, prepared, &mut || {
-        let mut known = target.known_blobs();
-        known.extend(ctx.known.iter().cloned());
-        for (_, manifest, base) in images {
-            let (s, present) = push_image(
-                ctx.repo,
-                ctx.layout,
-                manifest,
-                *base,
-                ctx.pushed_early,
-                &known,
-                report,
-            )?;
-            stats.add(s);
-            let stored_by_tag = tagged_root && manifest.digest == root.digest;
-            if !(present || stored_by_tag) {
-                put_by_digest(ctx.repo, &manifest.bytes, &manifest.digest, OCI_MANIFEST)?;
+    let (tagged, attached) = std::thread::scope(|s| {
+        let mut attaching = None;
+        let tagged = tagging::publish_tags(&target, &root.digest, &req, prepared, &mut || {
+            let mut known = target.known_blobs();
+            known.extend(ctx.known.iter().cloned());
+            for (_, manifest, base) in images {
+                let (st, present) = push_image(
+                    ctx.repo,
+                    ctx.layout,
+                    manifest,
+                    *base,
+                    ctx.pushed_early,
+                    &known,
+                    report,
+                )?;
+                stats.add(st);
+                let stored_by_tag = tagged_root && manifest.digest == root.digest;
+                if !(present || stored_by_tag) {
+                    put_by_digest(ctx.repo, &manifest.bytes, &manifest.digest, OCI_MANIFEST)?;
+                }
             }
-        }
-        if root.media_type == MediaType::ImageIndex && !tagged_root {
-            put_by_digest(
-                ctx.repo,
-                &root.bytes,
-                &root.digest,
-                root.media_type.as_ref(),
-            )?;
-        }
-        Ok(())
-    })?;
+            if root.media_type == MediaType::ImageIndex && !tagged_root {
+                put_by_digest(
+                    ctx.repo,
+                    &root.bytes,
+                    &root.digest,
+                    root.media_type.as_ref(),
+                )?;
+            }
+            // A registry accepts a manifest whose subject it does not hold yet (distribution spec 1.1, "Pushing
+            // Manifests with Subject"), so the referrers need not wait for the tag that stores the root.
+            if let (Some(a), None) = (ctx.attach, &attaching) {
+                attaching = Some(s.spawn(move || a(root)));
+            }
+            Ok(())
+        });
+        let attached = attaching.map(|h| h.join().expect("attaching referrers panicked"));
+        (tagged, attached)
+    });
+    let tagged = tagged?;
     report.step(format_args!(
         "pushed to {}: {} blobs uploaded ({}), {} already there, {} mounted",
         ctx.reference.name(),
@@ -324,5 +341,12 @@ pub fn publish_root(
     tagging::report_tags(report, &tagged);
     let listed: Vec<(PlatformSpec, &Json<ImageManifest>)> =
         images.iter().map(|(p, m, _)| (p.clone(), *m)).collect();
-    Ok(Published::new(ctx.reference.name(), &tagged, root, &listed))
+    let published = Published::new(ctx.reference.name(), &tagged, root, &listed);
+    if let Some(Err(e)) = attached {
+        return Err(crate::attest::attach_failed(
+            published.deploy_reference(),
+            e,
+        ));
+    }
+    Ok(published)
 }

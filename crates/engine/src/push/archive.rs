@@ -52,6 +52,7 @@ pub fn push(
         pushed_early: &[],
         prepared: None,
         known: &[],
+        attach: None,
     };
     remote::publish(&ctx, &manifest, &config, report)
 }

@@ -50,6 +50,7 @@ pub fn run(plan: &PushPlan, report: &Report) -> Result<Published> {
         pushed_early: &[],
         prepared: None,
         known: &[],
+        attach: None,
     };
     remote::publish(&ctx, &manifest, &config, report)
 }
