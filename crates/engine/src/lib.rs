@@ -4,6 +4,8 @@
 //! (content-defined parts) → `layer` (tar → diff_id → compress → digest, one pass; `cache` for what is unchanged) →
 //! `image` (config + manifest, raw bytes beside parsed values) → a medium: `store` (an OCI layout), `registry`
 //! (the distribution API), `docker_archive` → `publish` (which tags to write, never moving a version).
+//! [`sbom`] describes what a build added (its files as the layer writer hashed them, the packages found in them,
+//! the base image by digest) as an SPDX or CycloneDX document.
 //!
 //! The public API is small on purpose (the rest is crate-private, so the compiler sees dead code): typed plans in
 //! ([`build::BuildPlan`], [`push::PushPlan`], [`pin::PinRequest`]), results out ([`Published`]), progress and

@@ -63,7 +63,12 @@ struct Document<'a> {
 }
 
 /// The document, to be serialized as it is.
-pub fn document<'a>(input: &SbomInput<'a>, packages: &[Package]) -> impl Serialize + 'a {
+/// `files` are the input's files as `model::sorted` gives them.
+pub fn document<'a>(
+    input: &SbomInput<'a>,
+    files: &[&'a FileRecord],
+    packages: &[Package],
+) -> impl Serialize + 'a {
     let mut components = Vec::new();
     let mut dependencies = Vec::new();
     if let Some(base) = input.base {
@@ -89,10 +94,7 @@ pub fn document<'a>(input: &SbomInput<'a>, packages: &[Package]) -> impl Seriali
     }
     components.extend(packages.iter().map(|p| Component::Value(package(p))));
 
-    let mut files: Vec<&'a FileRecord> = input.files.iter().collect();
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    files.dedup_by(|a, b| a.path == b.path);
-    components.extend(files.into_iter().map(|f| {
+    components.extend(files.iter().map(|&f| {
         Component::File(FileComponent {
             kind: "file",
             bom_ref: FileRef(&f.path),

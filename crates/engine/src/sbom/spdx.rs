@@ -5,14 +5,13 @@
 //! is DESCRIBED_BY the lock file that lists it. The base image is a package by digest, the image its
 //! DESCENDANT_OF, with the base's own SBOM referrer as an external reference.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use serde::{Serialize, Serializer};
 use serde_json::{Value, json};
 use sha1::{Digest as _, Sha1};
 
-use crate::sbom::model::{EvidenceKind, FileRecord, Package, SbomInput};
+use crate::sbom::model::{self, EvidenceKind, FileRecord, Package, SbomInput};
 use crate::sbom::purl;
 use crate::sbom::values::{self, Hex, License};
 
@@ -75,6 +74,8 @@ struct Checksum<'a> {
     checksum_value: Hex<'a>,
 }
 
+/// licenseConcluded and copyrightText are optional in SPDX 2.3 and would only say NOASSERTION here: left out,
+/// 60 bytes a file.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct File<'a> {
@@ -82,8 +83,6 @@ struct File<'a> {
     #[serde(rename = "SPDXID")]
     id: Id,
     checksums: [Checksum<'a>; 2],
-    license_concluded: &'static str,
-    copyright_text: &'static str,
 }
 
 #[derive(Serialize)]
@@ -107,16 +106,13 @@ fn rel(a: Id, kind: &'static str, b: Id) -> Relationship {
     Relationship { a, kind, b }
 }
 
-/// The document, to be serialized as it is.
-pub fn document<'a>(input: &SbomInput<'a>, packages: &[Package]) -> impl Serialize + 'a {
-    let mut files: Vec<&'a FileRecord> = input.files.iter().collect();
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    files.dedup_by(|a, b| a.path == b.path);
-    let file_ids: HashMap<&str, (Id, [u8; 20])> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.path.as_str(), (Id::File(i + 1), f.sha1)))
-        .collect();
+/// The document, to be serialized as it is. `files` are the input's files as [`model::sorted`] gives them.
+pub fn document<'a>(
+    input: &SbomInput<'a>,
+    files: &[&'a FileRecord],
+    packages: &[Package],
+) -> impl Serialize + 'a {
+    let file_id = |path: &str| model::find(files, path).map(|i| (Id::File(i + 1), files[i].sha1));
 
     let mut relationships = vec![rel(Id::Document, "DESCRIBES", Id::Image)];
     let mut extracted = Vec::new();
@@ -166,7 +162,7 @@ pub fn document<'a>(input: &SbomInput<'a>, packages: &[Package]) -> impl Seriali
             .evidence
             .iter()
             .filter(|e| e.kind == EvidenceKind::Member)
-            .filter_map(|e| file_ids.get(e.path.as_str()).map(|(_, sha1)| *sha1))
+            .filter_map(|e| file_id(&e.path).map(|(_, sha1)| sha1))
             .collect();
         let mut pkg = json!({
             "name": p.name,
@@ -188,7 +184,7 @@ pub fn document<'a>(input: &SbomInput<'a>, packages: &[Package]) -> impl Seriali
         spdx_packages.push(pkg);
         relationships.push(rel(Id::Image, "CONTAINS", id));
         for e in &p.evidence {
-            let Some(&(fid, _)) = file_ids.get(e.path.as_str()) else {
+            let Some((fid, _)) = file_id(&e.path) else {
                 continue;
             };
             relationships.push(match e.kind {
@@ -218,8 +214,6 @@ pub fn document<'a>(input: &SbomInput<'a>, packages: &[Package]) -> impl Seriali
                         checksum_value: Hex::Str(f.sha256.hex()),
                     },
                 ],
-                license_concluded: "NOASSERTION",
-                copyright_text: "NOASSERTION",
             }
         })
         .collect();
@@ -277,8 +271,11 @@ fn namespace(input: &SbomInput) -> String {
 fn verification_code(mut sha1s: Vec<[u8; 20]>) -> Value {
     sha1s.sort_unstable();
     let mut h = Sha1::new();
+    let mut buf = [0u8; 40];
     for s in &sha1s {
-        h.update(hex::encode(s).as_bytes());
+        // 20 bytes always encode into 40.
+        hex::encode_to_slice(s, &mut buf).expect("40 hex digits");
+        h.update(buf);
     }
     json!({"packageVerificationCodeValue": hex::encode(h.finalize())})
 }

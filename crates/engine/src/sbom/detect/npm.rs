@@ -1,6 +1,7 @@
 //! npm: each installed package's `node_modules/[@scope/]name/package.json`, and the packages a
 //! `package-lock.json` (lockfileVersion 1, 2 or 3) lists.
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::sbom::detect::found::{Found, METADATA_CAP, read_capped};
@@ -22,22 +23,28 @@ pub fn is_installed_package(dir: &str) -> bool {
     }
 }
 
+/// The fields read from an installed package.json: parsed into this, not a whole `Value`, as a node_modules
+/// tree has thousands of them with dependencies, scripts and more, skipped without being built.
+#[derive(Deserialize)]
+struct Manifest {
+    name: Option<String>,
+    version: Option<String>,
+    license: Option<Value>,
+    licenses: Option<Value>,
+}
+
 /// An installed package's package.json: name and version are required, license is read when declared.
 pub fn package_json(f: &FileRecord, found: &mut Found) -> Result<(), String> {
-    let v = parse(f)?;
-    let name = v
-        .get("name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty());
-    let version = v.get("version").and_then(Value::as_str);
-    let (Some(name), Some(version)) = (name, version) else {
+    let bytes = read_capped(&f.source, METADATA_CAP)?;
+    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+    let (Some(name), Some(version)) = (m.name.filter(|n| !n.is_empty()), m.version) else {
         return Err("package.json without a name and version".into());
     };
-    let license = license(&v);
+    let license = license(m.license.as_ref(), m.licenses.as_ref());
     found.add(
         Ecosystem::Npm,
-        name,
-        Some(version),
+        &name,
+        Some(&version),
         license.as_deref(),
         &f.path,
         EvidenceKind::Member,
@@ -65,7 +72,7 @@ pub fn lockfile(f: &FileRecord, found: &mut Found) -> Result<(), String> {
             let Some(version) = p.get("version").and_then(Value::as_str) else {
                 continue;
             };
-            let license = license(p);
+            let license = license(p.get("license"), p.get("licenses"));
             found.add(
                 Ecosystem::Npm,
                 name,
@@ -122,8 +129,8 @@ fn parse(f: &FileRecord) -> Result<Value, String> {
 
 /// `"license": "MIT"`, the old `"license": {"type": "MIT"}`, or the older `"licenses": [{"type": …}, …]`
 /// (joined with OR: the package may be used under any of them).
-fn license(v: &Value) -> Option<String> {
-    match v.get("license") {
+fn license(license: Option<&Value>, licenses: Option<&Value>) -> Option<String> {
+    match license {
         Some(Value::String(s)) => return Some(s.clone()),
         Some(Value::Object(o)) => {
             if let Some(t) = o.get("type").and_then(Value::as_str) {
@@ -132,8 +139,7 @@ fn license(v: &Value) -> Option<String> {
         }
         _ => {}
     }
-    let list: Vec<&str> = v
-        .get("licenses")
+    let list: Vec<&str> = licenses
         .and_then(Value::as_array)?
         .iter()
         .filter_map(|l| l.get("type").and_then(Value::as_str).or_else(|| l.as_str()))

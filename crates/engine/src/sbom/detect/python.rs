@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 
 use crate::sbom::detect::found::{Found, METADATA_CAP, read_capped};
-use crate::sbom::model::{Ecosystem, Evidence, EvidenceKind, FileRecord};
+use crate::sbom::model::{self, Ecosystem, Evidence, EvidenceKind, FileRecord};
 
-/// `f` is the METADATA file in `dir` (a `.dist-info` directory in the image).
+/// `f` is the METADATA file in `dir` (a `.dist-info` directory in the image); `files` are all files, sorted.
 pub fn dist_info(
     f: &FileRecord,
     dir: &str,
-    by_path: &HashMap<&str, &FileRecord>,
+    files: &[&FileRecord],
     found: &mut Found,
 ) -> Result<(), String> {
     let bytes = read_capped(&f.source, METADATA_CAP)?;
@@ -25,8 +25,8 @@ pub fn dist_info(
         .get("license-expression")
         .or(meta.get("license"))
         .filter(|l| !l.eq_ignore_ascii_case("UNKNOWN"));
-    let members = match by_path.get(format!("{dir}/RECORD").as_str()) {
-        Some(record) => record_files(record, dir, by_path)?,
+    let members = match model::find(files, &format!("{dir}/RECORD")) {
+        Some(i) => record_files(files[i], dir, files)?,
         None => Vec::new(),
     };
     let p = found.add(
@@ -77,7 +77,7 @@ fn headers(text: &str) -> HashMap<String, String> {
 fn record_files(
     record: &FileRecord,
     dist_info: &str,
-    by_path: &HashMap<&str, &FileRecord>,
+    files: &[&FileRecord],
 ) -> Result<Vec<String>, String> {
     let bytes = read_capped(&record.source, METADATA_CAP)?;
     let text = String::from_utf8_lossy(&bytes);
@@ -88,7 +88,7 @@ fn record_files(
             continue;
         };
         if let Some(path) = join(base, &rel)
-            && by_path.contains_key(path.as_str())
+            && model::find(files, &path).is_some()
         {
             out.push(path);
         }
