@@ -21,5 +21,6 @@ mod provenance;
 mod referrers;
 mod registry;
 mod sbom;
+mod supply_chain;
 mod toml_archive;
 mod versions;

@@ -34,7 +34,7 @@ fn validate(file: &Path) -> Output {
         })
 }
 
-fn assert_valid(file: &Path) {
+pub(crate) fn assert_valid(file: &Path) {
     let out = validate(file);
     assert!(
         out.status.success(),

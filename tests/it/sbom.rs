@@ -2,7 +2,7 @@
 //! a cargo-auditable Rust binary, the binaries built here from testdata/sbom with Debian's Go and cargo
 //! (offline: local replace / path dependencies). The documents are checked by independent validators that
 //! `.ci/run` installs: pyspdxtools (PyPI spdx-tools) and cyclonedx-python-lib's strict JSON-schema validator.
-//! `kiln build` does not write SBOMs yet, so the tests go through the engine API.
+//! These go through the engine API; tests/it/supply_chain.rs checks what `kiln build` attaches.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,9 +12,9 @@ use kiln_engine::sbom::{self, BaseImage, FileRecord, SbomFormat, SbomInput};
 
 /// The interpreter `.ci/run` pip-installs the validators into (Debian's, not a pyenv or venv one that may come
 /// first on PATH on a developer's machine).
-const PYTHON: &str = "/usr/bin/python3";
+pub(crate) const PYTHON: &str = "/usr/bin/python3";
 
-fn testdata(rel: &str) -> PathBuf {
+pub(crate) fn testdata(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("testdata/sbom")
         .join(rel)
@@ -38,7 +38,7 @@ fn run(cmd: &mut Command, what: &str, install: &str) -> String {
     )
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
@@ -52,7 +52,7 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// testdata/sbom/go/hello with Debian's Go (golang-go): its build info names example.com/greet v1.2.3.
-fn build_go(work: &Path) -> PathBuf {
+pub(crate) fn build_go(work: &Path) -> PathBuf {
     copy_tree(&testdata("go"), &work.join("go"));
     let out = work.join("hello-go");
     run(
@@ -75,7 +75,7 @@ fn build_go(work: &Path) -> PathBuf {
 }
 
 /// testdata/sbom/rust/hello with `cargo auditable build` (its .dep-v0 lists hello 0.3.0 and greet 1.2.3).
-fn build_auditable(work: &Path) -> PathBuf {
+pub(crate) fn build_auditable(work: &Path) -> PathBuf {
     copy_tree(&testdata("rust"), &work.join("rust"));
     let target = work.join("cargo-target");
     run(
@@ -93,7 +93,7 @@ fn build_auditable(work: &Path) -> PathBuf {
 }
 
 /// A shaded jar written by Python's zipfile (another zip writer than the one kiln reads with).
-fn build_jar(work: &Path) -> PathBuf {
+pub(crate) fn build_jar(work: &Path) -> PathBuf {
     let jar = work.join("app.jar");
     let script = r#"
 import sys, zipfile
@@ -292,7 +292,7 @@ fn spdx_document_is_valid_for_pyspdxtools() {
     );
 }
 
-const CYCLONEDX_VALIDATE: &str = r#"
+pub(crate) const CYCLONEDX_VALIDATE: &str = r#"
 import sys
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
