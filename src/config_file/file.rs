@@ -37,6 +37,8 @@ pub(super) const KEYS: &[&str] = &[
     "ref-file",
     "registry-mirrors",
     "exclude",
+    "sbom",
+    "provenance",
 ];
 pub(super) const LAYER_KEYS: &[&str] = &["src", "dest", "chown", "mode"];
 
@@ -76,4 +78,8 @@ pub struct FileBuild {
     pub ref_file: Option<PathBuf>,
     /// `--exclude` patterns (relative to each build directory, not to the file).
     pub exclude: Option<Vec<String>>,
+    /// `sbom = "spdx" | "cyclonedx" | "none"`, checked by the rule `--sbom` uses.
+    pub sbom: Option<String>,
+    /// `provenance = "slsa" | "none"`, checked by the rule `--provenance` uses.
+    pub provenance: Option<String>,
 }

@@ -90,6 +90,8 @@ pub fn apply(args: &mut BuildArgs, given: &dyn Fn(&str) -> bool, f: FileBuild) {
     }
     take!("chown", args.chown, f.chown);
     take!("split", args.split, f.split);
+    take!("sbom", args.sbom, f.sbom);
+    take!("provenance", args.provenance, f.provenance);
     take!("exclude", args.exclude, f.exclude);
     // A docker archive's one name is in its target: the file's version and tags are for its registry or
     // layout target, and do not apply when the command line says `--to docker-archive:…`.

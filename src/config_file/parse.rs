@@ -116,6 +116,28 @@ pub fn parse(name: &str, text: &str) -> Result<FileBuild> {
                 })?);
                 spans.push((key, v.clone()));
             }
+            "sbom" => {
+                let v2 = s()?;
+                kiln_engine::sbom::SbomFormat::parse_setting(&v2).map_err(|_| {
+                    doc.err(
+                        v.span(),
+                        key,
+                        format!("invalid value {v2:?}: expected spdx, cyclonedx or none"),
+                    )
+                })?;
+                f.sbom = Some(v2);
+            }
+            "provenance" => {
+                let v2 = s()?;
+                kiln_engine::AttestRequest::parse_provenance(&v2).map_err(|_| {
+                    doc.err(
+                        v.span(),
+                        key,
+                        format!("invalid value {v2:?}: expected slsa or none"),
+                    )
+                })?;
+                f.provenance = Some(v2);
+            }
             "split" => {
                 let v2 = s()?;
                 f.split = Some(

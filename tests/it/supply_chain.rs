@@ -298,3 +298,41 @@ fn a_layout_holds_its_documents_untagged() {
         "the SBOM names its image"
     );
 }
+
+#[test]
+fn kiln_toml_chooses_the_documents_by_the_flags_rules() {
+    let env = KilnEnv::new();
+    let dir = env.path("proj");
+    std::fs::create_dir_all(dir.join("dist")).unwrap();
+    std::fs::write(dir.join("dist/index.html"), "hi\n").unwrap();
+    let toml = dir.join("kiln.toml");
+    std::fs::write(
+        &toml,
+        "dir = \"dist\"\nto = \"oci:images:v1\"\nsbom = \"cyclonedx\"\nprovenance = \"none\"\n",
+    )
+    .unwrap();
+    kiln(&env, &["build", "--config", toml.to_str().unwrap()]);
+    let image = format!("oci:{}:v1", dir.join("images").display());
+    let (sbom, _) = env.ok(&["sbom", &image]);
+    assert!(sbom.contains("\"bomFormat\":\"CycloneDX\""), "{sbom}");
+    let out = env.run(&["provenance", &image]);
+    assert_eq!(code(&out), 1, "no provenance was asked for");
+
+    std::fs::write(
+        &toml,
+        "dir = \"dist\"\nto = \"oci:images:v2\"\nsbom = \"swid\"\n",
+    )
+    .unwrap();
+    let out = env
+        .cmd()
+        .env_remove("KILN_SBOM")
+        .args(["build", "--config", toml.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let (_, err) = texts(&out);
+    assert_eq!(code(&out), 2, "{err}");
+    assert!(
+        err.contains(":3:") && err.contains("expected spdx, cyclonedx or none"),
+        "{err}"
+    );
+}

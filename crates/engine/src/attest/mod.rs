@@ -119,8 +119,12 @@ impl Attest<'_> {
         // read-modify-write of the subject's referrers tag, with its own read-back wait.
         let mut work: Vec<(Descriptor, Vec<Artifact>)> = Vec::new();
         let root_present = listed(&dest, &root.digest)?;
+        let nowhere = matches!(dest, Dest::None);
         for img in &self.images {
             let Some(format) = req.sbom else { break };
+            if nowhere && req.sbom_file.is_none() {
+                break;
+            }
             let present = match img.manifest.digest == root.digest {
                 true => root_present.clone(),
                 false => listed(&dest, &img.manifest.digest)?,
@@ -158,7 +162,8 @@ impl Attest<'_> {
                 ));
             }
         }
-        if req.provenance && referrers::pick(&root_present, &PROVENANCE_TYPES).is_none() {
+        if req.provenance && !nowhere && referrers::pick(&root_present, &PROVENANCE_TYPES).is_none()
+        {
             let artifact = self.provenance(root)?;
             let subject = root.descriptor()?;
             match work
@@ -169,9 +174,23 @@ impl Attest<'_> {
                 None => work.push((subject, vec![artifact])),
             }
         }
+        // Subjects at once: each one's referrers tag has its own read-back wait.
+        let results: Vec<Result<Vec<Attached>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = work
+                .iter()
+                .map(|(subject, artifacts)| {
+                    let (dest, opts) = (&dest, &opts);
+                    s.spawn(move || attach(dest, subject, artifacts, opts, report))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("attaching a referrer panicked"))
+                .collect()
+        });
         let mut attached = Vec::new();
-        for (subject, artifacts) in &work {
-            attached.extend(attach(&dest, subject, artifacts, &opts, report)?);
+        for r in results {
+            attached.extend(r?);
         }
         for a in &attached {
             let how = match &a.how {
