@@ -308,6 +308,13 @@ pub struct BuildArgs {
     /// Also write the SBOM to this file (PATH.<os>-<arch> per platform for several)
     #[arg(long, value_name = "PATH", help_heading = SUPPLY_CHAIN)]
     pub sbom_file: Option<PathBuf>,
+    /// Record the git remote and commit in the manifest (image.source, image.revision)
+    ///
+    /// The org.opencontainers.image.source and .revision annotations. Off by default: the image's digest then
+    /// changes with every commit, so an unchanged rebuild from a new commit mints a new version. The provenance
+    /// records both either way.
+    #[arg(long, help_heading = SUPPLY_CHAIN)]
+    pub source_annotations: bool,
     /// SLSA v1 provenance attached to the image: slsa or none
     #[arg(long, value_name = "MODE", default_value = "slsa", env = "KILN_PROVENANCE", help_heading = SUPPLY_CHAIN)]
     pub provenance: String,

@@ -108,6 +108,15 @@ impl BuildArgs {
             l.created_by = created_by(&l.src, &l.dest, compression);
         }
         let (single, platforms) = self.platforms()?;
+        let mut annotations: Vec<(String, String)> = self
+            .annotation
+            .iter()
+            .map(|e| parse_kv("--annotation", e))
+            .collect::<Result<_>>()?;
+        if self.source_annotations {
+            let dir = layers.first().map(|l| l.src.clone()).unwrap_or_default();
+            annotations.extend(kiln_engine::provenance::source_annotations(&dir)?);
+        }
         let config = ConfigSpec {
             platform: single,
             entrypoint: (!self.entrypoint.is_empty()).then(|| self.entrypoint.clone()),
@@ -129,11 +138,7 @@ impl BuildArgs {
                 .iter()
                 .map(|e| parse_expose(e))
                 .collect::<Result<_>>()?,
-            annotations: self
-                .annotation
-                .iter()
-                .map(|e| parse_kv("--annotation", e))
-                .collect::<Result<_>>()?,
+            annotations,
             created: source_date_epoch()?.unwrap_or(0),
         };
         if let Some(w) = &config.workdir

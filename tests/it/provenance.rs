@@ -47,7 +47,7 @@ pub(crate) fn assert_valid(file: &Path) {
 }
 
 /// git in `dir`, isolated from the user's configuration, with a fixed identity and dates.
-fn git(dir: &Path, args: &[&str]) {
+pub(crate) fn git(dir: &Path, args: &[&str]) {
     let st = Command::new("git")
         .arg("-C")
         .arg(dir)

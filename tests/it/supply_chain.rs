@@ -336,3 +336,72 @@ fn kiln_toml_chooses_the_documents_by_the_flags_rules() {
         "{err}"
     );
 }
+
+#[test]
+fn source_annotations_only_when_asked() {
+    let env = KilnEnv::new();
+    let repo = env.path("repo");
+    std::fs::create_dir_all(repo.join("dist")).unwrap();
+    std::fs::write(repo.join("dist/index.html"), "hi\n").unwrap();
+    let git = |args: &[&str]| crate::provenance::git(&repo, args);
+    git(&["init", "-q", "-b", "main"]);
+    git(&[
+        "remote",
+        "add",
+        "origin",
+        "https://bot:s3cret@git.example.com/team/app.git",
+    ]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "one"]);
+    let head = String::from_utf8(
+        Command::new("git")
+            .args(["-C", repo.to_str().unwrap(), "rev-parse", "HEAD"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let layout = env.path("images");
+    let manifest = |tag: &str, extra: &[&str]| -> serde_json::Value {
+        let to = format!("oci:{}:{tag}", layout.display());
+        let mut args = vec![
+            "build",
+            repo.join("dist").to_str().unwrap().to_string().leak() as &str,
+            "--to",
+            &to,
+        ];
+        args.extend_from_slice(extra);
+        env.ok(&args);
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let entry = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["annotations"]["org.opencontainers.image.ref.name"] == tag)
+            .unwrap()
+            .clone();
+        let hex = entry["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string();
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap())
+            .unwrap()
+    };
+    let plain = manifest("plain", &[]);
+    assert!(
+        plain["annotations"]["org.opencontainers.image.revision"].is_null(),
+        "{plain}"
+    );
+    let with = manifest("with", &["--source-annotations"]);
+    assert_eq!(
+        with["annotations"]["org.opencontainers.image.revision"],
+        head.trim()
+    );
+    assert_eq!(
+        with["annotations"]["org.opencontainers.image.source"],
+        "https://git.example.com/team/app.git",
+        "credentials never reach the image"
+    );
+}

@@ -161,6 +161,23 @@ pub fn git_source(dir: &std::path::Path) -> Option<GitSource> {
     GitSource::discover(dir)
 }
 
+/// `--source-annotations`: `org.opencontainers.image.source` (the remote, credentials removed) and `.revision`
+/// (the commit) of the repository `dir` is in, for the manifest. An error when `dir` is in no git work tree.
+pub fn source_annotations(dir: &std::path::Path) -> Result<Vec<(String, String)>> {
+    let g = GitSource::discover(dir).ok_or_else(|| {
+        Error::invalid_arg(
+            "--source-annotations",
+            dir.display().to_string(),
+            "the build directory is not inside a git work tree",
+        )
+    })?;
+    let mut out = vec![("org.opencontainers.image.revision".to_string(), g.commit)];
+    if let Some(url) = g.remote_url {
+        out.push(("org.opencontainers.image.source".to_string(), url));
+    }
+    Ok(out)
+}
+
 /// `resolvedDependencies`: the source commit(s), then the base image.
 fn dependencies(input: &ProvenanceInput, run: &ci::Run) -> Vec<statement::ResourceDescriptor> {
     let mut deps = Vec::new();
