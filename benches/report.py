@@ -6,9 +6,12 @@ import json, os, sys
 results, rss_dir, fixtures = sys.argv[1], sys.argv[2], sys.argv[3:]
 STEPS = [  # scenario, label, [(command, shown as)]
     ("build", "build → OCI layout", [("kiln", "kiln"), ("layer-igzip1", "layer-igzip1 (one pass)"), ("umoci", "umoci")]),
-    ("push", "cold build+push", [("kiln", "kiln"), ("push-igzip1", "igzip+curl stream"),
+    ("push", "cold build+push", [("kiln", "kiln"), ("kiln-nodocs", "kiln --sbom none --provenance none"),
+                                 ("push-igzip1", "igzip+curl stream"),
                                  ("umoci+skopeo", "umoci+skopeo"), ("buildah", "buildah (vfs)")]),
-    ("unchanged", "unchanged rebuild+push", [("kiln", "kiln (warm cache)"), ("umoci+skopeo", "umoci+skopeo")]),
+    ("unchanged", "unchanged rebuild+push, --version auto", [("kiln", "kiln (warm cache)"),
+                                                            ("kiln-nodocs", "kiln --sbom none --provenance none"),
+                                                            ("umoci+skopeo", "umoci+skopeo")]),
     ("changed", "one file changed, rebuild+push", [("kiln", "kiln (warm cache)"), ("kiln-cold", "kiln cold, same layers")]),
     ("fresh", "fresh runner (empty cache), --version auto",
      [("tar-sha256", "tar + openssl dgst -sha256"), ("kiln-unchanged", "kiln, unchanged"),
@@ -49,6 +52,8 @@ def vs(k, sc, cmd):
         x = r("push", "kiln", "push", "push-igzip1"); return x and f"**{x:.2f}x** igzip+curl"
     if sc == "push" and cmd in ("umoci+skopeo", "buildah"):
         x = r("push", cmd, "push", "kiln"); return x and f"kiln **{x:.2f}x** faster"
+    if sc in ("push", "unchanged") and cmd == "kiln-nodocs":
+        x = r(sc, "kiln", sc, "kiln-nodocs"); return x and f"SBOM+provenance: **{100 * (x - 1):+.1f}%**"
     if sc == "unchanged" and cmd == "kiln":
         x = r("unchanged", "kiln", "push", "kiln"); return x and f"**{100 * x:.1f}%** of kiln cold"
     if sc == "unchanged" and cmd == "umoci+skopeo":
@@ -103,6 +108,8 @@ TARGETS = [
     ("fresh runner, one-file-changed ≤ 30% of cold", lambda k: ratio(k, "fresh", "kiln-changed", "fresh", "kiln-cold"),
      lambda x: x <= 0.30, lambda x: f"{100 * x:.0f}%"),
     ("--version auto ≤ +0.15 s over --tag", extra, lambda x: x <= 0.15, lambda x: f"{x * 1000:+.0f} ms"),
+    ("SBOM + provenance ≤ +10% on cold build+push", lambda k: ratio(k, "push", "kiln", "push", "kiln-nodocs"),
+     lambda x: x <= 1.10, lambda x: f"{100 * (x - 1):+.1f}%"),
     ("peak RSS < 64 MiB (kiln, every step)",
      lambda k: max((m["rss"] for sc in data[k].values() for c, m in sc.items() if c.startswith("kiln") and m["rss"]),
                    default=None), lambda x: x < 64, lambda x: f"{x:.0f} MiB"),

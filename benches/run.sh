@@ -155,6 +155,7 @@ for k in ${fixtures//,/ }; do
     # fresh .build-id), so no blob of an earlier run is found there — with --split, the parts without .build-id
     # would otherwise be (HEAD-skipped), which the peers' single layer never is.
     cmds=(kiln "$fresh; rm -rf $d/cache" "$kiln build $cold --prefix /app --to $host/bench/kiln-$id:t --force-tag --cache $d/cache -q"
+      kiln-nodocs "$fresh; rm -rf $d/cache" "$kiln build $cold --prefix /app --to $host/bench/kiln-$id:t --force-tag --cache $d/cache -q --sbom none --provenance none"
       push-igzip1 "$fresh" "$steps push-igzip1 $cold http://$host/v2/bench/igzip-$id")
     has "$skip" umoci ||
       cmds+=(umoci+skopeo "$fresh; rm -rf $d/U" "$steps umoci-push $cold $d/U $host/bench/umoci-$id:t")
@@ -165,12 +166,14 @@ for k in ${fixtures//,/ }; do
   fi
   if has "$scenarios" unchanged; then
     # The warmup run fills kiln's cache and the registry; the timed runs rebuild the same input.
-    cmds=(kiln "true" "$kiln build $warm --prefix /app --to $host/bench/kiln-warm:t --force-tag --cache $d/cache-warm -q")
+    # --version auto, as users run it: the registry's version of this image is found and reused.
+    cmds=(kiln "true" "$kiln build $warm --prefix /app --to $host/bench/kiln-warm --version auto --cache $d/cache-warm -q"
+      kiln-nodocs "true" "$kiln build $warm --prefix /app --to $host/bench/kiln-warm-nodocs --version auto --cache $d/cache-warm-nodocs -q --sbom none --provenance none")
     has "$skip" umoci ||
       cmds+=(umoci+skopeo "rm -rf $d/U" "$steps umoci-push $wumoci $d/U $host/bench/umoci-warm:t")
     bench "$k" unchanged "${cmds[@]}"
     # It must have reused: nothing compressed, nothing uploaded.
-    out=$($kiln build "$warm" --prefix /app --to "$host/bench/kiln-warm:t" --cache "$d/cache-warm" 2>&1)
+    out=$($kiln build "$warm" --prefix /app --to "$host/bench/kiln-warm" --version auto --cache "$d/cache-warm" 2>&1)
     grep -q '(0 compressed' <<<"$out" && grep -q ' 0 blobs uploaded' <<<"$out" ||
       { echo "run.sh: kiln's unchanged rebuild did not reuse everything:" >&2; echo "$out" >&2; exit 1; }
   fi
