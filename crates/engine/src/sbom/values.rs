@@ -36,14 +36,12 @@ pub enum License {
 
 pub fn license(declared: &str) -> License {
     let d = declared.trim();
-    let strict = spdx::Expression::parse_mode(d, spdx::ParseMode::STRICT);
-    match strict {
-        Ok(e) if !d.contains("LicenseRef-") && !d.contains("DocumentRef-") => {
-            // Canonical form: what `spdx` parsed, with no redundant spacing.
-            let _ = e;
-            License::Expression(d.split_whitespace().collect::<Vec<_>>().join(" "))
-        }
-        _ => License::Text(d.to_string()),
+    let parsed = spdx::Expression::parse_mode(d, spdx::ParseMode::STRICT).is_ok();
+    if parsed && !d.contains("LicenseRef-") && !d.contains("DocumentRef-") {
+        // As declared, with runs of spaces made one.
+        License::Expression(d.split_whitespace().collect::<Vec<_>>().join(" "))
+    } else {
+        License::Text(d.to_string())
     }
 }
 

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::detect;
+use super::{detect, may_be_binary};
 use crate::digest::Digest;
 use crate::sbom::model::{Detection, FileRecord};
 
@@ -190,5 +190,26 @@ fn damaged_binaries_are_warnings() {
         d.warnings[0].starts_with("/bin/truncated: ELF:"),
         "{:?}",
         d.warnings
+    );
+}
+
+#[test]
+fn only_files_that_may_be_binaries_are_opened() {
+    for (name, yes) in [
+        ("hello", true),
+        ("libc.so.6", true),
+        ("addon.node", true),
+        ("x.averyveryverylongext", true),
+        ("index.js", false),
+        ("INDEX.JS", false),
+        ("types.d.ts", false),
+        ("README.md", false),
+        ("app.jar", false),
+    ] {
+        assert_eq!(may_be_binary(name, 4096), yes, "{name}");
+    }
+    assert!(
+        !may_be_binary("hello", 100),
+        "too small for an ELF header and a section"
     );
 }
