@@ -243,6 +243,7 @@ mod tests {
             uid: 0,
             gid: 0,
             compression: Compression::Gzip { level: 2 },
+            file_digests: false,
         };
         let mut keys = vec![LayerCache::key(&base, &opts)];
         assert_eq!(keys[0], LayerCache::key(&base.clone(), &opts));

@@ -21,6 +21,11 @@ impl Digest {
         Self::from_hash(Sha256::digest(bytes).as_slice())
     }
 
+    /// A sha256 computed elsewhere (the layer writer's per-file digests).
+    pub fn from_sha256(raw: [u8; 32]) -> Self {
+        Self::from_hash(&raw)
+    }
+
     fn from_hash(raw: &[u8]) -> Self {
         Digest {
             hex: hex::encode(raw),

@@ -36,7 +36,13 @@ pub struct LayerOptions {
     pub uid: u32,
     pub gid: u32,
     pub compression: Compression,
+    /// Also hash each regular file (sha256 and sha1, for the SBOM: `LayerInfo::files`) from the bytes read for
+    /// the tar, so an SBOM costs no second read. Not part of the layer's bytes.
+    pub file_digests: bool,
 }
+
+/// A regular file's (entry index, sha256, sha1), from the bytes read for the tar.
+pub type FileDigests = (usize, [u8; 32], [u8; 20]);
 
 /// What the layer step knows once the stream is written; the blob digest and size come from the sink.
 #[derive(Debug, Clone)]
@@ -47,6 +53,8 @@ pub struct LayerInfo {
     pub tar_size: u64,
     /// Where the gzip blob's deflated blocks are, when `Reuse::record` asked for it (else empty).
     pub blocks: BlockTable,
+    /// With `LayerOptions::file_digests`: each regular file's (entry index, sha256, sha1), in order.
+    pub files: Vec<FileDigests>,
 }
 
 /// Size of the buffer files are read into and the tar stream is written from.
@@ -87,6 +95,7 @@ pub fn write_layer_with_progress<W: Write>(
                 hasher: HashingWriter::new(io::sink()),
                 full: full_tx,
                 empty: empty_rx,
+                files: opts.file_digests.then(Vec::new),
             };
             produce(&mut out, entries, opts)?;
             let (diff_id, tar_size, _) = out.hasher.finish();
@@ -94,6 +103,7 @@ pub fn write_layer_with_progress<W: Write>(
                 diff_id,
                 tar_size,
                 blocks: BlockTable::default(),
+                files: out.files.unwrap_or_default(),
             })
         });
         // Consumer. On a write error, dropping `full_rx` (by leaving the loop) stops the producer.
@@ -130,9 +140,9 @@ const BUFFERS: usize = 3;
 
 fn produce(out: &mut TarOut, entries: &[Entry], opts: &LayerOptions) -> Result<()> {
     let mut headers = Vec::with_capacity(4 * BLOCK);
-    for e in entries {
+    for (i, e) in entries.iter().enumerate() {
         out.mark();
-        write_entry(out, &mut headers, e, opts)?;
+        write_entry(out, &mut headers, e, opts, i)?;
     }
     // End of archive: two zero blocks.
     out.mark();
@@ -145,6 +155,7 @@ fn write_entry(
     headers: &mut Vec<u8>,
     e: &Entry,
     opts: &LayerOptions,
+    index: usize,
 ) -> Result<()> {
     let path = e.path.as_os_str().as_bytes();
     if path.is_empty() || path[0] == b'/' || path.contains(&0) {
@@ -204,7 +215,7 @@ fn write_entry(
     );
     out.put(headers)?;
     if let Some((mut f, src)) = file {
-        out.copy_file(&mut f, size, src)?;
+        out.copy_file(&mut f, size, src, index)?;
         check_unchanged(&f, size, e.stamp, src)?;
         out.put(&[0; BLOCK][..header::padding(size)])?;
     }
@@ -303,6 +314,8 @@ struct TarOut {
     hasher: HashingWriter<io::Sink>,
     full: mpsc::SyncSender<Chunk>,
     empty: mpsc::Receiver<Chunk>,
+    /// Each file's digests, when asked for (`LayerOptions::file_digests`).
+    files: Option<Vec<FileDigests>>,
 }
 
 impl TarOut {
@@ -347,7 +360,12 @@ impl TarOut {
     }
 
     /// Read exactly `size` bytes of `f` into the stream; fewer is an error (the file shrank).
-    fn copy_file(&mut self, f: &mut File, size: u64, src: &Path) -> Result<()> {
+    fn copy_file(&mut self, f: &mut File, size: u64, src: &Path, index: usize) -> Result<()> {
+        use sha1::Digest as _;
+        let mut digests = self
+            .files
+            .is_some()
+            .then(|| (sha2::Sha256::new(), sha1::Sha1::new()));
         let mut left = size;
         while left > 0 {
             if self.chunk.len == self.chunk.buf.len() {
@@ -361,12 +379,20 @@ impl TarOut {
                     return Err(changed(src, &what));
                 }
                 Ok(n) => {
+                    if let Some((a, b)) = digests.as_mut() {
+                        let read = &self.chunk.buf[self.chunk.len..self.chunk.len + n];
+                        a.update(read);
+                        b.update(read);
+                    }
                     self.chunk.len += n;
                     left -= n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Error::io(src, e)),
             }
+        }
+        if let (Some((a, b)), Some(files)) = (digests, self.files.as_mut()) {
+            files.push((index, a.finalize().into(), b.finalize().into()));
         }
         Ok(())
     }

@@ -20,6 +20,41 @@ use crate::error::{Error, Result};
 use crate::sbom::FileRecord;
 use crate::walk::{Entry, EntryKind};
 
+/// A file's sha256 and sha1.
+type Digests = (Digest, [u8; 20]);
+
+/// Digests the layer writer computed while it read the files (`LayerOptions::file_digests`), by file identity:
+/// an SBOM of layers built in this run costs no second read.
+#[derive(Default)]
+pub struct Collected(std::sync::Mutex<HashMap<String, Digests>>);
+
+impl Collected {
+    /// Record the digests `files` gives for `entries` (what `layer::LayerInfo::files` holds for them).
+    pub fn add(&self, entries: &[Entry], files: &[crate::layer::FileDigests]) {
+        let mut m = self.0.lock().expect("collected digests");
+        for (i, sha256, sha1) in files {
+            if let Some(e) = entries.get(*i) {
+                let d = Digest::from_sha256(*sha256);
+                m.insert(identity(e), (d, *sha1));
+            }
+        }
+    }
+}
+
+/// What the digests of a file are remembered by: its path in the image and what the layer cache trusts to tell
+/// a changed file (size, mtime, ctime, inode).
+pub fn identity(e: &Entry) -> String {
+    let size = match e.kind {
+        EntryKind::File { size } => size,
+        _ => 0,
+    };
+    let (m, mn, c, cn, ino) = e.stamp;
+    format!(
+        "/{}\0{size}\0{m}.{mn}\0{c}.{cn}\0{ino}",
+        e.path.to_string_lossy()
+    )
+}
+
 /// A regular file to list: where it is in the image, where it is read from, and its identity for the cache.
 struct Wanted<'a> {
     image_path: String,
@@ -35,6 +70,7 @@ pub fn file_records(
     sources: &[&[Entry]],
     cache: Option<&LayerCache>,
     scope: &str,
+    collected: &Collected,
 ) -> Result<Vec<FileRecord>> {
     let record = format!("{RECORD}-{}", &Digest::of(scope.as_bytes()).hex()[..16]);
     let mut wanted = Vec::new();
@@ -44,9 +80,8 @@ pub fn file_records(
             let image_path = format!("/{}", e.path.to_string_lossy());
             match (&e.kind, &e.source) {
                 (EntryKind::File { size }, Some(src)) => {
-                    let (m, mn, c, cn, ino) = e.stamp;
                     wanted.push(Wanted {
-                        identity: format!("{image_path}\0{size}\0{m}.{mn}\0{c}.{cn}\0{ino}"),
+                        identity: identity(e),
                         image_path,
                         source: src,
                         size: *size,
@@ -59,7 +94,15 @@ pub fn file_records(
             }
         }
     }
-    let remembered = cache.map(|c| load(c, &record)).unwrap_or_default();
+    let mut remembered = cache.map(|c| load(c, &record)).unwrap_or_default();
+    let new: Vec<(String, Digests)> = collected
+        .0
+        .lock()
+        .expect("collected digests")
+        .drain()
+        .collect();
+    let fresh = !new.is_empty();
+    remembered.extend(new);
     let missing: Vec<usize> = (0..wanted.len())
         .filter(|i| !remembered.contains_key(&wanted[*i].identity))
         .collect();
@@ -85,7 +128,7 @@ pub fn file_records(
         }
     }
     if let Some(c) = cache
-        && !missing.is_empty()
+        && (!missing.is_empty() || fresh)
     {
         let keep: HashMap<&str, &(Digest, [u8; 20])> = wanted
             .iter()
@@ -95,9 +138,6 @@ pub fn file_records(
     }
     Ok(out)
 }
-
-/// A file's sha256 and sha1.
-type Digests = (Digest, [u8; 20]);
 
 /// The digests of `wanted[i]` for each i in `which`, in that order, hashed on every core.
 fn hash_all(wanted: &[Wanted<'_>], which: &[usize]) -> Result<Vec<(Digest, [u8; 20])>> {

@@ -8,6 +8,8 @@
 
 mod files;
 
+pub(crate) use files::Collected;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -96,7 +98,12 @@ pub(crate) struct Attest<'a> {
     pub build_dir: &'a std::path::Path,
     /// The settings the build ran with, for the provenance's `externalParameters` (secrets are masked there).
     pub parameters: serde_json::Value,
+    /// File digests the layer writer computed in this run.
+    pub collected: &'a Collected,
 }
+
+/// The documents to attach, by subject.
+pub(crate) struct Planned(Vec<(Descriptor, Vec<Artifact>)>);
 
 /// Where the documents go.
 pub(crate) enum Dest<'a> {
@@ -109,16 +116,53 @@ pub(crate) enum Dest<'a> {
 impl Attest<'_> {
     /// Write `--sbom-file` and attach the documents `root` lacks in `dest`. Returns what was attached.
     pub fn run(&self, root: &Root, dest: Dest<'_>, report: &Report) -> Result<Vec<Attached>> {
+        let planned = self.documents(root, &dest, report)?;
+        self.attach(planned, &dest, report)
+    }
+
+    /// Write `--sbom-file` and the documents `root` lacks in `dest` (reads only: a registry build writes them
+    /// while its publish checks its tags).
+    pub fn documents(&self, root: &Root, dest: &Dest<'_>, report: &Report) -> Result<Planned> {
         let req = self.request;
-        let opts = AttachOptions {
-            skip_types_present: true,
-            settle: self.settle,
-            ..AttachOptions::default()
-        };
         // One listing and one attach per subject: on a registry without the referrers API, each attach is a
         // read-modify-write of the subject's referrers tag, with its own read-back wait.
         let mut work: Vec<(Descriptor, Vec<Artifact>)> = Vec::new();
-        let root_present = listed(&dest, &root.digest)?;
+        let root_present = listed(dest, &root.digest)?;
+        let nowhere = matches!(dest, Dest::None);
+        let want_provenance = req.provenance
+            && !nowhere
+            && referrers::pick(&root_present, &PROVENANCE_TYPES).is_none();
+        // git answers (five processes, ~25 ms) while the files are hashed.
+        std::thread::scope(|s| {
+            let git = want_provenance.then(|| s.spawn(|| provenance::git_source(self.build_dir)));
+            self.sbom_documents(root, dest, &root_present, &mut work, report)?;
+            if let Some(git) = git {
+                let git = git.join().expect("reading git panicked");
+                let artifact = self.provenance(root, git)?;
+                let subject = root.descriptor()?;
+                match work
+                    .iter_mut()
+                    .find(|(d, _)| d.digest() == subject.digest())
+                {
+                    Some((_, list)) => list.push(artifact),
+                    None => work.push((subject, vec![artifact])),
+                }
+            }
+            Ok::<_, Error>(())
+        })?;
+        Ok(Planned(work))
+    }
+
+    /// Each platform's SBOM that `dest` lacks (and `--sbom-file`), into `work`.
+    fn sbom_documents(
+        &self,
+        root: &Root,
+        dest: &Dest<'_>,
+        root_present: &[Descriptor],
+        work: &mut Vec<(Descriptor, Vec<Artifact>)>,
+        report: &Report,
+    ) -> Result<()> {
+        let req = self.request;
         let nowhere = matches!(dest, Dest::None);
         for img in &self.images {
             let Some(format) = req.sbom else { break };
@@ -126,8 +170,8 @@ impl Attest<'_> {
                 break;
             }
             let present = match img.manifest.digest == root.digest {
-                true => root_present.clone(),
-                false => listed(&dest, &img.manifest.digest)?,
+                true => root_present.to_vec(),
+                false => listed(dest, &img.manifest.digest)?,
             };
             let has_sbom = referrers::pick(&present, &SBOM_TYPES).is_some();
             if has_sbom && req.sbom_file.is_none() {
@@ -162,24 +206,28 @@ impl Attest<'_> {
                 ));
             }
         }
-        if req.provenance && !nowhere && referrers::pick(&root_present, &PROVENANCE_TYPES).is_none()
-        {
-            let artifact = self.provenance(root)?;
-            let subject = root.descriptor()?;
-            match work
-                .iter_mut()
-                .find(|(d, _)| d.digest() == subject.digest())
-            {
-                Some((_, list)) => list.push(artifact),
-                None => work.push((subject, vec![artifact])),
-            }
-        }
+        Ok(())
+    }
+
+    /// Attach what [`Attest::documents`] planned.
+    pub fn attach(
+        &self,
+        planned: Planned,
+        dest: &Dest<'_>,
+        report: &Report,
+    ) -> Result<Vec<Attached>> {
+        let opts = AttachOptions {
+            skip_types_present: true,
+            settle: self.settle,
+            ..AttachOptions::default()
+        };
+        let work = planned.0;
         // Subjects at once: each one's referrers tag has its own read-back wait.
         let results: Vec<Result<Vec<Attached>>> = std::thread::scope(|s| {
             let handles: Vec<_> = work
                 .iter()
                 .map(|(subject, artifacts)| {
-                    let (dest, opts) = (&dest, &opts);
+                    let opts = &opts;
                     s.spawn(move || attach(dest, subject, artifacts, opts, report))
                 })
                 .collect();
@@ -216,7 +264,7 @@ impl Attest<'_> {
     ) -> Result<Vec<u8>> {
         let cache = self.cache.clone().map(LayerCache::new);
         let scope = format!("{} {}", self.name, img.platform);
-        let files = files::file_records(&img.sources, cache.as_ref(), &scope)?;
+        let files = files::file_records(&img.sources, cache.as_ref(), &scope, self.collected)?;
         let base = img.base.map(|b| BaseImage {
             reference: b.base.name.clone(),
             digest: b.base.manifest.digest.clone(),
@@ -245,7 +293,7 @@ impl Attest<'_> {
         Ok(generated.bytes)
     }
 
-    fn provenance(&self, root: &Root) -> Result<Artifact> {
+    fn provenance(&self, root: &Root, git: Option<provenance::GitSource>) -> Result<Artifact> {
         let mut subjects = vec![Subject {
             name: self.name.clone(),
             digest: root.digest.clone(),
@@ -267,7 +315,7 @@ impl Attest<'_> {
             subjects: &subjects,
             parameters: self.parameters.clone(),
             base,
-            git: provenance::git_source(self.build_dir),
+            git,
             started: self.request.started,
             finished,
             env: &env,

@@ -106,6 +106,7 @@ fn build_and_publish(plan: &BuildPlan, report: &Report) -> Result<Published> {
         Target::Registry(_) | Target::DockerArchive { .. } => plan.cache.join("layout"),
     };
     let (layout, created) = Layout::open_or_create(&layout_path)?;
+    let collected = attest::Collected::default();
     let before = match plan.target {
         Target::Layout(_) => layout.blob_names()?,
         _ => HashSet::new(),
@@ -116,6 +117,7 @@ fn build_and_publish(plan: &BuildPlan, report: &Report) -> Result<Published> {
         before: &before,
         streams: None,
         known: &known,
+        collected: &collected,
     };
     // Blobs go up while the image is built when the publish cannot be refused (commands::early). A layer may
     // even be uploaded while it is compressed (registry::stream); its uploader waits for that upload and pushes
@@ -146,7 +148,7 @@ fn build_and_publish(plan: &BuildPlan, report: &Report) -> Result<Published> {
     let result = built.and_then(|(root, images)| {
         let listed: Vec<(PlatformSpec, &Json<ImageManifest>)> =
             images.iter().map(|(p, m, _)| (p.clone(), m)).collect();
-        let attest = attest_for(plan, &images, &jobs);
+        let attest = attest_for(plan, &images, &jobs, &collected);
         let attach = |root: &Root| -> Result<()> {
             let dest = match (&plan.target, &repo) {
                 (Target::Registry(_), Some(repo)) => attest::Dest::Registry(repo),
@@ -176,24 +178,43 @@ fn build_and_publish(plan: &BuildPlan, report: &Report) -> Result<Published> {
             },
             (_, Some(r)) => {
                 let repo = repo.as_ref().expect("a registry target has a repository");
-                let ctx = remote::PublishCtx {
-                    repo,
-                    reference: r,
-                    layout: &layout,
-                    base: None,
-                    request: &plan.tagging,
-                    build_dir: &plan.layers[0].src,
-                    pushed_early: &pushed_early,
-                    prepared: prepared.as_ref(),
-                    known: &known.blobs(),
-                    attach: attest.is_some().then_some(&attach as _),
-                };
                 let with_bases: Vec<remote::PlatformImage<'_>> = images
                     .iter()
                     .zip(&jobs)
                     .map(|((p, m, _), j)| (p.clone(), m, j.base.as_ref()))
                     .collect();
-                remote::publish_root(&ctx, &root, &with_bases, report).map(|p| (None, p))
+                std::thread::scope(|s| {
+                    // The documents are written (files hashed, nothing sent) while the publish checks its tags;
+                    // the publish attaches them once nothing can refuse it (`remote::PublishCtx::attach`).
+                    let dest = attest::Dest::Registry(repo);
+                    let writing = attest.as_ref().map(|a| {
+                        s.spawn(|| a.documents(&root, &attest::Dest::Registry(repo), report))
+                    });
+                    let writing = std::sync::Mutex::new(writing);
+                    let attach_written = |_: &Root| -> Result<()> {
+                        let planned = writing.lock().expect("documents").take();
+                        match (planned, &attest) {
+                            (Some(h), Some(a)) => {
+                                let planned = h.join().expect("writing the documents panicked")?;
+                                a.attach(planned, &dest, report).map(|_| ())
+                            }
+                            _ => Ok(()),
+                        }
+                    };
+                    let ctx = remote::PublishCtx {
+                        repo,
+                        reference: r,
+                        layout: &layout,
+                        base: None,
+                        request: &plan.tagging,
+                        build_dir: &plan.layers[0].src,
+                        pushed_early: &pushed_early,
+                        prepared: prepared.as_ref(),
+                        known: &known.blobs(),
+                        attach: attest.is_some().then_some(&attach_written as _),
+                    };
+                    remote::publish_root(&ctx, &root, &with_bases, report).map(|p| (None, p))
+                })
             }
             _ => unreachable!("a registry target always has a reference"),
         }
@@ -223,7 +244,13 @@ fn build_all(
     early: Option<&Finished>,
     report: &Report,
 ) -> Result<(Root, Vec<BuiltImage>)> {
-    let (layout, before, streams, known) = (txn.layout, txn.before, txn.streams, txn.known);
+    let (layout, before, streams, known, collected) = (
+        txn.layout,
+        txn.before,
+        txn.streams,
+        txn.known,
+        txn.collected,
+    );
     // Each platform tracks the blobs it adds, merged below so a failure anywhere rolls all of them back.
     let build_one = |job: &PlatformJob| -> JobResult {
         let mut t = Txn {
@@ -232,6 +259,7 @@ fn build_all(
             before,
             streams,
             known,
+            collected,
         };
         let r = write_image(
             &mut t,
@@ -318,6 +346,8 @@ fn write_image(
             uid,
             gid,
             compression: plan.compression,
+            // The SBOM lists every file's digests: taken from the bytes read for the tar.
+            file_digests: plan.attest.sbom.is_some(),
         };
         let count = ranges.len();
         for (i, range) in ranges.iter().enumerate() {
@@ -372,6 +402,7 @@ fn attest_for<'a>(
     plan: &'a BuildPlan,
     images: &'a [BuiltImage],
     jobs: &'a [PlatformJob],
+    collected: &'a attest::Collected,
 ) -> Option<attest::Attest<'a>> {
     let req = &plan.attest;
     if !req.any() && req.sbom_file.is_none() {
@@ -400,6 +431,7 @@ fn attest_for<'a>(
         settle: plan.tagging.policy.settle,
         build_dir: &plan.layers[0].src,
         parameters: plan.parameters(),
+        collected,
     })
 }
 

@@ -37,7 +37,13 @@ pub(super) fn build_parts(
         let p = &parts[0];
         return Ok(vec![layer_for(txn, plan, cache, p, early, report)?]);
     }
-    let (layout, before, streams, known) = (txn.layout, txn.before, txn.streams, txn.known);
+    let (layout, before, streams, known, collected) = (
+        txn.layout,
+        txn.before,
+        txn.streams,
+        txn.known,
+        txn.collected,
+    );
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
     let results: std::sync::Mutex<Vec<Option<Result<CachedLayer>>>> =
@@ -50,6 +56,7 @@ pub(super) fn build_parts(
             before,
             streams,
             known,
+            collected,
         };
         use std::sync::atomic::Ordering::Relaxed;
         while !failed.load(Relaxed) {
@@ -165,8 +172,11 @@ fn from_registry(
     if built_here || txn.known.is_empty() {
         return Ok(None);
     }
+    // Only the diff_id: an SBOM is not needed for an image the registry has, and one that changed hashes the
+    // files it lacks digests for (`attest`).
     let opts = LayerOptions {
         compression: Compression::None,
+        file_digests: false,
         ..part.opts.clone()
     };
     let bar = report.bytes(
@@ -256,6 +266,7 @@ fn build_layer(
     })
     .context(|| format!("building the layer from {}", part.label))?;
     bar.finish();
+    txn.collected.add(entries, &info.files);
     let (digest, size) = sink.finish(|blob| layout.finish_blob(blob))?;
     let added = txn.is_new(&digest);
     txn.track(added, &digest);

@@ -17,6 +17,8 @@ pub(crate) struct Txn<'a> {
     pub streams: Option<&'a LayerStreams>,
     /// The target repository's recent layers, for a layer the layer cache misses (a registry build).
     pub known: &'a KnownLayers,
+    /// Per-file digests of the layers built in this run, for the SBOM (`attest`).
+    pub collected: &'a crate::attest::Collected,
 }
 
 impl Txn<'_> {

@@ -15,6 +15,7 @@ fn opts(compression: Compression) -> LayerOptions {
         uid: 0,
         gid: 0,
         compression,
+        file_digests: false,
     }
 }
 
@@ -322,6 +323,7 @@ fn owner_and_mtime_come_from_the_options() {
         uid: 1000,
         gid: 3_000_000, // over 7 octal digits: a PAX record
         compression: Compression::None,
+        file_digests: false,
     };
     let (_, tar) = layer(&entries, &o);
     let mut archive = tar::Archive::new(&tar[..]);
@@ -469,5 +471,38 @@ fn a_sink_failing_mid_stream_stops_the_reader() {
             .err()
             .unwrap();
         assert!(err.to_string().contains("disk full"), "{err}");
+    }
+}
+
+/// The SBOM's per-file digests come from the bytes read for the tar: they equal each file's own, one per
+/// regular file, in order, and asking for them changes no byte of the layer.
+#[test]
+fn per_file_digests_match_the_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = fixture::build(tmp.path());
+    let entries = walk::walk(&root, "/app").unwrap();
+    let plain = opts(Compression::Gzip { level: 1 });
+    let with = LayerOptions {
+        file_digests: true,
+        ..plain.clone()
+    };
+    let (a, blob_a) = layer(&entries, &plain);
+    let (b, blob_b) = layer(&entries, &with);
+    assert_eq!(blob_a, blob_b);
+    assert_eq!(a.diff_id, b.diff_id);
+    assert!(a.files.is_empty());
+    let files: Vec<usize> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e.kind, EntryKind::File { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!files.is_empty());
+    assert_eq!(b.files.iter().map(|f| f.0).collect::<Vec<_>>(), files);
+    for (i, sha256, sha1) in &b.files {
+        let body = std::fs::read(entries[*i].source.as_ref().unwrap()).unwrap();
+        assert_eq!(Digest::from_sha256(*sha256), Digest::of(&body));
+        use sha1::Digest as _;
+        assert_eq!(*sha1, <[u8; 20]>::from(sha1::Sha1::digest(&body)));
     }
 }

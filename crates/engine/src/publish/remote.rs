@@ -286,6 +286,13 @@ pub fn publish_root(
     let (tagged, attached) = std::thread::scope(|s| {
         let mut attaching = None;
         let tagged = tagging::publish_tags(&target, &root.digest, &req, prepared, &mut || {
+            // Every tag is checked by now (nothing refuses the publish but a failure). A registry accepts a
+            // manifest whose subject it does not hold yet (distribution spec 1.1, "Pushing Manifests with
+            // Subject"), so the documents are written and attached while the blobs go up and the version is
+            // claimed: their referrers tag's read-back wait overlaps the push and the version's own.
+            if let (Some(a), None) = (ctx.attach, &attaching) {
+                attaching = Some(s.spawn(move || a(root)));
+            }
             let mut known = target.known_blobs();
             known.extend(ctx.known.iter().cloned());
             for (_, manifest, base) in images {
@@ -311,11 +318,6 @@ pub fn publish_root(
                     &root.digest,
                     root.media_type.as_ref(),
                 )?;
-            }
-            // A registry accepts a manifest whose subject it does not hold yet (distribution spec 1.1, "Pushing
-            // Manifests with Subject"), so the referrers need not wait for the tag that stores the root.
-            if let (Some(a), None) = (ctx.attach, &attaching) {
-                attaching = Some(s.spawn(move || a(root)));
             }
             Ok(())
         });
