@@ -45,7 +45,7 @@ fn provenance() -> Artifact {
 
 fn fast() -> AttachOptions {
     AttachOptions {
-        settle: Duration::from_millis(300),
+        settle: Duration::from_millis(20),
         ..AttachOptions::default()
     }
 }

@@ -31,6 +31,13 @@ use crate::sbom::{self, BaseImage, SbomFormat, SbomInput};
 use crate::store::Layout;
 use crate::walk::Entry;
 
+/// The least read-back wait for a referrers tag (3x the read-and-write otherwise, as for versions). Shorter than
+/// a version's floor (`publish::SETTLE_FLOOR`, 100 ms) because losing this race costs less: two builds of the very
+/// same image at once, and a document one of them attached goes unlisted — which `kiln inspect` shows and the next
+/// build of that image repairs (it attaches each kind of document the image lacks) — never two processes
+/// printing one version. A version's wait runs beside it on a versioned publish; with `--tag` it is the only one.
+const REFERRERS_SETTLE_FLOOR: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// What `kiln build` was asked to attach.
 #[derive(Debug, Clone)]
 pub struct AttestRequest {
@@ -218,7 +225,7 @@ impl Attest<'_> {
     ) -> Result<Vec<Attached>> {
         let opts = AttachOptions {
             skip_types_present: true,
-            settle: self.settle,
+            settle: REFERRERS_SETTLE_FLOOR.min(self.settle),
             ..AttachOptions::default()
         };
         let work = planned.0;

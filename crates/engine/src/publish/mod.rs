@@ -35,6 +35,6 @@ mod registry_tags;
 pub mod remote;
 pub mod tagging;
 
-pub use policy::{Plan, SETTLE_FLOOR, TagTarget, WriteOutcome};
+pub use policy::{Plan, SETTLE_FLOOR, TagTarget, WriteOutcome, settle_time};
 pub use published::{LayerOut, Published};
 pub use registry_tags::RemoteTags;

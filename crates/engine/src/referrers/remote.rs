@@ -143,6 +143,7 @@ fn update_tag(
 ) -> Result<Tag> {
     let tag = fallback_tag(subject)?;
     for round in 0..opts.max_rounds.max(1) {
+        let started = std::time::Instant::now();
         let (seen, mut listed) = read_tag(repo, &tag)?;
         let missing: Vec<&Descriptor> = ours
             .iter()
@@ -180,7 +181,8 @@ fn update_tag(
                 )));
             }
         }
-        std::thread::sleep(opts.settle);
+        // As for versions: 3x this read-and-write, at least `settle` (`publish::settle_time`).
+        std::thread::sleep(crate::publish::settle_time(opts.settle, started.elapsed()));
     }
     Err(Error::Version(format!(
         "{}: the referrers tag {tag} of {subject} lost our entries to concurrent writers {} times; the image \
