@@ -137,11 +137,12 @@ for k in ${fixtures//,/ }; do
 
   if has "$scenarios" build; then
     cmds=(kiln "rm -rf $d/L $d/cache" "$kiln build $cold --prefix /app --to oci:$d/L:t --cache $d/cache -q"
+      kiln-nodocs "rm -rf $d/L $d/cache" "$kiln build $cold --prefix /app --to oci:$d/L:t --cache $d/cache -q --sbom none --provenance none"
       layer-igzip1 "true" "$steps layer-igzip1 $cold")
     has "$skip" umoci || cmds+=(umoci "rm -rf $d/U" "$steps umoci-build $cold $d/U")
     bench "$k" build "${cmds[@]}"
-    # The same work? Compressed layer sizes: kiln's (all blobs of its last layout: the layers, split or not, plus a
-    # few KiB of config and manifest) and igzip -1's.
+    # The same work? Compressed layer sizes: kiln's (all blobs of its last layout, kiln-nodocs's: the layers, split
+    # or not, plus a few KiB of config and manifest; no SBOM) and igzip -1's.
     echo "$(find "$d/L/blobs" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')" \
       "$(tar -C "$cold" --sort=name -cf - . | igzip -1 -c | wc -c)" >"$work/results/$k.sizes"
   fi
@@ -186,7 +187,10 @@ for k in ${fixtures//,/ }; do
     fi
     cmds=(kiln "$steps change $chg/$changed_file $fx/$changed_file"
       "$kiln build $(lay "$chg") --to $host/bench/kiln-changed:t --force-tag --cache $d/cache-changed -q"
-      kiln-cold "$fresh; rm -rf $d/cache" "$kiln build $(lay "$cold") --to $host/bench/kiln-cold-$id:t --cache $d/cache -q")
+      kiln-cold "$fresh; rm -rf $d/cache" "$kiln build $(lay "$cold") --to $host/bench/kiln-cold-$id:t --cache $d/cache -q"
+      kiln-nodocs "$steps change $chg/$changed_file $fx/$changed_file"
+      "$kiln build $(lay "$chg") --to $host/bench/kiln-changed-nodocs:t --force-tag --cache $d/cache-changed-nodocs -q --sbom none --provenance none"
+      kiln-cold-nodocs "$fresh; rm -rf $d/cache" "$kiln build $(lay "$cold") --to $host/bench/kiln-cold-nodocs-$id:t --cache $d/cache -q --sbom none --provenance none")
     bench "$k" changed "${cmds[@]}"
     # Only what changed was compressed again: node_modules/ (its own --layer) all from the cache, and for small and
     # big only the part of the split main layer holding the changed file.
