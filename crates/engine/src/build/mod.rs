@@ -244,23 +244,10 @@ fn build_all(
     early: Option<&Finished>,
     report: &Report,
 ) -> Result<(Root, Vec<BuiltImage>)> {
-    let (layout, before, streams, known, collected) = (
-        txn.layout,
-        txn.before,
-        txn.streams,
-        txn.known,
-        txn.collected,
-    );
+    let (layout, proto) = (txn.layout, txn.fork());
     // Each platform tracks the blobs it adds, merged below so a failure anywhere rolls all of them back.
     let build_one = |job: &PlatformJob| -> JobResult {
-        let mut t = Txn {
-            layout,
-            new_blobs: Vec::new(),
-            before,
-            streams,
-            known,
-            collected,
-        };
+        let mut t = proto.fork();
         let r = write_image(
             &mut t,
             &job.plan,

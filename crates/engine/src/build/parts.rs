@@ -37,27 +37,14 @@ pub(super) fn build_parts(
         let p = &parts[0];
         return Ok(vec![layer_for(txn, plan, cache, p, early, report)?]);
     }
-    let (layout, before, streams, known, collected) = (
-        txn.layout,
-        txn.before,
-        txn.streams,
-        txn.known,
-        txn.collected,
-    );
+    let proto = txn.fork();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
     let results: std::sync::Mutex<Vec<Option<Result<CachedLayer>>>> =
         std::sync::Mutex::new((0..parts.len()).map(|_| None).collect());
     let worker = || {
         // Each worker tracks the blobs it adds; merged below so a failure rolls all of them back.
-        let mut t = Txn {
-            layout,
-            new_blobs: Vec::new(),
-            before,
-            streams,
-            known,
-            collected,
-        };
+        let mut t = proto.fork();
         use std::sync::atomic::Ordering::Relaxed;
         while !failed.load(Relaxed) {
             let i = next.fetch_add(1, Relaxed);

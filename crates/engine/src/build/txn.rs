@@ -21,7 +21,20 @@ pub(crate) struct Txn<'a> {
     pub collected: &'a crate::attest::Collected,
 }
 
-impl Txn<'_> {
+impl<'a> Txn<'a> {
+    /// A transaction over the same layout for another thread: it tracks its own new blobs, merged back by the
+    /// caller, so a failure anywhere rolls all of them back.
+    pub fn fork(&self) -> Txn<'a> {
+        Txn {
+            layout: self.layout,
+            new_blobs: Vec::new(),
+            before: self.before,
+            streams: self.streams,
+            known: self.known,
+            collected: self.collected,
+        }
+    }
+
     /// Whether this build added `d` (it was not in the layout when the build started).
     pub fn is_new(&self, d: &Digest) -> bool {
         !self.before.contains(d.hex())

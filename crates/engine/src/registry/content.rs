@@ -274,6 +274,17 @@ impl Repository {
 
     /// `PUT` a manifest under a tag or its digest; returns its digest.
     pub fn put_manifest(&self, reference: &str, bytes: &[u8], media_type: &str) -> Result<Digest> {
+        Ok(self.send_manifest(reference, bytes, media_type)?.0)
+    }
+
+    /// `PUT` a manifest under `reference`, checking the digest the registry says it stored; also whether it
+    /// answered with `OCI-Subject` (it keeps the referrers list of the manifest's subject: `put_manifest_with_subject`).
+    pub(super) fn send_manifest(
+        &self,
+        reference: &str,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<(Digest, bool)> {
         let ep = self.endpoint()?;
         let url = self.url(&ep, &format!("manifests/{reference}"));
         let digest = Digest::of(bytes);
@@ -285,7 +296,7 @@ impl Repository {
             return Err(fail("PUT", &url, resp));
         }
         check_digest_header(resp.headers(), "PUT", &url, &digest)?;
-        Ok(digest)
+        Ok((digest, header(resp.headers(), "oci-subject").is_some()))
     }
 
     /// `PUT` a manifest under `tag`, retried on the same terms as any request, but with the tag looked at again

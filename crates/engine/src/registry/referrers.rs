@@ -8,9 +8,8 @@ use oci_spec::image::{Descriptor, ImageIndex};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, LINK};
 
-use super::body::Body;
 use super::client::Repository;
-use super::content::{MAX_MANIFEST, check_digest_header, fail, header, parse_next_link};
+use super::content::{MAX_MANIFEST, fail, header, parse_next_link};
 use super::errors::protocol_error;
 use super::http::Request;
 use crate::digest::Digest;
@@ -25,18 +24,10 @@ impl Repository {
     /// a registry that does keeps the referrers list of the manifest's subject itself (distribution spec 1.1,
     /// "Pushing Manifests with Subject"); one that does not leaves it to the client (the referrers tag schema).
     pub fn put_manifest_with_subject(&self, bytes: &[u8], media_type: &str) -> Result<bool> {
-        let ep = self.endpoint()?;
         let digest = Digest::of(bytes);
-        let url = self.url(&ep, &format!("manifests/{digest}"));
-        let req = Request::new(Method::PUT, url, &self.push_scope())
-            .header(CONTENT_TYPE, media_type)
-            .body(Body::bytes(bytes.to_vec()));
-        let (resp, url) = self.send(req)?;
-        if !resp.status().is_success() {
-            return Err(fail("PUT", &url, resp));
-        }
-        check_digest_header(resp.headers(), "PUT", &url, &digest)?;
-        Ok(header(resp.headers(), "oci-subject").is_some())
+        Ok(self
+            .send_manifest(&digest.to_string(), bytes, media_type)?
+            .1)
     }
 
     /// The referrers of `subject` through the referrers API, following `Link` pages; `None` when the registry

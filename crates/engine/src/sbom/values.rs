@@ -5,27 +5,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
 
-/// `YYYY-MM-DDThh:mm:ssZ` of unix seconds (SPDX's and CycloneDX's format; no clock is read).
-pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
+/// `YYYY-MM-DDThh:mm:ssZ` of unix seconds (SPDX's and CycloneDX's format; no clock is read): the image's own
+/// rule (`image::rfc3339`).
+pub use crate::image::rfc3339;
 
 /// A declared license: an SPDX expression when it parses as one against the SPDX license list (a bare
 /// `LicenseRef-…` is not: the document would have to define it), else the declared text.
