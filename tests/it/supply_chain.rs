@@ -405,3 +405,50 @@ fn source_annotations_only_when_asked() {
         "credentials never reach the image"
     );
 }
+
+#[test]
+fn the_sbom_names_the_base_and_links_its_own_sbom() {
+    let env = KilnEnv::new();
+    let dir = env.path("w");
+    for (d, f) in [("base", "os-release"), ("app", "index.html")] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+        std::fs::write(dir.join(d).join(f), "x\n").unwrap();
+    }
+    let layout = dir.join("images");
+    let base = format!("oci:{}:base", layout.display());
+    let (b, _) = kiln(
+        &env,
+        &["build", dir.join("base").to_str().unwrap(), "--to", &base],
+    );
+    let base_digest = digest_in(&b);
+    let (inspected, _) = env.ok(&["inspect", &base]);
+    let base_sbom = inspected
+        .lines()
+        .find(|l| l.contains(SPDX))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .expect("the base has an SBOM")
+        .to_string();
+    let app = format!("oci:{}:app", layout.display());
+    kiln(
+        &env,
+        &[
+            "build",
+            dir.join("app").to_str().unwrap(),
+            "--base",
+            &base,
+            "--to",
+            &app,
+        ],
+    );
+    let (sbom, _) = env.ok(&["sbom", &app]);
+    assert!(sbom.contains(&base_digest), "the base by digest: {sbom}");
+    assert!(
+        sbom.contains(base_sbom.trim_start_matches("sha256:")),
+        "the base's SBOM: {sbom}"
+    );
+    assert!(sbom.contains("DESCENDANT_OF"), "{sbom}");
+    assert!(
+        !sbom.contains("/os-release"),
+        "the base's files are its own SBOM's: {sbom}"
+    );
+}
