@@ -95,7 +95,7 @@ pub fn write_layer_with_progress<W: Write>(
                 hasher: HashingWriter::new(io::sink()),
                 full: full_tx,
                 empty: empty_rx,
-                files: opts.file_digests.then(Vec::new),
+                file_spans: opts.file_digests,
             };
             produce(&mut out, entries, opts)?;
             let (diff_id, tar_size, _) = out.hasher.finish();
@@ -103,17 +103,20 @@ pub fn write_layer_with_progress<W: Write>(
                 diff_id,
                 tar_size,
                 blocks: BlockTable::default(),
-                files: out.files.unwrap_or_default(),
+                files: Vec::new(),
             })
         });
         // Consumer. On a write error, dropping `full_rx` (by leaving the loop) stops the producer.
         let mut written = Ok(());
         let mut done = 0u64;
+        let mut hashes = FileHashes::default();
         for chunk in full_rx {
             if let Err(e) = chunk.write_to(&mut compressor) {
                 written = Err(write_error(e));
                 break;
             }
+            // The files' own digests, on this thread while the reading one fills the next chunk.
+            hashes.feed(&chunk);
             done += chunk.len as u64;
             progress(done);
             // The producer may be done and gone: nothing to recycle then.
@@ -122,7 +125,10 @@ pub fn write_layer_with_progress<W: Write>(
         // Whatever happened, the producer must not wait for a buffer that will not come back.
         drop(empty_tx);
         let produced: Result<LayerInfo> = match producer.join() {
-            Ok(r) => r,
+            Ok(r) => r.map(|info| LayerInfo {
+                files: std::mem::take(&mut hashes.done),
+                ..info
+            }),
             Err(panic) => std::panic::resume_unwind(panic),
         };
         (produced, written)
@@ -283,6 +289,47 @@ struct Chunk {
     buf: Box<[u8]>,
     len: usize,
     marks: Vec<usize>,
+    /// Where each file's bytes are in `buf`, when their digests are asked for (`LayerOptions::file_digests`):
+    /// hashed by the compressing thread ([`FileHashes`]), so the reading thread only reads.
+    spans: Vec<Span>,
+}
+
+/// A file's bytes in a chunk: entry `index`, `buf[start..end]`, and whether they are its last.
+struct Span {
+    index: usize,
+    start: usize,
+    end: usize,
+    last: bool,
+}
+
+/// Each file's sha256 and sha1 over its spans, in order (the compressing thread's side of `file_digests`).
+#[derive(Default)]
+struct FileHashes {
+    current: Option<(usize, sha2::Sha256, sha1::Sha1)>,
+    done: Vec<FileDigests>,
+}
+
+impl FileHashes {
+    fn feed(&mut self, chunk: &Chunk) {
+        use sha1::Digest as _;
+        for s in &chunk.spans {
+            let (_, a, b) = match &mut self.current {
+                Some(c) if c.0 == s.index => c,
+                _ => self
+                    .current
+                    .insert((s.index, sha2::Sha256::new(), sha1::Sha1::new())),
+            };
+            let bytes = &chunk.buf[s.start..s.end];
+            a.update(bytes);
+            b.update(bytes);
+            if s.last
+                && let Some((i, a, b)) = self.current.take()
+            {
+                self.done
+                    .push((i, a.finalize().into(), b.finalize().into()));
+            }
+        }
+    }
 }
 
 impl Chunk {
@@ -291,6 +338,7 @@ impl Chunk {
             buf: vec![0; BUF_SIZE].into_boxed_slice(),
             len: 0,
             marks: Vec::new(),
+            spans: Vec::new(),
         }
     }
 
@@ -314,8 +362,8 @@ struct TarOut {
     hasher: HashingWriter<io::Sink>,
     full: mpsc::SyncSender<Chunk>,
     empty: mpsc::Receiver<Chunk>,
-    /// Each file's digests, when asked for (`LayerOptions::file_digests`).
-    files: Option<Vec<FileDigests>>,
+    /// Record where each file's bytes are (`LayerOptions::file_digests`).
+    file_spans: bool,
 }
 
 impl TarOut {
@@ -337,6 +385,7 @@ impl TarOut {
         let full = std::mem::replace(&mut self.chunk, next);
         self.chunk.len = 0;
         self.chunk.marks.clear();
+        self.chunk.spans.clear();
         self.full.send(full).map_err(|_| consumer_gone())?;
         Ok(())
     }
@@ -361,15 +410,13 @@ impl TarOut {
 
     /// Read exactly `size` bytes of `f` into the stream; fewer is an error (the file shrank).
     fn copy_file(&mut self, f: &mut File, size: u64, src: &Path, index: usize) -> Result<()> {
-        use sha1::Digest as _;
-        let mut digests = self
-            .files
-            .is_some()
-            .then(|| (sha2::Sha256::new(), sha1::Sha1::new()));
         let mut left = size;
+        let mut start = self.chunk.len;
         while left > 0 {
             if self.chunk.len == self.chunk.buf.len() {
+                self.span(index, start, false);
                 self.flush()?;
+                start = 0;
             }
             let room = (self.chunk.buf.len() - self.chunk.len)
                 .min(usize::try_from(left).unwrap_or(usize::MAX));
@@ -379,11 +426,6 @@ impl TarOut {
                     return Err(changed(src, &what));
                 }
                 Ok(n) => {
-                    if let Some((a, b)) = digests.as_mut() {
-                        let read = &self.chunk.buf[self.chunk.len..self.chunk.len + n];
-                        a.update(read);
-                        b.update(read);
-                    }
                     self.chunk.len += n;
                     left -= n as u64;
                 }
@@ -391,9 +433,20 @@ impl TarOut {
                 Err(e) => return Err(Error::io(src, e)),
             }
         }
-        if let (Some((a, b)), Some(files)) = (digests, self.files.as_mut()) {
-            files.push((index, a.finalize().into(), b.finalize().into()));
-        }
+        self.span(index, start, true);
         Ok(())
+    }
+
+    /// File `index`'s bytes from `start` to the end of the current chunk (`file_spans`).
+    fn span(&mut self, index: usize, start: usize, last: bool) {
+        if self.file_spans {
+            let end = self.chunk.len;
+            self.chunk.spans.push(Span {
+                index,
+                start,
+                end,
+                last,
+            });
+        }
     }
 }
