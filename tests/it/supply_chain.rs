@@ -452,3 +452,67 @@ fn the_sbom_names_the_base_and_links_its_own_sbom() {
         "the base's files are its own SBOM's: {sbom}"
     );
 }
+
+/// A fresh runner's changed image takes the digests of files in layers it found in the registry from the SBOM of
+/// the image that has those layers (an equal diff_id is the same tar), and they are the files' real digests.
+#[test]
+fn a_fresh_runner_reads_unchanged_files_digests_from_the_last_sbom() {
+    let reg = Registry::start(Mode::open());
+    let env = KilnEnv::new();
+    let src = env.path("dist");
+    for i in 0..600 {
+        let d = src.join(format!("chunk{}", i % 5));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join(format!("m{i:03}.js")),
+            format!("export const m{i} = {};\n", i * 7919).repeat(700),
+        )
+        .unwrap();
+    }
+    let app = format!("{}/app", reg.host());
+    let build = |env: &KilnEnv| {
+        kiln(
+            env,
+            &[
+                "build",
+                src.to_str().unwrap(),
+                "--to",
+                &app,
+                "--version",
+                "auto",
+                "--split",
+                "4MiB",
+                "-v",
+            ],
+        )
+    };
+    build(&env);
+    let f = src.join("chunk1/m001.js");
+    std::fs::write(&f, "changed\n").unwrap();
+    let (v2, err) = build(&KilnEnv::new());
+    assert!(v2.contains(":v2@"), "{v2}");
+    assert!(
+        err.contains("digests from the SBOM of the image their layer came from"),
+        "{err}"
+    );
+    assert!(err.contains("found in the registry"), "{err}");
+    // Every file's digests are its own: checked against the files.
+    let (sbom, _) = env.ok(&["sbom", &format!("{app}:v2")]);
+    let doc: serde_json::Value = serde_json::from_str(&sbom).unwrap();
+    let files = doc["files"].as_array().unwrap();
+    assert_eq!(files.len(), 600);
+    for file in files {
+        let name = file["fileName"].as_str().unwrap().trim_start_matches("./");
+        let body = std::fs::read(src.join(name)).unwrap();
+        let sha256 = file["checksums"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["algorithm"] == "SHA256")
+            .unwrap()["checksumValue"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(sha256, sha256_hex(&body), "{name}");
+    }
+}

@@ -21,12 +21,17 @@ use crate::sbom::FileRecord;
 use crate::walk::{Entry, EntryKind};
 
 /// A file's sha256 and sha1.
-type Digests = (Digest, [u8; 20]);
+pub type Digests = (Digest, [u8; 20]);
 
 /// Digests the layer writer computed while it read the files (`LayerOptions::file_digests`), by file identity:
 /// an SBOM of layers built in this run costs no second read.
 #[derive(Default)]
-pub struct Collected(std::sync::Mutex<HashMap<String, Digests>>);
+pub struct Collected(
+    std::sync::Mutex<HashMap<String, Digests>>,
+    /// Files of layers taken from the registry by diff_id, and the manifest that lists that layer: an equal
+    /// diff_id means the same tar, so that image's own SBOM has their digests.
+    std::sync::Mutex<HashMap<String, Digest>>,
+);
 
 impl Collected {
     /// Record the digests `files` gives for `entries` (what `layer::LayerInfo::files` holds for them).
@@ -39,7 +44,20 @@ impl Collected {
             }
         }
     }
+
+    /// The files of `entries` are those of a layer `manifest` lists (`publish::known_layers`).
+    pub fn taken_from(&self, entries: &[Entry], manifest: &Digest) {
+        let mut m = self.1.lock().expect("collected digests");
+        for e in entries {
+            if matches!(e.kind, EntryKind::File { .. }) {
+                m.insert(identity(e), manifest.clone());
+            }
+        }
+    }
 }
+
+/// An image's own SBOM's file digests by path in the image (`attest::prior`), when it has one.
+pub type Prior<'a> = dyn Fn(&Digest) -> Option<HashMap<String, Digests>> + 'a;
 
 /// What the digests of a file are remembered by: its path in the image and what the layer cache trusts to tell
 /// a changed file (size, mtime, ctime, inode).
@@ -63,7 +81,8 @@ struct Wanted<'a> {
     identity: String,
 }
 
-/// Every regular file (and hard link, with its target's digests) of `sources`, in order, with its digests.
+/// Every regular file (and hard link, with its target's digests) of `sources`, in order, with its digests, and
+/// how many of those came from the SBOM of an image a layer was taken from.
 /// `cache` remembers digests by file identity between builds (`None`: `--no-cache`).
 /// `scope` names the build (image and platform): each keeps its own record.
 pub fn file_records(
@@ -71,7 +90,8 @@ pub fn file_records(
     cache: Option<&LayerCache>,
     scope: &str,
     collected: &Collected,
-) -> Result<Vec<FileRecord>> {
+    prior: &Prior<'_>,
+) -> Result<(Vec<FileRecord>, usize)> {
     let record = format!("{RECORD}-{}", &Digest::of(scope.as_bytes()).hex()[..16]);
     let mut wanted = Vec::new();
     let mut links = Vec::new();
@@ -103,6 +123,23 @@ pub fn file_records(
         .collect();
     let fresh = !new.is_empty();
     remembered.extend(new);
+    // Files of layers taken from the registry: from the SBOM of the image that has that layer.
+    let from_images = collected.1.lock().expect("collected digests").clone();
+    let mut sboms: HashMap<Digest, Option<HashMap<String, Digests>>> = HashMap::new();
+    let mut from_sboms = 0;
+    for w in &wanted {
+        if remembered.contains_key(&w.identity) {
+            continue;
+        }
+        let Some(m) = from_images.get(&w.identity) else {
+            continue;
+        };
+        let sbom = sboms.entry(m.clone()).or_insert_with(|| prior(m));
+        if let Some(d) = sbom.as_ref().and_then(|s| s.get(&w.image_path)) {
+            remembered.insert(w.identity.clone(), d.clone());
+            from_sboms += 1;
+        }
+    }
     let missing: Vec<usize> = (0..wanted.len())
         .filter(|i| !remembered.contains_key(&wanted[*i].identity))
         .collect();
@@ -136,7 +173,7 @@ pub fn file_records(
             .collect();
         store(c, &record, &keep);
     }
-    Ok(out)
+    Ok((out, from_sboms))
 }
 
 /// The digests of `wanted[i]` for each i in `which`, in that order, hashed on every core.

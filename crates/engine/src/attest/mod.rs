@@ -7,6 +7,7 @@
 //! unchanged rebuild reusing its version) gets none again, and then nothing is generated: no file is hashed.
 
 mod files;
+mod prior;
 
 pub(crate) use files::Collected;
 
@@ -184,7 +185,7 @@ impl Attest<'_> {
             if has_sbom && req.sbom_file.is_none() {
                 continue;
             }
-            let bytes = self.sbom(format, img, report)?;
+            let bytes = self.sbom(format, img, dest, report)?;
             if let Some(path) = &req.sbom_file {
                 let path = match self.images.len() {
                     1 => path.clone(),
@@ -267,11 +268,18 @@ impl Attest<'_> {
         &self,
         format: SbomFormat,
         img: &PlatformInputs<'_>,
+        dest: &Dest<'_>,
         report: &Report,
     ) -> Result<Vec<u8>> {
         let cache = self.cache.clone().map(LayerCache::new);
         let scope = format!("{} {}", self.name, img.platform);
-        let files = files::file_records(&img.sources, cache.as_ref(), &scope, self.collected)?;
+        let repo: Option<&Repository> = match dest {
+            Dest::Registry(r) => Some(r),
+            _ => None,
+        };
+        let prior = |m: &Digest| repo.and_then(|r| prior::sbom_digests(r, m));
+        let (files, from_sboms) =
+            files::file_records(&img.sources, cache.as_ref(), &scope, self.collected, &prior)?;
         let base = img.base.map(|b| BaseImage {
             reference: b.base.name.clone(),
             digest: b.base.manifest.digest.clone(),
@@ -291,8 +299,12 @@ impl Attest<'_> {
         for w in &generated.warnings {
             report.debug(format_args!("SBOM: {w}"));
         }
+        let reused = match from_sboms {
+            0 => String::new(),
+            n => format!(" ({n} digests from the SBOM of the image their layer came from)"),
+        };
         report.step(format_args!(
-            "SBOM of {}: {} files, {} packages",
+            "SBOM of {}: {} files{reused}, {} packages",
             img.manifest.digest.short(),
             files.len(),
             generated.packages

@@ -187,6 +187,7 @@ fn from_registry(
         ));
         return Ok(None);
     };
+    txn.collected.taken_from(part.entries, &k.manifest);
     report.step(format_args!(
         "layer {} from {}: in the registry (image {}), not compressed",
         k.digest.short(),

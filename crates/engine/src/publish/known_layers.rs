@@ -37,6 +37,8 @@ pub struct KnownLayer {
     pub size: u64,
     /// The tag whose image lists it (for messages).
     pub from: String,
+    /// The manifest that lists it: its SBOM has the digests of this layer's files (`attest`).
+    pub manifest: Digest,
 }
 
 /// The known layers by diff_id, for one media type and encoding; filled in the background.
@@ -186,16 +188,23 @@ fn read_tag(repo: &Repository, tag: &Tag, media_type: &str, encoding: &str) -> R
         let mut out = Vec::new();
         for d in index.manifests().iter().take(MAX_CHILDREN) {
             let digest = Digest::from_oci(d.digest())?;
-            out.push(repo.get_manifest(&digest.to_string())?.bytes);
+            out.push(repo.get_manifest(&digest.to_string())?);
         }
         out
     } else {
-        vec![root.bytes]
+        vec![root]
     };
     let mut layers = Vec::new();
-    for bytes in manifests {
-        let m: ImageManifest = serde_json::from_slice(&bytes).map_err(|e| bad(tag, e))?;
-        layers.extend(read_image(repo, tag, &m, media_type, encoding)?);
+    for raw in manifests {
+        let m: ImageManifest = serde_json::from_slice(&raw.bytes).map_err(|e| bad(tag, e))?;
+        layers.extend(read_image(
+            repo,
+            tag,
+            &raw.digest,
+            &m,
+            media_type,
+            encoding,
+        )?);
     }
     Ok(layers)
 }
@@ -204,6 +213,7 @@ fn read_tag(repo: &Repository, tag: &Tag, media_type: &str, encoding: &str) -> R
 fn read_image(
     repo: &Repository,
     tag: &Tag,
+    digest: &Digest,
     m: &ImageManifest,
     media_type: &str,
     encoding: &str,
@@ -247,6 +257,7 @@ fn read_image(
                     digest: Digest::from_oci(l.digest())?,
                     size: l.size(),
                     from: tag.to_string(),
+                    manifest: digest.clone(),
                 },
             ));
         }
