@@ -154,15 +154,7 @@ fn show(
             for (k, v) in labels {
                 put!(s, "Label:      {k}={v}");
             }
-            let mut ann: Vec<_> = manifest
-                .value
-                .annotations()
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect();
-            ann.sort();
-            for (k, v) in ann {
+            for (k, v) in sorted(manifest.value.annotations()) {
                 put!(s, "Annotation: {k}={v}");
             }
             put!(s, "Layers:");
@@ -226,15 +218,15 @@ fn referrers_text(s: &mut String, referrers: &[Descriptor]) {
             .as_ref()
             .map_or_else(|| "-".to_string(), ToString::to_string);
         put!(s, "  {t:<32} {}", d.digest());
-        let mut ann: Vec<_> = d
-            .annotations()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        ann.sort();
-        for (k, v) in ann {
+        for (k, v) in sorted(d.annotations()) {
             put!(s, "    {k}={v}");
         }
     }
+}
+
+/// Annotations in key order (they are a map, printed the same way every time).
+fn sorted(ann: &Option<std::collections::HashMap<String, String>>) -> Vec<(String, String)> {
+    let mut v: Vec<_> = ann.clone().unwrap_or_default().into_iter().collect();
+    v.sort();
+    v
 }
