@@ -155,6 +155,13 @@ impl BuildArgs {
             b => Some(b.parse::<Target>()?),
         };
         let (uid, gid) = parse_chown(&self.chown)?;
+        let sbom = kiln_engine::sbom::SbomFormat::parse_setting(&self.sbom)?;
+        if let (None, Some(file)) = (sbom, &self.sbom_file) {
+            return Err(Error::Usage(format!(
+                "--sbom-file {}: no SBOM is written with --sbom none (or KILN_SBOM / kiln.toml sbom = \"none\")",
+                file.display()
+            )));
+        }
         Ok(BuildPlan {
             target,
             tagging,
@@ -183,7 +190,7 @@ impl BuildArgs {
                 .cloned()
                 .collect(),
             attest: kiln_engine::AttestRequest {
-                sbom: kiln_engine::sbom::SbomFormat::parse_setting(&self.sbom)?,
+                sbom,
                 sbom_file: self.sbom_file.clone(),
                 provenance: kiln_engine::AttestRequest::parse_provenance(&self.provenance)?,
                 started: std::time::SystemTime::now(),

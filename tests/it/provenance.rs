@@ -46,25 +46,6 @@ pub(crate) fn assert_valid(file: &Path) {
     );
 }
 
-/// git in `dir`, isolated from the user's configuration, with a fixed identity and dates.
-pub(crate) fn git(dir: &Path, args: &[&str]) {
-    let st = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "kiln test")
-        .env("GIT_AUTHOR_EMAIL", "kiln@example.com")
-        .env("GIT_AUTHOR_DATE", "2020-01-01T00:00:00Z")
-        .env("GIT_COMMITTER_NAME", "kiln test")
-        .env("GIT_COMMITTER_EMAIL", "kiln@example.com")
-        .env("GIT_COMMITTER_DATE", "2020-01-01T00:00:00Z")
-        .status()
-        .unwrap();
-    assert!(st.success(), "git {args:?}");
-}
-
 /// A work tree with one commit and an `origin` whose URL carries credentials.
 fn repository(root: &Path) -> GitSource {
     require_tool("git", "git");

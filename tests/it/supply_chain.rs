@@ -343,7 +343,7 @@ fn source_annotations_only_when_asked() {
     let repo = env.path("repo");
     std::fs::create_dir_all(repo.join("dist")).unwrap();
     std::fs::write(repo.join("dist/index.html"), "hi\n").unwrap();
-    let git = |args: &[&str]| crate::provenance::git(&repo, args);
+    let git = |args: &[&str]| git(&repo, args);
     git(&["init", "-q", "-b", "main"]);
     git(&[
         "remote",
@@ -353,14 +353,7 @@ fn source_annotations_only_when_asked() {
     ]);
     git(&["add", "."]);
     git(&["commit", "-q", "-m", "one"]);
-    let head = String::from_utf8(
-        Command::new("git")
-            .args(["-C", repo.to_str().unwrap(), "rev-parse", "HEAD"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let head = git(&["rev-parse", "HEAD"]);
     let layout = env.path("images");
     let manifest = |tag: &str, extra: &[&str]| -> serde_json::Value {
         let to = format!("oci:{}:{tag}", layout.display());
@@ -460,15 +453,7 @@ fn a_fresh_runner_reads_unchanged_files_digests_from_the_last_sbom() {
     let reg = Registry::start(Mode::open());
     let env = KilnEnv::new();
     let src = env.path("dist");
-    for i in 0..600 {
-        let d = src.join(format!("chunk{}", i % 5));
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(
-            d.join(format!("m{i:03}.js")),
-            format!("export const m{i} = {};\n", i * 7919).repeat(700),
-        )
-        .unwrap();
-    }
+    js_modules(&src, 600, 5);
     let app = format!("{}/app", reg.host());
     let build = |env: &KilnEnv| {
         kiln(
@@ -515,4 +500,30 @@ fn a_fresh_runner_reads_unchanged_files_digests_from_the_last_sbom() {
             .to_string();
         assert_eq!(sha256, sha256_hex(&body), "{name}");
     }
+}
+
+#[test]
+fn an_sbom_file_without_an_sbom_is_a_usage_error() {
+    let env = KilnEnv::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), "a\n").unwrap();
+    let file = env.path("sbom.json");
+    let out = env.run(&[
+        "build",
+        src.to_str().unwrap(),
+        "--to",
+        &format!("oci:{}", env.path("images").display()),
+        "--sbom",
+        "none",
+        "--sbom-file",
+        file.to_str().unwrap(),
+    ]);
+    let (_, err) = texts(&out);
+    assert_eq!(code(&out), 2, "{err}");
+    assert!(
+        err.contains("--sbom-file") && err.contains("--sbom none"),
+        "{err}"
+    );
+    assert!(!env.path("images").exists(), "nothing was written");
 }

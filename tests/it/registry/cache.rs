@@ -2,16 +2,6 @@
 
 use super::*;
 
-/// `n` JavaScript modules of ~25 KiB under `dir/chunk0..chunk{dirs-1}`, `m{i:03}.js` each.
-fn js_modules(dir: &Path, n: usize, dirs: usize) {
-    for i in 0..n {
-        let d = dir.join(format!("chunk{}", i % dirs));
-        std::fs::create_dir_all(&d).unwrap();
-        let body = format!("export const m{i} = {};\n", i * 7919).repeat(700);
-        std::fs::write(d.join(format!("m{i:03}.js")), body).unwrap();
-    }
-}
-
 /// `f` rewritten as a build tool does (a new inode), one byte different, the same size.
 fn rewrite_one_byte(f: &Path) {
     let mut body = std::fs::read(f).unwrap();

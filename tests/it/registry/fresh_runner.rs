@@ -2,16 +2,6 @@
 
 use super::*;
 
-/// `n` text files of ~25 KiB under `dir/chunk0..chunk{dirs-1}`.
-fn modules(dir: &Path, n: usize, dirs: usize) {
-    for i in 0..n {
-        let d = dir.join(format!("chunk{}", i % dirs));
-        std::fs::create_dir_all(&d).unwrap();
-        let body = format!("export const m{i} = {};\n", i * 7919).repeat(700);
-        std::fs::write(d.join(format!("m{i:03}.js")), body).unwrap();
-    }
-}
-
 /// The manifest's layer digests.
 fn layers(reg: &Registry, image: &str) -> Vec<String> {
     let raw: serde_json::Value = serde_json::from_str(&skopeo_inspect_raw(reg, image)).unwrap();
@@ -31,7 +21,7 @@ fn a_fresh_runner_takes_unchanged_layers_from_the_registry() {
     let proxy = Proxy::start(&reg);
     let first = Kiln::new(&reg, &proxy.host(), Creds::None);
     let src = first.env.path("dist");
-    modules(&src, 600, 5);
+    js_modules(&src, 600, 5);
     let auto = ["--version", "auto", "--split", "4MiB", "-v"];
     let (v1, _) = first.build(&src, "web", "/app", &auto);
     assert!(v1.contains(":v1@"), "{v1}");
@@ -90,7 +80,7 @@ fn registry_blobs_made_another_way_are_compressed_again() {
     let reg = Registry::start(Mode::open());
     let first = Kiln::new(&reg, &reg.host(), Creds::None);
     let src = first.env.path("dist");
-    modules(&src, 300, 3);
+    js_modules(&src, 300, 3);
     // v1 made at another level: the same tars, other blobs.
     let mut level2 = SPLIT.to_vec();
     level2.extend(["--tag", "v1", "--compression-level", "2"]);

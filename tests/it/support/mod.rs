@@ -343,3 +343,31 @@ pub fn umoci_unpack(image: &str, bundle: &Path) -> String {
         ],
     )
 }
+
+/// `n` JavaScript modules of ~25 KiB under `dir/chunk0..chunk{dirs-1}`, `m{i:03}.js` each: build output that
+/// `--split` cuts into several layers.
+pub fn js_modules(dir: &Path, n: usize, dirs: usize) {
+    for i in 0..n {
+        let d = dir.join(format!("chunk{}", i % dirs));
+        std::fs::create_dir_all(&d).unwrap();
+        let body = format!("export const m{i} = {};\n", i * 7919).repeat(700);
+        std::fs::write(d.join(format!("m{i:03}.js")), body).unwrap();
+    }
+}
+
+/// `git` in `dir` with a fixed identity and dates and no user/system configuration; its stdout, trimmed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "kiln test")
+        .env("GIT_AUTHOR_EMAIL", "test@kiln.invalid")
+        .env("GIT_COMMITTER_NAME", "kiln test")
+        .env("GIT_COMMITTER_EMAIL", "test@kiln.invalid")
+        .env("GIT_AUTHOR_DATE", "2023-11-14T22:13:20Z")
+        .env("GIT_COMMITTER_DATE", "2023-11-14T22:13:20Z");
+    run_ok(&mut cmd).trim().to_string()
+}

@@ -370,23 +370,6 @@ fn stdout_json_and_ref_file() {
     );
 }
 
-/// `git` in `dir` with a fixed identity and no user/system configuration.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let mut cmd = Command::new("git");
-    cmd.arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "kiln test")
-        .env("GIT_AUTHOR_EMAIL", "test@kiln.invalid")
-        .env("GIT_COMMITTER_NAME", "kiln test")
-        .env("GIT_COMMITTER_EMAIL", "test@kiln.invalid")
-        .env("GIT_AUTHOR_DATE", "2023-11-14T22:13:20Z")
-        .env("GIT_COMMITTER_DATE", "2023-11-14T22:13:20Z");
-    run_ok(&mut cmd).trim().to_string()
-}
-
 /// A git repository at `root/repo` with one commit holding `app/content.txt`; returns the repo and `app`.
 fn git_repo(root: &Path) -> (PathBuf, PathBuf) {
     let repo = root.join("repo");

@@ -392,7 +392,7 @@ fn attest_for<'a>(
     collected: &'a attest::Collected,
 ) -> Option<attest::Attest<'a>> {
     let req = &plan.attest;
-    if !req.any() && req.sbom_file.is_none() {
+    if !req.any() {
         return None;
     }
     let name = match &plan.target {
